@@ -1,0 +1,118 @@
+//! The driver interface, in the spirit of containerd's snapshotter: a driver creates layers
+//! on parents, says how to mount them (as data), mounts them, and removes them. It knows
+//! nothing of tars, images or containers: archive apply/export and change listing are written
+//! once (in [`crate::archive`] and [`crate::changes`]) against the [`DiffView`] a driver gives.
+//!
+//! Reference counting of mounts lives above the driver, in the layer store, so that it is
+//! persisted and shared by every strata process; `mount`/`unmount` here are idempotent.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::archive::{self, ApplyReport};
+use crate::changes::{self, Change};
+use crate::error::{Error, Result};
+
+pub mod overlay2;
+pub mod vfs;
+
+/// Names accepted by `--storage-driver`.
+pub const DRIVER_NAMES: &[&str] = &["overlay2", "vfs"];
+
+/// A mount as data (containerd's `mount.Mount`): what to mount, not the act of mounting.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Mount {
+    /// Filesystem type: `overlay`, or `bind`.
+    pub fs_type: String,
+    /// Source: `overlay`, or the directory to bind.
+    pub source: String,
+    /// Options, e.g. `lowerdir=...`, `upperdir=...`, `workdir=...`, `ro`, `rbind`.
+    pub options: Vec<String>,
+}
+
+/// How a layer's own changes are recorded on disk, which decides how whiteouts are written
+/// when a tar is applied and read when one is exported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiffFormat {
+    /// Overlay upper-dir form: the layer dir holds only its changes; a deleted name is a 0/0
+    /// char device; a directory that hides its lower contents has `trusted.overlay.opaque=y`.
+    Overlay,
+    /// Full-copy form (vfs): the layer dir is its parent's tree with the changes applied, so a
+    /// deletion really deletes.
+    Naive,
+}
+
+/// Where a layer's changes against its parent can be read from.
+#[derive(Clone, Debug)]
+pub enum DiffView {
+    /// `upper`: the layer's own diff dir; `lowers`: the diff dirs below it, topmost first.
+    Overlay { upper: PathBuf, lowers: Vec<PathBuf> },
+    /// `layer`: the layer's full tree; `parent`: its parent's full tree, if any.
+    Naive { layer: PathBuf, parent: Option<PathBuf> },
+}
+
+/// Disk used by a layer's own directory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Usage {
+    pub bytes: u64,
+    pub inodes: u64,
+}
+
+pub trait Driver: Send + Sync {
+    /// `overlay2`, `vfs`, ...
+    fn name(&self) -> &'static str;
+    /// The driver's own directory (`<root>/overlay2`).
+    fn home(&self) -> &Path;
+    /// Rows for `strata info`: backing filesystem, d_type, native diff, ... as Docker names them.
+    fn status(&self) -> Vec<(String, String)>;
+
+    /// Creates an empty layer `id` on `parent`. A writable layer can be mounted read-write.
+    fn create(&self, id: &str, parent: Option<&str>, writable: bool) -> Result<()>;
+    /// Removes layer `id` (unmounting it first if needed). Removing a missing layer is not an error.
+    fn remove(&self, id: &str) -> Result<()>;
+    /// Layer ids present on disk, for sweeping orphans after a crash.
+    fn list(&self) -> Result<Vec<String>>;
+    /// Removes driver-private leftovers that reference no layer (e.g. dangling short links).
+    fn cleanup(&self) -> Result<()>;
+
+    /// The mounts that present `id` with all its parents.
+    fn mounts(&self, id: &str) -> Result<Vec<Mount>>;
+    /// Performs [`Driver::mounts`] at the layer's mount point and returns that path.
+    /// Idempotent: mounting a mounted layer returns its path.
+    fn mount(&self, id: &str) -> Result<PathBuf>;
+    /// Undoes [`Driver::mount`]. Idempotent.
+    fn unmount(&self, id: &str) -> Result<()>;
+    fn is_mounted(&self, id: &str) -> Result<bool>;
+
+    /// The directory holding `id`'s own changes, and their form.
+    fn diff_dir(&self, id: &str) -> PathBuf;
+    fn diff_format(&self) -> DiffFormat;
+    /// Where `id`'s changes against `parent` can be read.
+    fn diff_view(&self, id: &str, parent: Option<&str>) -> Result<DiffView>;
+    fn usage(&self, id: &str) -> Result<Usage>;
+
+    /// Applies a layer tar (plain, gzip or zstd) into the freshly created layer `id`.
+    fn apply(&self, id: &str, input: &mut dyn Read) -> Result<ApplyReport> {
+        archive::apply(&self.diff_dir(id), self.diff_format(), input)
+    }
+    /// Writes `id`'s changes against `parent` as an uncompressed OCI layer tar.
+    fn export(&self, id: &str, parent: Option<&str>, out: &mut dyn Write) -> Result<()> {
+        archive::export(&self.diff_view(id, parent)?, out)
+    }
+    /// `id`'s changes against `parent`, as `docker diff` lists them.
+    fn changes(&self, id: &str, parent: Option<&str>) -> Result<Vec<Change>> {
+        changes::changes(&self.diff_view(id, parent)?)
+    }
+}
+
+/// Opens driver `name` under the store root `root` (its home is `root/<name>`).
+pub fn open(name: &str, root: &Path, options: &[String]) -> Result<Box<dyn Driver>> {
+    match name {
+        "overlay2" => Ok(Box::new(overlay2::Overlay2::open(&root.join("overlay2"), options)?)),
+        "vfs" => Ok(Box::new(vfs::Vfs::open(&root.join("vfs"), options)?)),
+        other => Err(Error::Unsupported(format!(
+            "unknown storage driver {other:?}; available: {}",
+            DRIVER_NAMES.join(", ")
+        ))),
+    }
+}

@@ -1,0 +1,1 @@
+//! fd-relative, no-escape path handling. (Being written.)

@@ -1,0 +1,1 @@
+//! Layers by diffID/chainID, crash-safe publication, SQLite metadata. (Being written.)

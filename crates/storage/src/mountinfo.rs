@@ -1,0 +1,1 @@
+//! Which paths are mount points, from /proc/self/mountinfo. (Being written.)

@@ -28,7 +28,7 @@ pub fn is_mount_point(path: &Path) -> Result<bool> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(crate::Error::io(format!("resolving {}", path.display()), e)),
     };
-    Ok(mount_points()?.iter().any(|m| *m == real))
+    Ok(mount_points()?.contains(&real))
 }
 
 /// Mount points at or below `prefix`, deepest first (the order to unmount them in), each
@@ -37,11 +37,23 @@ pub fn mounts_under(prefix: &Path) -> Result<Vec<PathBuf>> {
     let real = match std::fs::canonicalize(prefix) {
         Ok(p) => p,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(crate::Error::io(format!("resolving {}", prefix.display()), e)),
+        Err(e) => {
+            return Err(crate::Error::io(
+                format!("resolving {}", prefix.display()),
+                e,
+            ))
+        }
     };
-    let mut found: Vec<PathBuf> =
-        mount_points()?.into_iter().filter(|m| m.starts_with(&real)).collect();
-    found.sort_by(|a, b| b.components().count().cmp(&a.components().count()).then(a.cmp(b)));
+    let mut found: Vec<PathBuf> = mount_points()?
+        .into_iter()
+        .filter(|m| m.starts_with(&real))
+        .collect();
+    found.sort_by(|a, b| {
+        b.components()
+            .count()
+            .cmp(&a.components().count())
+            .then(a.cmp(b))
+    });
     found.dedup();
     Ok(found)
 }
@@ -61,7 +73,9 @@ fn unescape(field: &[u8]) -> Vec<u8> {
     while i < field.len() {
         if field[i] == b'\\' && i + 4 <= field.len() && is_octal(&field[i + 1..i + 4]) {
             let digits = &field[i + 1..i + 4];
-            let value = digits.iter().fold(0u32, |acc, d| acc * 8 + u32::from(d - b'0'));
+            let value = digits
+                .iter()
+                .fold(0u32, |acc, d| acc * 8 + u32::from(d - b'0'));
             out.push(value as u8);
             i += 4;
         } else {
@@ -110,6 +124,8 @@ mod tests {
         assert!(is_mount_point(Path::new("/proc")).unwrap());
         assert!(!is_mount_point(Path::new("/proc/self")).unwrap());
         assert!(!is_mount_point(Path::new("/does/not/exist")).unwrap());
-        assert!(mounts_under(Path::new("/proc")).unwrap().contains(&PathBuf::from("/proc")));
+        assert!(mounts_under(Path::new("/proc"))
+            .unwrap()
+            .contains(&PathBuf::from("/proc")));
     }
 }

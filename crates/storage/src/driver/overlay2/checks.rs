@@ -38,7 +38,10 @@ pub fn before_home() -> Result<()> {
     }
     let filesystems =
         std::fs::read_to_string("/proc/filesystems").ctx(|| "reading /proc/filesystems".into())?;
-    if !filesystems.lines().any(|l| l.split_whitespace().last() == Some("overlay")) {
+    if !filesystems
+        .lines()
+        .any(|l| l.split_whitespace().last() == Some("overlay"))
+    {
         return Err(Error::Unsupported(format!(
             "the kernel does not support overlayfs (no `overlay` in /proc/filesystems; try \
              `modprobe overlay`), or {REMEDY}"
@@ -70,7 +73,12 @@ pub fn on_home(home: &Path) -> Result<Status> {
         probe(home)?;
         write_atomic(home, CACHE_FILE, key.as_bytes())?;
     }
-    Ok(Status { backing_fs, d_type: true, native_diff: true, userxattr: false })
+    Ok(Status {
+        backing_fs,
+        d_type: true,
+        native_diff: true,
+        userxattr: false,
+    })
 }
 
 /// Docker's names for backing filesystems (`strata info` "Backing Filesystem").
@@ -150,20 +158,28 @@ fn check_d_type(scratch: &Path) -> Result<()> {
             return Ok(());
         }
     }
-    Err(Error::Corrupt(format!("created {}/probe but cannot list it", scratch.display())))
+    Err(Error::Corrupt(format!(
+        "created {}/probe but cannot list it",
+        scratch.display()
+    )))
 }
 
 /// Mounts a real overlay, writes and deletes through it, and checks what lands in upper.
 fn test_mount(scratch: &Path) -> Result<()> {
-    let dirs: Vec<PathBuf> =
-        ["lower", "upper", "work", "merged"].iter().map(|d| scratch.join(d)).collect();
+    let dirs: Vec<PathBuf> = ["lower", "upper", "work", "merged"]
+        .iter()
+        .map(|d| scratch.join(d))
+        .collect();
     for d in &dirs {
         std::fs::create_dir(d).ctx_path("creating", d)?;
     }
     std::fs::write(dirs[0].join("old"), b"lower").ctx_path("writing in", &dirs[0])?;
     let upper = (dirs[1].clone(), dirs[2].clone());
     mount_overlay(std::slice::from_ref(&dirs[0]), Some(&upper), &dirs[3]).map_err(|e| {
-        Error::Unsupported(format!("a test overlay mount under {} failed ({e}); {REMEDY}", scratch.display()))
+        Error::Unsupported(format!(
+            "a test overlay mount under {} failed ({e}); {REMEDY}",
+            scratch.display()
+        ))
     })?;
     let merged = &dirs[3];
     std::fs::write(merged.join("new"), b"upper").ctx_path("writing through the overlay", merged)?;

@@ -69,7 +69,10 @@ impl Overlay2 {
     }
 
     fn not_found(&self, id: &str) -> Error {
-        Error::NotFound(format!("layer {id} does not exist in {}", self.home.display()))
+        Error::NotFound(format!(
+            "layer {id} does not exist in {}",
+            self.home.display()
+        ))
     }
 
     /// The layer's dir, which must exist.
@@ -78,7 +81,10 @@ impl Overlay2 {
         let dir = self.layer_dir(id);
         match std::fs::symlink_metadata(&dir) {
             Ok(m) if m.is_dir() => Ok(dir),
-            Ok(_) => Err(Error::Corrupt(format!("{} is not a directory", dir.display()))),
+            Ok(_) => Err(Error::Corrupt(format!(
+                "{} is not a directory",
+                dir.display()
+            ))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(self.not_found(id)),
             Err(e) => Err(Error::io(format!("inspecting {}", dir.display()), e)),
         }
@@ -89,7 +95,10 @@ impl Overlay2 {
         let path = self.existing_layer(id)?.join("link");
         let text = std::fs::read_to_string(&path).ctx_path("reading", &path)?;
         check_short(&text).map_err(|()| {
-            Error::Corrupt(format!("{} holds {text:?}, not a short name", path.display()))
+            Error::Corrupt(format!(
+                "{} holds {text:?}, not a short name",
+                path.display()
+            ))
         })?;
         Ok(text)
     }
@@ -129,7 +138,11 @@ impl Overlay2 {
             .and_then(|rest| rest.strip_suffix("/diff"))
             .filter(|id| check_id(id).is_ok())
             .ok_or_else(|| {
-                Error::Corrupt(format!("{} points at {}, not ../<id>/diff", link.display(), target.display()))
+                Error::Corrupt(format!(
+                    "{} points at {}, not ../<id>/diff",
+                    link.display(),
+                    target.display()
+                ))
             })?;
         Ok(self.layer_dir(id).join("diff"))
     }
@@ -137,16 +150,31 @@ impl Overlay2 {
     /// What presents `id` with its parents.
     fn plan(&self, id: &str) -> Result<Plan> {
         let dir = self.existing_layer(id)?;
-        let lowers: Vec<PathBuf> =
-            self.lower_shorts(id)?.iter().map(|s| self.short_link(s)).collect();
+        let lowers: Vec<PathBuf> = self
+            .lower_shorts(id)?
+            .iter()
+            .map(|s| self.short_link(s))
+            .collect();
         let plan = if dir.join("work").is_dir() {
-            let lowers = if lowers.is_empty() { vec![dir.join("empty")] } else { lowers };
-            Plan::Overlay { lowers, upper: Some((dir.join("diff"), dir.join("work"))) }
+            let lowers = if lowers.is_empty() {
+                vec![dir.join("empty")]
+            } else {
+                lowers
+            };
+            Plan::Overlay {
+                lowers,
+                upper: Some((dir.join("diff"), dir.join("work"))),
+            }
         } else if lowers.is_empty() {
-            Plan::Bind { source: dir.join("diff") }
+            Plan::Bind {
+                source: dir.join("diff"),
+            }
         } else {
             let own = self.short_link(&self.short_name(id)?);
-            Plan::Overlay { lowers: std::iter::once(own).chain(lowers).collect(), upper: None }
+            Plan::Overlay {
+                lowers: std::iter::once(own).chain(lowers).collect(),
+                upper: None,
+            }
         };
         if let Plan::Overlay { lowers, .. } = &plan {
             mount::check_depth(&format!("layer {id}"), lowers.len())?;
@@ -163,7 +191,9 @@ impl Overlay2 {
             )),
             other => other,
         })?;
-        Ok(std::iter::once(own).chain(self.lower_shorts(parent)?).collect())
+        Ok(std::iter::once(own)
+            .chain(self.lower_shorts(parent)?)
+            .collect())
     }
 
     /// Fills the scratch dir `tmp` as layer `id`, linking `l/<short>` to where it will live.
@@ -203,11 +233,17 @@ impl Overlay2 {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => {
-                    return Err(Error::io(format!("creating link {}", self.short_link(&short).display()), e))
+                    return Err(Error::io(
+                        format!("creating link {}", self.short_link(&short).display()),
+                        e,
+                    ))
                 }
             }
         }
-        Err(Error::Conflict(format!("no free short name in {} after 8 tries", self.home.display())))
+        Err(Error::Conflict(format!(
+            "no free short name in {} after 8 tries",
+            self.home.display()
+        )))
     }
 
     /// Renames the built layer into place; an id that appeared meanwhile is a conflict.
@@ -223,17 +259,25 @@ impl Overlay2 {
         ) {
             Ok(()) => sync_dir(&self.home),
             Err(rustix::io::Errno::EXIST) => Err(self.exists(id)),
-            Err(e) => Err(Error::io(format!("renaming {} to {}", tmp.display(), target.display()), e.into())),
+            Err(e) => Err(Error::io(
+                format!("renaming {} to {}", tmp.display(), target.display()),
+                e.into(),
+            )),
         }
     }
 
     fn exists(&self, id: &str) -> Error {
-        Error::Conflict(format!("layer {id} already exists in {}", self.home.display()))
+        Error::Conflict(format!(
+            "layer {id} already exists in {}",
+            self.home.display()
+        ))
     }
 
     /// A fresh scratch path under `.tmp/` for `id` (not created).
     fn scratch(&self, what: &str, id: &str) -> PathBuf {
-        self.home.join(TMP_DIR).join(format!("{what}-{id}-{}", random_name()))
+        self.home
+            .join(TMP_DIR)
+            .join(format!("{what}-{id}-{}", random_name()))
     }
 }
 
@@ -292,7 +336,8 @@ impl Driver for Overlay2 {
         let short = self.short_name(id).ok();
         // Renamed away first, so the id vanishes at once and a crash leaves only .tmp litter.
         let doomed = self.scratch("remove", id);
-        std::fs::rename(&dir, &doomed).ctx(|| format!("moving {} aside to remove it", dir.display()))?;
+        std::fs::rename(&dir, &doomed)
+            .ctx(|| format!("moving {} aside to remove it", dir.display()))?;
         if let Some(short) = short {
             if self.resolve_short(&short).ok() == Some(dir.join("diff")) {
                 let link = self.short_link(&short);
@@ -322,7 +367,10 @@ impl Driver for Overlay2 {
         for entry in std::fs::read_dir(&links).ctx_path("listing", &links)? {
             let entry = entry.ctx_path("listing", &links)?;
             let short = entry.file_name().to_string_lossy().into_owned();
-            let live = self.resolve_short(&short).map(|diff| diff.is_dir()).unwrap_or(false);
+            let live = self
+                .resolve_short(&short)
+                .map(|diff| diff.is_dir())
+                .unwrap_or(false);
             if !live && entry.file_type().is_ok_and(|t| t.is_symlink()) {
                 std::fs::remove_file(entry.path()).ctx_path("removing", &entry.path())?;
             }
@@ -380,11 +428,19 @@ impl Driver for Overlay2 {
             return Err(Error::Conflict(format!(
                 "layer {id} in {} is not a child of {}",
                 self.home.display(),
-                parent.map_or("nothing (it has a parent)".to_string(), |p| format!("layer {p}"))
+                parent.map_or("nothing (it has a parent)".to_string(), |p| format!(
+                    "layer {p}"
+                ))
             )));
         }
-        let lowers = shorts.iter().map(|s| self.resolve_short(s)).collect::<Result<_>>()?;
-        Ok(DiffView::Overlay { upper: self.existing_layer(id)?.join("diff"), lowers })
+        let lowers = shorts
+            .iter()
+            .map(|s| self.resolve_short(s))
+            .collect::<Result<_>>()?;
+        Ok(DiffView::Overlay {
+            upper: self.existing_layer(id)?.join("diff"),
+            lowers,
+        })
     }
 
     fn usage(&self, id: &str) -> Result<Usage> {
@@ -400,7 +456,10 @@ impl Driver for Overlay2 {
     }
 }
 
-fn open_dir<P: rustix::path::Arg>(at: impl std::os::fd::AsFd, path: P) -> rustix::io::Result<std::os::fd::OwnedFd> {
+fn open_dir<P: rustix::path::Arg>(
+    at: impl std::os::fd::AsFd,
+    path: P,
+) -> rustix::io::Result<std::os::fd::OwnedFd> {
     use rustix::fs::OFlags;
     rustix::fs::openat(
         at,
@@ -426,7 +485,8 @@ fn walk_usage(
         if name.to_bytes() == b"." || name.to_bytes() == b".." {
             continue;
         }
-        let st = statat(&dir_fd, name, AtFlags::SYMLINK_NOFOLLOW).ctx_path("inspecting in", path)?;
+        let st =
+            statat(&dir_fd, name, AtFlags::SYMLINK_NOFOLLOW).ctx_path("inspecting in", path)?;
         if st.st_nlink > 1 && !seen.insert((st.st_dev, st.st_ino)) {
             continue;
         }
@@ -445,7 +505,9 @@ use std::os::unix::ffi::OsStrExt;
 
 /// Layer ids become path components: refuse anything that could walk elsewhere.
 fn check_id(id: &str) -> Result<()> {
-    let ok_chars = id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    let ok_chars = id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
     if id.is_empty() || id.len() > 128 || !ok_chars || id.starts_with('.') || id == LINK_DIR {
         return Err(Error::Conflict(format!(
             "{id:?} is not a valid layer id (1-128 of A-Z a-z 0-9 - _ ., not starting with '.', not \"l\")"
@@ -456,7 +518,9 @@ fn check_id(id: &str) -> Result<()> {
 
 fn check_short(short: &str) -> std::result::Result<(), ()> {
     let ok = short.len() == SHORT_LEN
-        && short.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+        && short
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
     ok.then_some(()).ok_or(())
 }
 
@@ -468,7 +532,11 @@ fn random_name() -> String {
     while name.len() < SHORT_LEN {
         getrandom::fill(&mut buf).expect("the kernel's random source is available");
         // 252 = 7 * 36: dropping bytes above it keeps every letter equally likely.
-        for b in buf.iter().filter(|&&b| b < 252).take(SHORT_LEN - name.len()) {
+        for b in buf
+            .iter()
+            .filter(|&&b| b < 252)
+            .take(SHORT_LEN - name.len())
+        {
             name.push(ALPHABET[usize::from(b % 36)] as char);
         }
     }
@@ -481,12 +549,16 @@ fn write_atomic(dir: &Path, name: &str, contents: &[u8]) -> Result<()> {
     use std::io::Write;
     let tmp = dir.join(format!("{name}.tmp"));
     let mut file = std::fs::File::create(&tmp).ctx_path("creating", &tmp)?;
-    file.write_all(contents).and_then(|()| file.sync_all()).ctx_path("writing", &tmp)?;
+    file.write_all(contents)
+        .and_then(|()| file.sync_all())
+        .ctx_path("writing", &tmp)?;
     let target = dir.join(name);
     std::fs::rename(&tmp, &target).ctx_path("renaming into place", &target)?;
     sync_dir(dir)
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).ctx_path("syncing", dir)
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .ctx_path("syncing", dir)
 }

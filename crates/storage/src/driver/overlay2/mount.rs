@@ -28,14 +28,20 @@ const CLASSIC_OPTIONS_LIMIT: usize = 4096;
 
 /// Always set: with the index, redirects and metacopy off, an upper dir holds whole files and
 /// plain whiteouts, so reading it as a layer diff ("native diff") is always correct.
-const FEATURE_OPTIONS: [(&str, &str); 3] =
-    [("index", "off"), ("redirect_dir", "off"), ("metacopy", "off")];
+const FEATURE_OPTIONS: [(&str, &str); 3] = [
+    ("index", "off"),
+    ("redirect_dir", "off"),
+    ("metacopy", "off"),
+];
 
 /// What presents one layer with its parents.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Plan {
     /// An overlay of `lowers` (topmost first), read-write when `upper` (upper, work) is set.
-    Overlay { lowers: Vec<PathBuf>, upper: Option<(PathBuf, PathBuf)> },
+    Overlay {
+        lowers: Vec<PathBuf>,
+        upper: Option<(PathBuf, PathBuf)>,
+    },
     /// A read-only bind of a base layer's diff dir.
     Bind { source: PathBuf },
 }
@@ -122,11 +128,19 @@ fn mount_overlay_new_api(
     let fs = match fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC) {
         Ok(fd) => fd,
         Err(Errno::NOSYS) => return Err(NewApiError::NotSupported("no fsopen")),
-        Err(e) => return Err(NewApiError::Failed(Error::io("fsopen(\"overlay\")", e.into()))),
+        Err(e) => {
+            return Err(NewApiError::Failed(Error::io(
+                "fsopen(\"overlay\")",
+                e.into(),
+            )))
+        }
     };
     let failed = |what: String, e: Errno| {
         let log = kernel_log(&fs);
-        NewApiError::Failed(Error::io(format!("{what} for {}{log}", target.display()), e.into()))
+        NewApiError::Failed(Error::io(
+            format!("{what} for {}{log}", target.display()),
+            e.into(),
+        ))
     };
     for (i, lower) in lowers.iter().enumerate() {
         match fsconfig_set_string(&fs, "lowerdir+", lower) {
@@ -146,8 +160,11 @@ fn mount_overlay_new_api(
             .map_err(|e| failed(format!("setting overlay {key}={value}"), e))?;
     }
     fsconfig_create(&fs).map_err(|e| failed("creating the overlay".into(), e))?;
-    let attrs =
-        if upper.is_none() { MountAttrFlags::MOUNT_ATTR_RDONLY } else { MountAttrFlags::empty() };
+    let attrs = if upper.is_none() {
+        MountAttrFlags::MOUNT_ATTR_RDONLY
+    } else {
+        MountAttrFlags::empty()
+    };
     let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs)
         .map_err(|e| failed("fsmount of the overlay".into(), e))?;
     attach(&mnt, target).map_err(NewApiError::Failed)
@@ -155,8 +172,14 @@ fn mount_overlay_new_api(
 
 /// Moves a detached mount onto `target`.
 fn attach(mnt: &OwnedFd, target: &Path) -> Result<()> {
-    move_mount(mnt.as_fd(), "", CWD, target, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
-        .ctx_path("attaching the mount on", target)
+    move_mount(
+        mnt.as_fd(),
+        "",
+        CWD,
+        target,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .ctx_path("attaching the mount on", target)
 }
 
 /// The kernel's messages about a failed `fsconfig` (read from the fs context fd), so an
@@ -181,8 +204,13 @@ pub fn mount_overlay_classic(
     upper: Option<&(PathBuf, PathBuf)>,
     target: &Path,
 ) -> Result<()> {
-    let all_paths = lowers.iter().chain(upper.into_iter().flat_map(|(u, w)| [u, w]));
-    if let Some(bad) = all_paths.into_iter().find(|p| p.to_string_lossy().contains([':', ','])) {
+    let all_paths = lowers
+        .iter()
+        .chain(upper.into_iter().flat_map(|(u, w)| [u, w]));
+    if let Some(bad) = all_paths
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains([':', ',']))
+    {
         return Err(Error::Unsupported(format!(
             "cannot mount {} with mount(2): path {} contains ':' or ','; \
              a kernel with lowerdir+ (6.8+) or a simpler store path is needed",
@@ -190,7 +218,10 @@ pub fn mount_overlay_classic(
             bad.display()
         )));
     }
-    let data = overlay_options(lowers, upper).into_iter().filter(|o| o != "ro").collect::<Vec<_>>();
+    let data = overlay_options(lowers, upper)
+        .into_iter()
+        .filter(|o| o != "ro")
+        .collect::<Vec<_>>();
     let data = data.join(",");
     let page = CLASSIC_OPTIONS_LIMIT;
     if data.len() >= page {
@@ -204,7 +235,11 @@ pub fn mount_overlay_classic(
         )));
     }
     let data = std::ffi::CString::new(data).expect("paths hold no NUL");
-    let flags = if upper.is_none() { MountFlags::RDONLY } else { MountFlags::empty() };
+    let flags = if upper.is_none() {
+        MountFlags::RDONLY
+    } else {
+        MountFlags::empty()
+    };
     rustix::mount::mount("overlay", target, "overlay", flags, data.as_c_str())
         .ctx_path("mounting overlay (mount(2)) on", target)
 }
@@ -216,7 +251,10 @@ fn bind_read_only(source: &Path, target: &Path) -> Result<()> {
     let ro = MountFlags::BIND | MountFlags::RDONLY;
     if let Err(e) = rustix::mount::mount_remount(target, ro, "") {
         let _ = rustix::mount::unmount(target, UnmountFlags::DETACH);
-        return Err(Error::io(format!("making the bind on {} read-only", target.display()), e.into()));
+        return Err(Error::io(
+            format!("making the bind on {} read-only", target.display()),
+            e.into(),
+        ));
     }
     Ok(())
 }
@@ -231,8 +269,16 @@ pub fn unmount_all(target: &Path) -> Result<()> {
         }
         match rustix::mount::unmount(target, UnmountFlags::DETACH) {
             Ok(()) | Err(Errno::INVAL) | Err(Errno::NOENT) => {}
-            Err(e) => return Err(Error::io(format!("unmounting {}", target.display()), e.into())),
+            Err(e) => {
+                return Err(Error::io(
+                    format!("unmounting {}", target.display()),
+                    e.into(),
+                ))
+            }
         }
     }
-    Err(Error::Conflict(format!("{} is still mounted after 16 unmounts", target.display())))
+    Err(Error::Conflict(format!(
+        "{} is still mounted after 16 unmounts",
+        target.display()
+    )))
 }

@@ -22,8 +22,9 @@ mod checks;
 mod mount;
 #[cfg(test)]
 mod tests;
+mod usage;
 
-use std::os::unix::fs::{symlink, MetadataExt};
+use std::os::unix::fs::symlink;
 
 use super::*;
 use crate::error::IoContext;
@@ -444,64 +445,9 @@ impl Driver for Overlay2 {
     }
 
     fn usage(&self, id: &str) -> Result<Usage> {
-        let diff = self.existing_layer(id)?.join("diff");
-        let mut usage = Usage::default();
-        let mut seen = std::collections::HashSet::new();
-        let fd = open_dir(rustix::fs::CWD, &diff).ctx_path("opening", &diff)?;
-        let meta = std::fs::symlink_metadata(&diff).ctx_path("inspecting", &diff)?;
-        usage.bytes += meta.blocks() * 512;
-        usage.inodes += 1;
-        walk_usage(fd, &diff, &mut usage, &mut seen)?;
-        Ok(usage)
+        usage::of_dir(&self.existing_layer(id)?.join("diff"))
     }
 }
-
-fn open_dir<P: rustix::path::Arg>(
-    at: impl std::os::fd::AsFd,
-    path: P,
-) -> rustix::io::Result<std::os::fd::OwnedFd> {
-    use rustix::fs::OFlags;
-    rustix::fs::openat(
-        at,
-        path,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    )
-}
-
-/// Adds up a dir's entries fd-relative, never following symlinks; a hard-linked inode is
-/// counted once.
-fn walk_usage(
-    dir_fd: std::os::fd::OwnedFd,
-    path: &Path,
-    usage: &mut Usage,
-    seen: &mut std::collections::HashSet<(u64, u64)>,
-) -> Result<()> {
-    use rustix::fs::{statat, AtFlags, FileType};
-    let mut dir = rustix::fs::Dir::read_from(&dir_fd).ctx_path("reading", path)?;
-    while let Some(entry) = dir.read() {
-        let entry = entry.ctx_path("reading", path)?;
-        let name = entry.file_name();
-        if name.to_bytes() == b"." || name.to_bytes() == b".." {
-            continue;
-        }
-        let st =
-            statat(&dir_fd, name, AtFlags::SYMLINK_NOFOLLOW).ctx_path("inspecting in", path)?;
-        if st.st_nlink > 1 && !seen.insert((st.st_dev, st.st_ino)) {
-            continue;
-        }
-        usage.bytes += st.st_blocks as u64 * 512;
-        usage.inodes += 1;
-        if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
-            let child = path.join(std::ffi::OsStr::from_bytes(name.to_bytes()));
-            let fd = open_dir(&dir_fd, name).ctx_path("opening", &child)?;
-            walk_usage(fd, &child, usage, seen)?;
-        }
-    }
-    Ok(())
-}
-
-use std::os::unix::ffi::OsStrExt;
 
 /// Layer ids become path components: refuse anything that could walk elsewhere.
 fn check_id(id: &str) -> Result<()> {

@@ -439,3 +439,20 @@ fn open_checks_are_cached_and_status_reported() {
         ]
     );
 }
+
+#[test]
+fn mount_errors_name_the_broken_lower() {
+    let Some(f) = mounted_fixture("mount_errors_name_the_broken_lower") else {
+        return;
+    };
+    let d = &f.d;
+    three_layers(d);
+    std::fs::remove_dir_all(d.diff_dir("base")).unwrap();
+    let err = d.mount("top").unwrap_err().to_string();
+    println!("broken-lower mount error: {err}");
+    assert!(
+        err.contains("adding lower") && err.contains(&link_of(d, "base")),
+        "{err}"
+    );
+    assert!(!d.is_mounted("top").unwrap());
+}

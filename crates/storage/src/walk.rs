@@ -9,6 +9,7 @@
 //! Also here: the parallel walk of a layer tree against its parent tree ([`naive_diff`]) that
 //! both export and change listing of full-copy (vfs) layers use.
 
+use std::cmp::Ordering;
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -17,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Stat};
 
-use crate::archive::whiteout::OVERLAY_OPAQUE_XATTR;
+use crate::archive::whiteout::{OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX};
 use crate::changes::ChangeKind;
 use crate::error::{IoContext, Result};
 
@@ -239,6 +240,14 @@ pub fn naive_diff(layer: &Path, parent: Option<&Path>, sink: &mut dyn DiffSink) 
     w.dir(layer_fd.as_fd(), parent_fd.as_ref().map(|f| f.as_fd()), Path::new(""))
 }
 
+/// One name of a merged listing: only in the layer, only in the parent, or in both.
+#[derive(Clone, Copy)]
+enum Step {
+    New(usize),
+    Gone(usize),
+    Both(usize, usize),
+}
+
 struct NaiveWalk<'a> {
     sink: &'a mut dyn DiffSink,
     /// Unchanged directories entered but not yet reported; reported when a change is found
@@ -255,29 +264,40 @@ impl NaiveWalk<'_> {
             Some(fd) => read_dir(fd).ctx(|| format!("reading parent of {}", rel.display()))?,
             None => Vec::new(),
         };
-        // Merge the two sorted listings.
+        // Merge the two sorted listings, then order the result by the names the changes
+        // have in a tar (a deletion of `x` is `.wh.x`), so that export needs no re-sorting.
+        let mut steps: Vec<(Vec<u8>, Step)> = Vec::new();
         let (mut i, mut j) = (0, 0);
         while i < new_entries.len() || j < old_entries.len() {
             let ord = match (new_entries.get(i), old_entries.get(j)) {
                 (Some(a), Some(b)) => a.name.as_bytes().cmp(b.name.as_bytes()),
-                (Some(_), None) => std::cmp::Ordering::Less,
-                _ => std::cmp::Ordering::Greater,
+                (Some(_), None) => Ordering::Less,
+                _ => Ordering::Greater,
             };
-            match ord {
-                std::cmp::Ordering::Less => {
-                    self.entry(new, &new_entries[i], None, rel)?;
-                    i += 1;
-                }
-                std::cmp::Ordering::Greater => {
+            let step = match ord {
+                Ordering::Less => Step::New(i),
+                Ordering::Greater => Step::Gone(j),
+                Ordering::Equal => Step::Both(i, j),
+            };
+            let key = match step {
+                Step::Gone(j) => [WHITEOUT_PREFIX.as_bytes(), old_entries[j].name.as_bytes()].concat(),
+                Step::New(i) | Step::Both(i, _) => new_entries[i].name.as_bytes().to_vec(),
+            };
+            i += usize::from(ord != Ordering::Greater);
+            j += usize::from(ord != Ordering::Less);
+            steps.push((key, step));
+        }
+        steps.sort_by(|a, b| a.0.cmp(&b.0));
+        for (_, step) in steps {
+            match step {
+                Step::New(i) => self.entry(new, &new_entries[i], None, rel)?,
+                Step::Gone(j) => {
                     self.flush()?;
                     self.sink.deleted(&rel.join(&old_entries[j].name))?;
-                    j += 1;
                 }
-                std::cmp::Ordering::Equal => {
+                Step::Both(i, j) => {
                     let old_dir = old.expect("an old entry implies an old dir");
                     self.entry(new, &new_entries[i], Some((old_dir, &old_entries[j])), rel)?;
-                    i += 1;
-                    j += 1;
                 }
             }
         }

@@ -58,7 +58,9 @@ impl fmt::Display for Change {
 pub fn changes(view: &crate::driver::DiffView) -> crate::Result<Vec<Change>> {
     let mut found = Found::default();
     match view {
-        crate::driver::DiffView::Overlay { upper, lowers } => overlay::changes(upper, lowers, &mut found)?,
+        crate::driver::DiffView::Overlay { upper, lowers } => {
+            overlay::changes(upper, lowers, &mut found)?
+        }
         crate::driver::DiffView::Naive { layer, parent } => {
             crate::walk::naive_diff(layer, parent.as_deref(), &mut found)?
         }
@@ -93,7 +95,10 @@ impl Found {
             // Not listed itself, so it existed in the parent unchanged.
             self.0.entry(dir).or_insert(ChangeKind::Modified);
         }
-        self.0.into_iter().map(|(path, kind)| Change { path, kind }).collect()
+        self.0
+            .into_iter()
+            .map(|(path, kind)| Change { path, kind })
+            .collect()
     }
 }
 
@@ -133,7 +138,10 @@ mod overlay {
 
     pub(super) fn changes(upper: &Path, lowers: &[PathBuf], found: &mut Found) -> Result<()> {
         let root = walk::open_root(upper)?;
-        let lower_fds = lowers.iter().map(|l| walk::open_root(l)).collect::<Result<Vec<_>>>()?;
+        let lower_fds = lowers
+            .iter()
+            .map(|l| walk::open_root(l))
+            .collect::<Result<Vec<_>>>()?;
         let mut w = Walk { found, upper };
         w.dir(root.as_fd(), &lower_fds, Path::new(""))
     }
@@ -146,7 +154,13 @@ mod overlay {
     impl Walk<'_> {
         /// `lowers`: the directories at `rel` in the lower layers that show through, top first.
         fn dir(&mut self, dir: BorrowedFd<'_>, lowers: &[OwnedFd], rel: &Path) -> Result<()> {
-            let at = |p: &Path| format!("listing changes of {}/{}", self.upper.display(), p.display());
+            let at = |p: &Path| {
+                format!(
+                    "listing changes of {}/{}",
+                    self.upper.display(),
+                    p.display()
+                )
+            };
             let entries = walk::read_dir(dir).ctx(|| at(rel))?;
             for e in &entries {
                 let child = rel.join(&e.name);
@@ -156,7 +170,11 @@ mod overlay {
                 }
                 let below = find(lowers, &e.name).ctx(|| at(&child))?;
                 if !walk::is_dir(&e.stat) {
-                    let kind = if below.is_some() { ChangeKind::Modified } else { ChangeKind::Added };
+                    let kind = if below.is_some() {
+                        ChangeKind::Modified
+                    } else {
+                        ChangeKind::Added
+                    };
                     self.found.add(&child, kind);
                     continue;
                 }
@@ -193,11 +211,26 @@ mod overlay {
         }
 
         /// Lists as deleted the names that the opaque `e` hides: those present below it.
-        fn hidden(&mut self, dir: BorrowedFd<'_>, e: &Entry, lower_dirs: &[OwnedFd], child: &Path) -> Result<()> {
-            let at = || format!("listing what {}/{} hides", self.upper.display(), child.display());
+        fn hidden(
+            &mut self,
+            dir: BorrowedFd<'_>,
+            e: &Entry,
+            lower_dirs: &[OwnedFd],
+            child: &Path,
+        ) -> Result<()> {
+            let at = || {
+                format!(
+                    "listing what {}/{} hides",
+                    self.upper.display(),
+                    child.display()
+                )
+            };
             let sub = walk::open_dir(dir, &e.name).ctx(at)?;
-            let in_upper: HashSet<OsString> =
-                walk::read_dir(sub.as_fd()).ctx(at)?.into_iter().map(|e| e.name).collect();
+            let in_upper: HashSet<OsString> = walk::read_dir(sub.as_fd())
+                .ctx(at)?
+                .into_iter()
+                .map(|e| e.name)
+                .collect();
             let mut decided = HashSet::new();
             for lower in lower_dirs {
                 for le in walk::read_dir(lower.as_fd()).ctx(at)? {

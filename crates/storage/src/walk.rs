@@ -196,7 +196,12 @@ pub fn node(dir: BorrowedFd<'_>, entry: &Entry, rel: PathBuf) -> io::Result<Node
         _ => None,
     };
     let xattrs = xattrs(dir, &entry.name)?;
-    Ok(Node { rel, stat: entry.stat, xattrs, link })
+    Ok(Node {
+        rel,
+        stat: entry.stat,
+        xattrs,
+        link,
+    })
 }
 
 /// Whether two nodes differ in anything a layer records. Directory size and mtime are not
@@ -236,8 +241,16 @@ pub trait DiffSink {
 pub fn naive_diff(layer: &Path, parent: Option<&Path>, sink: &mut dyn DiffSink) -> Result<()> {
     let layer_fd = open_root(layer)?;
     let parent_fd = parent.map(open_root).transpose()?;
-    let mut w = NaiveWalk { sink, pending: Vec::new(), layer };
-    w.dir(layer_fd.as_fd(), parent_fd.as_ref().map(|f| f.as_fd()), Path::new(""))
+    let mut w = NaiveWalk {
+        sink,
+        pending: Vec::new(),
+        layer,
+    };
+    w.dir(
+        layer_fd.as_fd(),
+        parent_fd.as_ref().map(|f| f.as_fd()),
+        Path::new(""),
+    )
 }
 
 /// One name of a merged listing: only in the layer, only in the parent, or in both.
@@ -280,7 +293,9 @@ impl NaiveWalk<'_> {
                 Ordering::Equal => Step::Both(i, j),
             };
             let key = match step {
-                Step::Gone(j) => [WHITEOUT_PREFIX.as_bytes(), old_entries[j].name.as_bytes()].concat(),
+                Step::Gone(j) => {
+                    [WHITEOUT_PREFIX.as_bytes(), old_entries[j].name.as_bytes()].concat()
+                }
                 Step::New(i) | Step::Both(i, _) => new_entries[i].name.as_bytes().to_vec(),
             };
             i += usize::from(ord != Ordering::Greater);
@@ -333,9 +348,9 @@ impl NaiveWalk<'_> {
         let sub = open_dir(dir, &e.name).ctx(here)?;
         // Compare children only with a directory of the same name in the parent.
         let old_sub = match (old, &old_node) {
-            (Some((fd, oe)), Some(o)) if is_dir(&o.stat) => {
-                Some(open_dir(fd, &oe.name).ctx(|| format!("opening parent's {}", child.display()))?)
-            }
+            (Some((fd, oe)), Some(o)) if is_dir(&o.stat) => Some(
+                open_dir(fd, &oe.name).ctx(|| format!("opening parent's {}", child.display()))?,
+            ),
             _ => None,
         };
         let mark = self.pending.len();
@@ -358,4 +373,10 @@ impl NaiveWalk<'_> {
 fn node_of(dir: BorrowedFd<'_>, e: &Entry, rel: PathBuf) -> Result<Node> {
     let what = rel.display().to_string();
     node(dir, e, rel).ctx(|| format!("reading the parent's {what}"))
+}
+
+/// The identity of an inode, for keeping hard links together.
+#[allow(clippy::unnecessary_cast)] // The field types differ between architectures.
+pub fn inode_key(st: &Stat) -> (u64, u64) {
+    (st.st_dev as u64, st.st_ino as u64)
 }

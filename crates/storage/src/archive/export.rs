@@ -35,7 +35,9 @@ pub fn export(view: &DiffView, out: &mut dyn Write) -> Result<()> {
         }
         DiffView::Naive { layer, parent } => walk::naive_diff(layer, parent.as_deref(), &mut tar)?,
     }
-    tar.builder.finish().ctx(|| "writing the end of the layer tar".to_string())
+    tar.builder
+        .finish()
+        .ctx(|| "writing the end of the layer tar".to_string())
 }
 
 fn overlay_dir(tar: &mut TarOut<'_>, dir: BorrowedFd<'_>, rel: &Path, upper: &Path) -> Result<()> {
@@ -57,7 +59,8 @@ fn overlay_dir(tar: &mut TarOut<'_>, dir: BorrowedFd<'_>, rel: &Path, upper: &Pa
             continue;
         }
         let node = walk::node(dir, e, child.clone()).ctx(|| here(&child))?;
-        tar.entry(&node, Some((dir, &e.name))).map_err(|e| ctx_err(e, here(&child)))?;
+        tar.entry(&node, Some((dir, &e.name)))
+            .map_err(|e| ctx_err(e, here(&child)))?;
         if walk::is_dir(&e.stat) {
             if walk::is_opaque(dir, &e.name).ctx(|| here(&child))? {
                 tar.whiteout(&child.join(OPAQUE_MARKER), here(&child))?;
@@ -86,14 +89,23 @@ struct TarOut<'a> {
 }
 
 impl DiffSink for TarOut<'_> {
-    fn present(&mut self, _: ChangeKind, node: &Node, src: Option<(BorrowedFd<'_>, &OsStr)>) -> Result<()> {
-        self.entry(node, src).map_err(|e| ctx_err(e, format!("exporting {}", node.rel.display())))
+    fn present(
+        &mut self,
+        _: ChangeKind,
+        node: &Node,
+        src: Option<(BorrowedFd<'_>, &OsStr)>,
+    ) -> Result<()> {
+        self.entry(node, src)
+            .map_err(|e| ctx_err(e, format!("exporting {}", node.rel.display())))
     }
 
     fn deleted(&mut self, rel: &Path) -> Result<()> {
         let name = rel.file_name().unwrap_or_default();
         let parent = rel.parent().unwrap_or(Path::new(""));
-        self.whiteout(&parent.join(whiteout_name(name)), format!("exporting deletion of {}", rel.display()))
+        self.whiteout(
+            &parent.join(whiteout_name(name)),
+            format!("exporting deletion of {}", rel.display()),
+        )
     }
 }
 
@@ -101,7 +113,10 @@ impl<'a> TarOut<'a> {
     fn new(out: &'a mut dyn Write) -> Self {
         let mut builder = tar::Builder::new(out);
         builder.mode(tar::HeaderMode::Complete);
-        TarOut { builder, links: HashMap::new() }
+        TarOut {
+            builder,
+            links: HashMap::new(),
+        }
     }
 
     /// An empty regular file with mode 0, owner 0:0 and mtime 0: a whiteout or opaque marker.
@@ -111,7 +126,9 @@ impl<'a> TarOut<'a> {
         h.set_mode(0);
         h.set_size(0);
         h.set_mtime(0);
-        self.builder.append_data(&mut h, path, io::empty()).map_err(|e| ctx_err(e, what))
+        self.builder
+            .append_data(&mut h, path, io::empty())
+            .map_err(|e| ctx_err(e, what))
     }
 
     /// Writes `node`; `src` (its dir and name) is needed to read a regular file's content.
@@ -128,7 +145,7 @@ impl<'a> TarOut<'a> {
         h.set_gid(st.st_gid as u64);
         h.set_mtime(st.st_mtime.max(0) as u64);
         h.set_size(0);
-        let key = (st.st_dev as u64, st.st_ino as u64);
+        let key = walk::inode_key(st);
         if ft != FileType::Directory && st.st_nlink > 1 {
             if let Some(first) = self.links.get(&key) {
                 h.set_entry_type(EntryType::Link);
@@ -155,7 +172,14 @@ impl<'a> TarOut<'a> {
                 let size = st.st_size as u64;
                 h.set_entry_type(EntryType::Regular);
                 h.set_size(size);
-                self.builder.append_data(&mut h, &node.rel, Exact { inner: file.take(size), left: size })
+                self.builder.append_data(
+                    &mut h,
+                    &node.rel,
+                    Exact {
+                        inner: file.take(size),
+                        left: size,
+                    },
+                )
             }
             FileType::CharacterDevice | FileType::BlockDevice | FileType::Fifo => {
                 h.set_entry_type(match ft {
@@ -222,7 +246,10 @@ impl<R: Read> Read for Exact<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         if n == 0 && self.left > 0 && !buf.is_empty() {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being exported"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shrank while being exported",
+            ));
         }
         self.left -= n as u64;
         Ok(n)
@@ -235,7 +262,12 @@ mod tests {
 
     #[test]
     fn pax_record_length_counts_itself() {
-        for (k, v) in [("a", 3usize), ("SCHILY.xattr.user.x", 90), ("k", 5), ("k", 94)] {
+        for (k, v) in [
+            ("a", 3usize),
+            ("SCHILY.xattr.user.x", 90),
+            ("k", 5),
+            ("k", 94),
+        ] {
             let mut out = Vec::new();
             pax_record(&mut out, k.as_bytes(), &vec![b'v'; v]);
             let sp = out.iter().position(|b| *b == b' ').unwrap();

@@ -37,7 +37,9 @@ impl Vfs {
             std::fs::create_dir_all(home.join(sub)).ctx_path("creating", &home.join(sub))?;
         }
         rfs::chmod(home, Mode::from_raw_mode(0o700)).ctx_path("setting mode of", home)?;
-        Ok(Vfs { home: home.to_path_buf() })
+        Ok(Vfs {
+            home: home.to_path_buf(),
+        })
     }
 
     fn ro_marker(&self, id: &str) -> PathBuf {
@@ -49,18 +51,29 @@ impl Vfs {
         let dir = self.diff_dir(id);
         match std::fs::symlink_metadata(&dir) {
             Ok(m) if m.is_dir() => Ok(dir),
-            Ok(_) => Err(Error::Corrupt(format!("vfs layer {} is not a directory", dir.display()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(Error::NotFound(format!("vfs layer {id} does not exist in {}", self.home.display())))
-            }
-            Err(e) => Err(Error::io(format!("checking vfs layer {}", dir.display()), e)),
+            Ok(_) => Err(Error::Corrupt(format!(
+                "vfs layer {} is not a directory",
+                dir.display()
+            ))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::NotFound(format!(
+                "vfs layer {id} does not exist in {}",
+                self.home.display()
+            ))),
+            Err(e) => Err(Error::io(
+                format!("checking vfs layer {}", dir.display()),
+                e,
+            )),
         }
     }
 
     fn copy_into_place(&self, id: &str, parent: Option<&Path>) -> Result<()> {
         let mut rnd = [0u8; 8];
-        getrandom::fill(&mut rnd).map_err(|e| Error::io("getting random bytes", std::io::Error::other(e.to_string())))?;
-        let tmp = self.home.join("dir").join(format!("{id}{TMP_INFIX}{}", hex::encode(rnd)));
+        getrandom::fill(&mut rnd)
+            .map_err(|e| Error::io("getting random bytes", std::io::Error::other(e.to_string())))?;
+        let tmp = self
+            .home
+            .join("dir")
+            .join(format!("{id}{TMP_INFIX}{}", hex::encode(rnd)));
         std::fs::create_dir(&tmp).ctx_path("creating", &tmp)?;
         let result = match parent {
             Some(p) => copy::copy_tree(p, &tmp),
@@ -76,7 +89,12 @@ impl Vfs {
 
 /// Layer ids become file names: refuse anything that is not one plain name.
 fn check_id(id: &str) -> Result<()> {
-    if id.is_empty() || id == "." || id == ".." || id.contains('/') || id.contains('\0') || id.contains(TMP_INFIX)
+    if id.is_empty()
+        || id == "."
+        || id == ".."
+        || id.contains('/')
+        || id.contains('\0')
+        || id.contains(TMP_INFIX)
     {
         return Err(Error::NotFound(format!("{id:?} is not a valid layer id")));
     }
@@ -94,6 +112,7 @@ impl Driver for Vfs {
 
     fn status(&self) -> Vec<(String, String)> {
         let fs = match rfs::statfs(&self.home) {
+            #[allow(clippy::unnecessary_cast)] // f_type is i32 or i64 by architecture.
             Ok(s) => fs_name(s.f_type as i64),
             Err(e) => format!("unknown ({e})"),
         };
@@ -124,12 +143,18 @@ impl Driver for Vfs {
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(format!("removing vfs layer {}", dir.display()), e)),
+            Err(e) => {
+                return Err(Error::io(
+                    format!("removing vfs layer {}", dir.display()),
+                    e,
+                ))
+            }
         }
         match std::fs::remove_file(self.ro_marker(id)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(Error::io(format!("removing {}", self.ro_marker(id).display()), e))
-            }
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(
+                format!("removing {}", self.ro_marker(id).display()),
+                e,
+            )),
             _ => Ok(()),
         }
     }
@@ -170,7 +195,11 @@ impl Driver for Vfs {
 
     fn mounts(&self, id: &str) -> Result<Vec<Mount>> {
         let dir = self.existing(id)?;
-        let mode = if self.ro_marker(id).exists() { "ro" } else { "rw" };
+        let mode = if self.ro_marker(id).exists() {
+            "ro"
+        } else {
+            "rw"
+        };
         Ok(vec![Mount {
             fs_type: "bind".into(),
             source: dir.to_string_lossy().into_owned(),
@@ -220,14 +249,18 @@ impl Driver for Vfs {
 
 fn add_usage(u: &mut Usage, seen: &mut HashSet<(u64, u64)>, st: &rfs::Stat) {
     // A hard-linked inode occupies its blocks once.
-    if st.st_nlink > 1 && !seen.insert((st.st_dev as u64, st.st_ino as u64)) {
+    if st.st_nlink > 1 && !seen.insert(walk::inode_key(st)) {
         return;
     }
     u.bytes += st.st_blocks as u64 * 512;
     u.inodes += 1;
 }
 
-fn usage_dir(dir: std::os::fd::BorrowedFd<'_>, u: &mut Usage, seen: &mut HashSet<(u64, u64)>) -> std::io::Result<()> {
+fn usage_dir(
+    dir: std::os::fd::BorrowedFd<'_>,
+    u: &mut Usage,
+    seen: &mut HashSet<(u64, u64)>,
+) -> std::io::Result<()> {
     for e in walk::read_dir(dir)? {
         add_usage(u, seen, &e.stat);
         if walk::is_dir(&e.stat) {

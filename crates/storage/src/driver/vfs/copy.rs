@@ -9,9 +9,9 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
+use rustix::fs::Timespec;
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, SeekFrom, Stat, Timestamps};
 use rustix::fs::{Gid, Uid};
-use rustix::fs::Timespec;
 use rustix::io::Errno;
 
 use crate::error::{IoContext, Result};
@@ -22,7 +22,11 @@ use crate::walk::{self, Entry};
 pub fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
     let src_fd = walk::open_root(src)?;
     let dst_fd = walk::open_root(dst)?;
-    let mut c = Copier { links: HashMap::new(), src, dst_root: dst_fd.try_clone().ctx_path("dup", dst)? };
+    let mut c = Copier {
+        links: HashMap::new(),
+        src,
+        dst_root: dst_fd.try_clone().ctx_path("dup", dst)?,
+    };
     c.dir(src_fd.as_fd(), dst_fd.as_fd(), Path::new(""))?;
     let root_stat = rfs::fstat(&src_fd).ctx_path("stat", src)?;
     copy_meta(src_fd.as_fd(), dst_fd.as_fd(), OsStr::new("."), &root_stat)
@@ -41,7 +45,8 @@ impl Copier<'_> {
         let entries = walk::read_dir(src).ctx(|| format!("reading {}", self.at(rel)))?;
         for e in &entries {
             let child = rel.join(&e.name);
-            self.entry(src, dst, e, &child).ctx(|| format!("copying {}", self.at(&child)))?;
+            self.entry(src, dst, e, &child)
+                .ctx(|| format!("copying {}", self.at(&child)))?;
         }
         Ok(())
     }
@@ -50,14 +55,20 @@ impl Copier<'_> {
         format!("{}/{}", self.src.display(), rel.display())
     }
 
-    fn entry(&mut self, src: BorrowedFd<'_>, dst: BorrowedFd<'_>, e: &Entry, rel: &Path) -> io::Result<()> {
+    fn entry(
+        &mut self,
+        src: BorrowedFd<'_>,
+        dst: BorrowedFd<'_>,
+        e: &Entry,
+        rel: &Path,
+    ) -> io::Result<()> {
         let st = &e.stat;
         let ft = walk::file_type(st);
         if ft == FileType::Socket {
             return Ok(()); // A socket is only meaningful to the process that bound it.
         }
         if ft != FileType::Directory && st.st_nlink > 1 {
-            let key = (st.st_dev as u64, st.st_ino as u64);
+            let key = walk::inode_key(st);
             if let Some(first) = self.links.get(&key) {
                 rfs::linkat(&self.dst_root, first, dst, &e.name, AtFlags::empty())?;
                 return Ok(());
@@ -70,7 +81,8 @@ impl Copier<'_> {
                 rfs::mkdirat(dst, name, Mode::from_raw_mode(0o700))?;
                 let s = walk::open_dir(src, name)?;
                 let d = walk::open_dir(dst, name)?;
-                self.dir(s.as_fd(), d.as_fd(), rel).map_err(io::Error::other)?;
+                self.dir(s.as_fd(), d.as_fd(), rel)
+                    .map_err(io::Error::other)?;
                 // After the children, whose creation changed its mtime.
                 copy_meta(src, dst, name, st)
             }
@@ -124,7 +136,12 @@ fn copy_range(from: &OwnedFd, to: &OwnedFd, start: u64, end: u64) -> io::Result<
     while i < end {
         let len = (end - i).min(1 << 30) as usize;
         match rfs::copy_file_range(from, Some(&mut i), to, Some(&mut o), len) {
-            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being copied")),
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file shrank while being copied",
+                ))
+            }
             Ok(_) => {}
             Err(Errno::XDEV | Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
                 return copy_range_rw(from, to, i, end);
@@ -143,7 +160,10 @@ fn copy_range_rw(from: &OwnedFd, to: &OwnedFd, start: u64, end: u64) -> io::Resu
         let want = ((end - off) as usize).min(buf.len());
         let n = rustix::io::pread(from, &mut buf[..want], off)?;
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being copied"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shrank while being copied",
+            ));
         }
         let mut done = 0;
         while done < n {
@@ -161,17 +181,31 @@ fn copy_meta(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, name: &OsStr, st: &Stat) 
     let (uid, gid) = (Uid::from_raw(st.st_uid), Gid::from_raw(st.st_gid));
     rfs::chownat(dst, name, Some(uid), Some(gid), nofollow)?;
     if walk::file_type(st) != FileType::Symlink {
-        rfs::chmodat(dst, name, Mode::from_raw_mode(st.st_mode & 0o7777), AtFlags::empty())?;
+        rfs::chmodat(
+            dst,
+            name,
+            Mode::from_raw_mode(st.st_mode & 0o7777),
+            AtFlags::empty(),
+        )?;
     }
     let target = walk::proc_path(dst, name);
     for (key, value) in walk::xattrs(src, name)? {
         rfs::lsetxattr(&target, &key, &value, rfs::XattrFlags::empty()).map_err(|e| {
-            io::Error::new(io::Error::from(e).kind(), format!("setting xattr {key:?}: {e}"))
+            io::Error::new(
+                io::Error::from(e).kind(),
+                format!("setting xattr {key:?}: {e}"),
+            )
         })?;
     }
     let times = Timestamps {
-        last_access: Timespec { tv_sec: st.st_atime as _, tv_nsec: st.st_atime_nsec as _ },
-        last_modification: Timespec { tv_sec: st.st_mtime as _, tv_nsec: st.st_mtime_nsec as _ },
+        last_access: Timespec {
+            tv_sec: st.st_atime as _,
+            tv_nsec: st.st_atime_nsec as _,
+        },
+        last_modification: Timespec {
+            tv_sec: st.st_mtime as _,
+            tv_nsec: st.st_mtime_nsec as _,
+        },
     };
     rfs::utimensat(dst, name, &times, nofollow)?;
     Ok(())

@@ -122,7 +122,7 @@ fn vfs_copy_preserves_everything() {
     fs::set_permissions(a.join("dir/file"), fs::Permissions::from_mode(0o4755)).unwrap();
     rfs::chownat(
         rfs::CWD,
-        a.join("%s"),
+        a.join("dir/file"),
         Some(rfs::Uid::from_raw(1000)),
         Some(rfs::Gid::from_raw(1001)),
         AtFlags::empty(),
@@ -138,7 +138,7 @@ fn vfs_copy_preserves_everything() {
     set_xattr(&a.join("abs"), "trusted.sym", b"s");
     rfs::mknodat(
         rfs::CWD,
-        a.join("%s"),
+        a.join("null"),
         FileType::CharacterDevice,
         Mode::from_raw_mode(0o666),
         rfs::makedev(1, 3),
@@ -146,7 +146,7 @@ fn vfs_copy_preserves_everything() {
     .unwrap();
     rfs::mknodat(
         rfs::CWD,
-        a.join("%s"),
+        a.join("fifo"),
         FileType::Fifo,
         Mode::from_raw_mode(0o640),
         0,

@@ -9,6 +9,7 @@ use crate::digest::Digest;
 use crate::driver::{DiffFormat, DiffView};
 use crate::error::{Error, Result};
 
+mod export;
 pub mod whiteout;
 
 /// What applying a layer tar produced.
@@ -31,6 +32,5 @@ pub fn apply(target: &Path, format: DiffFormat, input: &mut dyn Read) -> Result<
 
 /// Writes the changes in `view` as an uncompressed OCI layer tar to `out`.
 pub fn export(view: &DiffView, out: &mut dyn Write) -> Result<()> {
-    let _ = (view, out);
-    Err(Error::Unsupported("export is not implemented yet".into()))
+    export::export(view, out)
 }

@@ -39,5 +39,7 @@ impl fmt::Display for Change {
 /// The changes in `view`, sorted by path.
 pub fn changes(view: &crate::driver::DiffView) -> crate::Result<Vec<Change>> {
     let _ = view;
-    Err(crate::Error::Unsupported("changes is not implemented yet".into()))
+    Err(crate::Error::Unsupported(
+        "changes is not implemented yet".into(),
+    ))
 }

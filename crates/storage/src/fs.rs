@@ -23,7 +23,9 @@ use crate::error::{Error, IoContext, Result};
 /// How `openat2` resolves paths under a root: symlinks are followed but the root acts as `/`.
 const IN_ROOT: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
 /// Flags to open a directory we will create entries in or set metadata on.
-const DIR_FLAGS: OFlags = OFlags::RDONLY.union(OFlags::DIRECTORY).union(OFlags::CLOEXEC);
+const DIR_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::CLOEXEC);
 
 /// Normalises a path from an archive or a request into a relative path under a root: drops
 /// leading `/` and every `.`, and refuses `..` with [`Error::PathEscape`]. `""`, `/` and `./`
@@ -68,7 +70,10 @@ impl Root {
     pub fn open(path: &Path) -> Result<Root> {
         let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
         let fd = rfs::open(path, flags, Mode::empty()).ctx_path("opening directory", path)?;
-        Ok(Root { fd, path: path.to_path_buf() })
+        Ok(Root {
+            fd,
+            path: path.to_path_buf(),
+        })
     }
 
     /// The path the root was opened at (for messages).
@@ -91,7 +96,8 @@ impl Root {
     /// Opens the directory at the normalised `rel` (the empty path is the root itself), read
     /// only, following symlinks only inside the root.
     pub fn open_dir(&self, rel: &Path) -> Result<OwnedFd> {
-        self.openat2(rel, DIR_FLAGS).ctx(|| format!("opening directory {}", self.display(rel)))
+        self.openat2(rel, DIR_FLAGS)
+            .ctx(|| format!("opening directory {}", self.display(rel)))
     }
 
     /// Like [`Root::open_dir`], creating missing directories on the way with `mode` (less the
@@ -106,16 +112,25 @@ impl Root {
     /// follow it.
     pub fn parent<'p>(&self, rel: &'p Path, create: bool) -> Result<(OwnedFd, &'p OsStr)> {
         let Some((parent, name)) = split_name(rel) else {
-            return Err(Error::PathEscape(format!("{} (the root itself has no parent)", rel.display())));
+            return Err(Error::PathEscape(format!(
+                "{} (the root itself has no parent)",
+                rel.display()
+            )));
         };
-        let dir = if create { self.create_dir_all(parent, 0o755)? } else { self.open_dir(parent)? };
+        let dir = if create {
+            self.create_dir_all(parent, 0o755)?
+        } else {
+            self.open_dir(parent)?
+        };
         Ok((dir, name))
     }
 
     /// `lstat` of the normalised `rel`; `None` if it (or its parent) does not exist.
     pub fn lstat(&self, rel: &Path) -> Result<Option<rfs::Stat>> {
         let Some((parent, name)) = split_name(rel) else {
-            return rfs::fstat(&self.fd).map(Some).ctx(|| format!("stat {}", self.path.display()));
+            return rfs::fstat(&self.fd)
+                .map(Some)
+                .ctx(|| format!("stat {}", self.path.display()));
         };
         let dir = match self.openat2(parent, DIR_FLAGS) {
             Err(Errno::NOENT | Errno::NOTDIR) => return Ok(None),
@@ -128,7 +143,10 @@ impl Root {
     /// missing path is not an error. Refuses the empty path (the root itself).
     pub fn remove_all(&self, rel: &Path) -> Result<()> {
         let Some((parent, name)) = split_name(rel) else {
-            return Err(Error::Conflict(format!("refusing to remove the root {}", self.path.display())));
+            return Err(Error::Conflict(format!(
+                "refusing to remove the root {}",
+                self.path.display()
+            )));
         };
         let dir = match self.openat2(parent, DIR_FLAGS) {
             Err(Errno::NOENT | Errno::NOTDIR) => return Ok(()),
@@ -138,7 +156,11 @@ impl Root {
     }
 
     fn openat2(&self, rel: &Path, flags: OFlags) -> rustix::io::Result<OwnedFd> {
-        let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
+        let rel = if rel.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            rel
+        };
         // EAGAIN: a concurrent rename somewhere in the root; the kernel asks us to retry.
         let mut tries = 0;
         loop {
@@ -238,7 +260,10 @@ pub enum Node<'a> {
     /// A regular file or directory opened (not `O_PATH`) by the caller.
     Open(BorrowedFd<'a>),
     /// The symlink `name` in directory `dir`: owner and times only.
-    Symlink { dir: BorrowedFd<'a>, name: &'a OsStr },
+    Symlink {
+        dir: BorrowedFd<'a>,
+        name: &'a OsStr,
+    },
     /// A device node, FIFO or socket opened with `O_PATH | O_NOFOLLOW` (see [`open_path_at`]);
     /// mode and xattrs go through its `/proc/self/fd` link, which names exactly that inode.
     Path(BorrowedFd<'a>),
@@ -296,7 +321,10 @@ impl Node<'_> {
 
     /// Sets modification and access time.
     pub fn set_times(&self, mtime: Timespec, atime: Timespec) -> rustix::io::Result<()> {
-        let times = Timestamps { last_access: atime, last_modification: mtime };
+        let times = Timestamps {
+            last_access: atime,
+            last_modification: mtime,
+        };
         match *self {
             Node::Open(fd) => rfs::futimens(fd, &times),
             Node::Symlink { dir, name } => {
@@ -330,14 +358,22 @@ mod tests {
         std::fs::create_dir_all(root_path.join("real")).unwrap();
         std::fs::create_dir(tmp.path().join("outside")).unwrap();
         symlink("/", root_path.join("abs")).unwrap();
-        symlink("../../outside", root_path.join("up")).unwrap();
+        symlink("../../real", root_path.join("up")).unwrap();
+        symlink("../../outside", root_path.join("dangling")).unwrap();
         let root = Root::open(&root_path).unwrap();
         // `/` and `../..` both mean the root itself: creating under them stays inside.
         root.create_dir_all(Path::new("abs/made"), 0o755).unwrap();
         root.create_dir_all(Path::new("up/made2"), 0o755).unwrap();
         assert!(root_path.join("made").is_dir());
-        assert!(root_path.join("outside/made2").is_dir());
-        assert_eq!(std::fs::read_dir(tmp.path().join("outside")).unwrap().count(), 0);
+        assert!(root_path.join("real/made2").is_dir());
+        // A dangling symlink in the way is reported, as `mkdir -p` does, never followed out.
+        assert!(root.create_dir_all(Path::new("dangling/x"), 0o755).is_err());
+        assert_eq!(
+            std::fs::read_dir(tmp.path().join("outside"))
+                .unwrap()
+                .count(),
+            0
+        );
         let (dir, name) = root.parent(Path::new("abs/real/f"), false).unwrap();
         create_file_at(dir.as_fd(), name, 0o644).unwrap();
         assert!(root_path.join("real/f").is_file());
@@ -367,10 +403,22 @@ mod tests {
         symlink("target", tmp.path().join("link")).unwrap();
         let root = Root::open(tmp.path()).unwrap();
         let (dir, name) = root.parent(Path::new("link"), false).unwrap();
-        let node = Node::Symlink { dir: dir.as_fd(), name };
+        let node = Node::Symlink {
+            dir: dir.as_fd(),
+            name,
+        };
         node.chmod(0o777).unwrap();
-        node.set_times(Timespec { tv_sec: 1000, tv_nsec: 0 }, Timespec { tv_sec: 1000, tv_nsec: 0 })
-            .unwrap();
+        node.set_times(
+            Timespec {
+                tv_sec: 1000,
+                tv_nsec: 0,
+            },
+            Timespec {
+                tv_sec: 1000,
+                tv_nsec: 0,
+            },
+        )
+        .unwrap();
         let link = std::fs::symlink_metadata(tmp.path().join("link")).unwrap();
         let target = std::fs::metadata(tmp.path().join("target")).unwrap();
         use std::os::unix::fs::MetadataExt;

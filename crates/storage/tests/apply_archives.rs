@@ -15,10 +15,38 @@ const LONG: &str = "a-directory-name-that-is-long/and-a-file-name-that-is-even-l
 fn rich_tar() -> Vec<u8> {
     let mut t = Tar::new();
     t.dir("etc", 0o755)
-        .file_with("etc/passwd", b"root:x:0:0\n", 0o644, (0, 0), 1_500_000_000, &[])
-        .file_with("bin/su", b"#!setuid", 0o4755, (1000, 1001), 1_400_000_000, &[])
-        .file_with("tagged", b"x", 0o600, (0, 0), 1_400_000_001, &[("SCHILY.xattr.user.color", b"blue")])
-        .file_with("pax-named", b"p", 0o640, (0, 0), 1_400_000_002, &[("path", b"pax/renamed-by-pax"), ("mtime", b"1400000003.5")])
+        .file_with(
+            "etc/passwd",
+            b"root:x:0:0\n",
+            0o644,
+            (0, 0),
+            1_500_000_000,
+            &[],
+        )
+        .file_with(
+            "bin/su",
+            b"#!setuid",
+            0o4755,
+            (1000, 1001),
+            1_400_000_000,
+            &[],
+        )
+        .file_with(
+            "tagged",
+            b"x",
+            0o600,
+            (0, 0),
+            1_400_000_001,
+            &[("SCHILY.xattr.user.color", b"blue")],
+        )
+        .file_with(
+            "pax-named",
+            b"p",
+            0o640,
+            (0, 0),
+            1_400_000_002,
+            &[("path", b"pax/renamed-by-pax"), ("mtime", b"1400000003.5")],
+        )
         .file(LONG, b"long", 0o644)
         .symlink("etc/link", "/etc/passwd")
         .hardlink("etc/hard", "etc/passwd")
@@ -36,18 +64,41 @@ fn entry_kinds_modes_owners_times_xattrs_and_names() {
     assert_eq!(report.tar_size, tar.len() as u64);
     let l = &sb.layer;
     let md = |p: &str| std::fs::symlink_metadata(l.join(p)).unwrap();
-    assert_eq!(std::fs::read(l.join("etc/passwd")).unwrap(), b"root:x:0:0\n");
+    assert_eq!(
+        std::fs::read(l.join("etc/passwd")).unwrap(),
+        b"root:x:0:0\n"
+    );
     assert_eq!(md("etc/passwd").mtime(), 1_500_000_000);
-    assert_eq!(md("etc").mtime(), 1_600_000_000, "dir mtime survives its children");
-    assert_eq!(md("bin/su").mode() & 0o7777, 0o4755, "setuid kept after chown");
+    assert_eq!(
+        md("etc").mtime(),
+        1_600_000_000,
+        "dir mtime survives its children"
+    );
+    assert_eq!(
+        md("bin/su").mode() & 0o7777,
+        0o4755,
+        "setuid kept after chown"
+    );
     if is_root() {
         assert_eq!((md("bin/su").uid(), md("bin/su").gid()), (1000, 1001));
     }
-    assert_eq!(xattr(&l.join("tagged"), "user.color").as_deref(), Some(&b"blue"[..]));
+    assert_eq!(
+        xattr(&l.join("tagged"), "user.color").as_deref(),
+        Some(&b"blue"[..])
+    );
     assert_eq!(std::fs::read(l.join("pax/renamed-by-pax")).unwrap(), b"p");
-    assert_eq!((md("pax/renamed-by-pax").mtime(), md("pax/renamed-by-pax").mtime_nsec()), (1_400_000_003, 500_000_000));
+    assert_eq!(
+        (
+            md("pax/renamed-by-pax").mtime(),
+            md("pax/renamed-by-pax").mtime_nsec()
+        ),
+        (1_400_000_003, 500_000_000)
+    );
     assert_eq!(std::fs::read(l.join(LONG)).unwrap(), b"long");
-    assert_eq!(std::fs::read_link(l.join("etc/link")).unwrap(), Path::new("/etc/passwd"));
+    assert_eq!(
+        std::fs::read_link(l.join("etc/link")).unwrap(),
+        Path::new("/etc/passwd")
+    );
     assert_eq!(md("etc/hard").ino(), md("etc/passwd").ino());
     assert!(md("run/fifo").file_type().is_fifo());
     assert_eq!(md("sticky").mode() & 0o7777, 0o1777);
@@ -62,11 +113,19 @@ fn device_nodes_are_created_as_devices() {
     }
     let sb = Sandbox::new();
     let mut t = Tar::new();
-    t.node("dev/null", EntryType::Char, 0o666, (1, 3)).node("dev/loop9", EntryType::Block, 0o660, (7, 9));
+    t.node("dev/null", EntryType::Char, 0o666, (1, 3)).node(
+        "dev/loop9",
+        EntryType::Block,
+        0o660,
+        (7, 9),
+    );
     apply(&sb.layer, DiffFormat::Naive, &t.bytes()).unwrap();
     let null = std::fs::symlink_metadata(sb.layer.join("dev/null")).unwrap();
     assert!(null.file_type().is_char_device());
-    assert_eq!((null.rdev(), null.mode() & 0o7777), (rustix::fs::makedev(1, 3), 0o666));
+    assert_eq!(
+        (null.rdev(), null.mode() & 0o7777),
+        (rustix::fs::makedev(1, 3), 0o666)
+    );
     let blk = std::fs::symlink_metadata(sb.layer.join("dev/loop9")).unwrap();
     assert!(blk.file_type().is_block_device());
     assert_eq!(blk.rdev(), rustix::fs::makedev(7, 9));
@@ -79,7 +138,11 @@ fn gzip_zstd_and_plain_give_the_same_tree_and_diff_id() {
     for data in [tar.clone(), gzip(&tar), zstd(&tar)] {
         let sb = Sandbox::new();
         let report = apply(&sb.layer, DiffFormat::Overlay, &data).unwrap();
-        results.push((report.diff_id.to_string(), report.tar_size, snapshot(&sb.layer)));
+        results.push((
+            report.diff_id.to_string(),
+            report.tar_size,
+            snapshot(&sb.layer),
+        ));
     }
     assert_eq!(results[0].0, sha256(&tar));
     assert_eq!(results[0], results[1]);
@@ -92,7 +155,10 @@ fn diff_id_covers_bytes_after_the_end_of_archive() {
     tar.extend_from_slice(&[0u8; 8192]); // GNU tar pads to 10 KiB records
     let sb = Sandbox::new();
     let report = apply(&sb.layer, DiffFormat::Overlay, &gzip(&tar)).unwrap();
-    assert_eq!((report.diff_id.to_string(), report.tar_size), (sha256(&tar), tar.len() as u64));
+    assert_eq!(
+        (report.diff_id.to_string(), report.tar_size),
+        (sha256(&tar), tar.len() as u64)
+    );
 }
 
 #[test]
@@ -117,9 +183,18 @@ fn later_duplicate_entries_win() {
         .symlink("s", "d");
     apply(&sb.layer, DiffFormat::Naive, &t.bytes()).unwrap();
     assert_eq!(std::fs::read(sb.layer.join("x")).unwrap(), b"second");
-    assert_eq!(std::fs::metadata(sb.layer.join("x")).unwrap().mode() & 0o777, 0o600);
-    assert_eq!(std::fs::metadata(sb.layer.join("d")).unwrap().mode() & 0o777, 0o750);
-    assert_eq!(std::fs::read_link(sb.layer.join("s")).unwrap(), Path::new("d"));
+    assert_eq!(
+        std::fs::metadata(sb.layer.join("x")).unwrap().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::metadata(sb.layer.join("d")).unwrap().mode() & 0o777,
+        0o750
+    );
+    assert_eq!(
+        std::fs::read_link(sb.layer.join("s")).unwrap(),
+        Path::new("d")
+    );
 }
 
 #[test]
@@ -130,13 +205,20 @@ fn overlay_whiteouts_become_char_devices_and_opaque_xattrs() {
     }
     let sb = Sandbox::new();
     let mut t = Tar::new();
-    t.dir("a", 0o755).file("a/.wh.gone", b"", 0o644).dir("o", 0o755).file("o/.wh..wh..opq", b"", 0o644).file("o/new", b"n", 0o644);
+    t.dir("a", 0o755)
+        .file("a/.wh.gone", b"", 0o644)
+        .dir("o", 0o755)
+        .file("o/.wh..wh..opq", b"", 0o644)
+        .file("o/new", b"n", 0o644);
     let report = apply(&sb.layer, DiffFormat::Overlay, &t.bytes()).unwrap();
     assert_eq!(report.entries, 5);
     let wh = std::fs::symlink_metadata(sb.layer.join("a/gone")).unwrap();
     assert!(wh.file_type().is_char_device() && wh.rdev() == 0);
     assert!(!sb.layer.join("a/.wh.gone").exists() && !sb.layer.join("o/.wh..wh..opq").exists());
-    assert_eq!(xattr(&sb.layer.join("o"), "trusted.overlay.opaque").as_deref(), Some(&b"y"[..]));
+    assert_eq!(
+        xattr(&sb.layer.join("o"), "trusted.overlay.opaque").as_deref(),
+        Some(&b"y"[..])
+    );
     assert!(sb.layer.join("o/new").exists());
 }
 
@@ -163,7 +245,10 @@ fn naive_whiteouts_delete_and_opaque_dirs_keep_only_this_layer() {
         .file("o/new", b"n", 0o644);
     apply(&sb.layer, DiffFormat::Naive, &t.bytes()).unwrap();
     let names = |d: &str| {
-        let mut v: Vec<_> = std::fs::read_dir(sb.layer.join(d)).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        let mut v: Vec<_> = std::fs::read_dir(sb.layer.join(d))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
         v.sort();
         v
     };
@@ -188,8 +273,15 @@ fn sparse_entries_stay_sparse() {
     apply(&sb.layer, DiffFormat::Overlay, &tar).unwrap();
     let md = std::fs::metadata(sb.layer.join("big")).unwrap();
     assert_eq!(md.len(), 64 << 20);
-    assert!(md.blocks() * 512 < 1 << 20, "holes were written out: {} blocks", md.blocks());
+    assert!(
+        md.blocks() * 512 < 1 << 20,
+        "holes were written out: {} blocks",
+        md.blocks()
+    );
     let mut buf = [0u8; 6];
-    std::fs::File::open(sb.layer.join("big")).unwrap().read_exact_at(&mut buf, 32 << 20).unwrap();
+    std::fs::File::open(sb.layer.join("big"))
+        .unwrap()
+        .read_exact_at(&mut buf, 32 << 20)
+        .unwrap();
     assert_eq!(&buf, b"middle");
 }

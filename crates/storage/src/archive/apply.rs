@@ -37,15 +37,23 @@ pub fn apply(target: &Path, format: DiffFormat, input: &mut dyn Read) -> Result<
     let hashing = HashingReader::new(stream);
     let mut archive = tar::Archive::new(BufReader::with_capacity(256 * 1024, hashing));
     let mut applier = Applier::new(&root, format, compression);
-    for entry in archive.entries().map_err(|e| applier.read_error("the first entry", e))? {
+    for entry in archive
+        .entries()
+        .map_err(|e| applier.read_error("the first entry", e))?
+    {
         let mut entry = entry.map_err(|e| applier.read_error("the next entry header", e))?;
         applier.entry(&mut entry)?;
     }
     applier.finish()?;
     let mut rest = archive.into_inner();
-    decompress::drain(&mut rest).map_err(|e| applier.read_error("the end of the stream", e))?;
+    decompress::drain(&mut rest)
+        .map_err(|e| applier.read_error("the data after the end-of-archive marker", e))?;
     let (diff_id, tar_size) = rest.into_inner().finish();
-    Ok(ApplyReport { diff_id, tar_size, entries: applier.entries })
+    Ok(ApplyReport {
+        diff_id,
+        tar_size,
+        entries: applier.entries,
+    })
 }
 
 /// Owner, mode, times and xattrs of one entry, PAX overrides applied.
@@ -93,7 +101,9 @@ impl<'r> Applier<'r> {
 
     fn read_error(&self, what: &str, e: std::io::Error) -> Error {
         let kind = self.compression.name();
-        Error::Archive(format!("reading {what} from the {kind} stream: {e} (truncated or corrupt)"))
+        Error::Archive(format!(
+            "reading {what} from the {kind} stream: {e} (truncated or corrupt)"
+        ))
     }
 
     fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<()> {
@@ -102,9 +112,15 @@ impl<'r> Applier<'r> {
             return Ok(());
         }
         self.entries += 1;
-        let raw = entry.path().map_err(|e| self.read_error("an entry path", e))?.into_owned();
+        let raw = entry
+            .path()
+            .map_err(|e| self.read_error("an entry path", e))?
+            .into_owned();
         let rel = fs::normalize(&raw)?;
-        if rel.file_name().is_some_and(|n| n.as_bytes().starts_with(WHITEOUT_PREFIX.as_bytes())) {
+        if rel
+            .file_name()
+            .is_some_and(|n| n.as_bytes().starts_with(WHITEOUT_PREFIX.as_bytes()))
+        {
             return self.whiteout(&rel, entry.header());
         }
         let meta = self.meta(entry, &raw)?;
@@ -135,12 +151,16 @@ impl<'r> Applier<'r> {
     fn meta<R: Read>(&self, entry: &mut tar::Entry<'_, R>, raw: &Path) -> Result<Meta> {
         let bad = |e: std::io::Error| Error::Archive(format!("entry {}: {e}", raw.display()));
         let header = entry.header();
-        let id = |v: u64| u32::try_from(v).map_err(|_| bad(std::io::Error::other("owner id too large")));
+        let id =
+            |v: u64| u32::try_from(v).map_err(|_| bad(std::io::Error::other("owner id too large")));
         let mut meta = Meta {
             uid: id(header.uid().map_err(bad)?)?,
             gid: id(header.gid().map_err(bad)?)?,
             mode: header.mode().map_err(bad)? & 0o7777,
-            mtime: Timespec { tv_sec: header.mtime().map_err(bad)? as i64, tv_nsec: 0 },
+            mtime: Timespec {
+                tv_sec: header.mtime().map_err(bad)? as i64,
+                tv_nsec: 0,
+            },
             xattrs: Vec::new(),
         };
         let Some(pax) = entry.pax_extensions().map_err(bad)? else {
@@ -155,7 +175,8 @@ impl<'r> Applier<'r> {
                 if name.starts_with(OVERLAY_XATTR_PREFIX) {
                     tracing::warn!(entry = %raw.display(), xattr = name, "ignoring overlay xattr from the archive");
                 } else {
-                    meta.xattrs.push((name.to_string(), ext.value_bytes().to_vec()));
+                    meta.xattrs
+                        .push((name.to_string(), ext.value_bytes().to_vec()));
                 }
             }
         }
@@ -195,17 +216,28 @@ impl<'r> Applier<'r> {
     }
 
     fn remove_at(&mut self, dir: BorrowedFd<'_>, rel: &Path) -> Result<()> {
-        if self.parent_cache.as_ref().is_some_and(|(cached, _)| cached.starts_with(rel)) {
+        if self
+            .parent_cache
+            .as_ref()
+            .is_some_and(|(cached, _)| cached.starts_with(rel))
+        {
             self.parent_cache = None;
         }
         let name = rel.file_name().unwrap_or_default();
         fs::remove_all_at(dir, name).ctx(|| format!("replacing {}", self.root.display(rel)))
     }
 
-    fn file<R: Read>(&mut self, rel: &Path, entry: &mut tar::Entry<'_, R>, meta: &Meta) -> Result<()> {
+    fn file<R: Read>(
+        &mut self,
+        rel: &Path,
+        entry: &mut tar::Entry<'_, R>,
+        meta: &Meta,
+    ) -> Result<()> {
         let dir = self.parent(rel)?;
         let name = rel.file_name().unwrap_or_default();
-        let mut file = self.replacing(dir.as_fd(), rel, || fs::create_file_at(dir.as_fd(), name, 0o600))?;
+        let mut file = self.replacing(dir.as_fd(), rel, || {
+            fs::create_file_at(dir.as_fd(), name, 0o600)
+        })?;
         if let Err(e) = self.copy_data(rel, entry, &mut file) {
             let _ = rfs::unlinkat(&*dir, name, AtFlags::empty());
             return Err(e);
@@ -213,11 +245,18 @@ impl<'r> Applier<'r> {
         self.set_meta(Node::Open(file.as_fd()), rel, meta)
     }
 
-    fn copy_data<R: Read>(&mut self, rel: &Path, entry: &mut tar::Entry<'_, R>, file: &mut std::fs::File) -> Result<()> {
+    fn copy_data<R: Read>(
+        &mut self,
+        rel: &Path,
+        entry: &mut tar::Entry<'_, R>,
+        file: &mut std::fs::File,
+    ) -> Result<()> {
         let header = entry.header();
         let sparse = header.entry_type().is_gnu_sparse();
         let expected = match header.as_gnu().filter(|_| sparse) {
-            Some(gnu) => gnu.real_size().map_err(|e| self.read_error("a sparse header", e))?,
+            Some(gnu) => gnu
+                .real_size()
+                .map_err(|e| self.read_error("a sparse header", e))?,
             None => entry.size(),
         };
         if self.buf.is_empty() {
@@ -229,7 +268,7 @@ impl<'r> Applier<'r> {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(self.read_error(&format!("{}", rel.display()), e)),
+                Err(e) => return Err(self.read_error(&format!("entry {}", rel.display()), e)),
             };
             let chunk = &self.buf[..n];
             // Holes of a sparse entry arrive as zeros: skip over them to keep the file sparse.
@@ -249,7 +288,8 @@ impl<'r> Applier<'r> {
             )));
         }
         if sparse {
-            file.set_len(expected).ctx(|| format!("sizing {}", self.root.display(rel)))?;
+            file.set_len(expected)
+                .ctx(|| format!("sizing {}", self.root.display(rel)))?;
         }
         Ok(())
     }
@@ -292,12 +332,24 @@ impl<'r> Applier<'r> {
 
     fn symlink(&mut self, rel: &Path, target: &Path, meta: &Meta) -> Result<()> {
         if target.as_os_str().is_empty() {
-            return Err(Error::Archive(format!("symlink {} has an empty target", rel.display())));
+            return Err(Error::Archive(format!(
+                "symlink {} has an empty target",
+                rel.display()
+            )));
         }
         let dir = self.parent(rel)?;
         let name = rel.file_name().unwrap_or_default();
-        self.replacing(dir.as_fd(), rel, || rfs::symlinkat(target, dir.as_fd(), name))?;
-        self.set_meta(Node::Symlink { dir: dir.as_fd(), name }, rel, meta)
+        self.replacing(dir.as_fd(), rel, || {
+            rfs::symlinkat(target, dir.as_fd(), name)
+        })?;
+        self.set_meta(
+            Node::Symlink {
+                dir: dir.as_fd(),
+                name,
+            },
+            rel,
+            meta,
+        )
     }
 
     /// A hard link: the target is an earlier entry of this layer (or its lowers in Naive
@@ -305,9 +357,15 @@ impl<'r> Applier<'r> {
     fn hardlink(&mut self, rel: &Path, raw_target: &Path) -> Result<()> {
         let target = fs::normalize(raw_target)?;
         let Some(target_name) = target.file_name() else {
-            return Err(Error::Archive(format!("hard link {} points at the layer root", rel.display())));
+            return Err(Error::Archive(format!(
+                "hard link {} points at the layer root",
+                rel.display()
+            )));
         };
-        if target_name.as_bytes().starts_with(WHITEOUT_PREFIX.as_bytes()) {
+        if target_name
+            .as_bytes()
+            .starts_with(WHITEOUT_PREFIX.as_bytes())
+        {
             return Err(Error::Archive(format!(
                 "hard link {} points at the whiteout {}",
                 rel.display(),
@@ -321,12 +379,25 @@ impl<'r> Applier<'r> {
         let dir = self.parent(rel)?;
         let name = rel.file_name().unwrap_or_default();
         self.replacing(dir.as_fd(), rel, || {
-            rfs::linkat(&target_dir, target_name, dir.as_fd(), name, AtFlags::empty())
+            rfs::linkat(
+                &target_dir,
+                target_name,
+                dir.as_fd(),
+                name,
+                AtFlags::empty(),
+            )
         })
     }
 
-    fn special(&mut self, rel: &Path, kind: EntryType, header: &tar::Header, meta: &Meta) -> Result<()> {
-        let bad = |e: std::io::Error| Error::Archive(format!("device entry {}: {e}", rel.display()));
+    fn special(
+        &mut self,
+        rel: &Path,
+        kind: EntryType,
+        header: &tar::Header,
+        meta: &Meta,
+    ) -> Result<()> {
+        let bad =
+            |e: std::io::Error| Error::Archive(format!("device entry {}: {e}", rel.display()));
         let major = header.device_major().map_err(bad)?.unwrap_or(0);
         let minor = header.device_minor().map_err(bad)?.unwrap_or(0);
         let file_type = match kind {
@@ -338,25 +409,39 @@ impl<'r> Applier<'r> {
         let name = rel.file_name().unwrap_or_default();
         let dev = rfs::makedev(major, minor);
         self.replacing(dir.as_fd(), rel, || {
-            rfs::mknodat(dir.as_fd(), name, file_type, Mode::from_bits_truncate(0o600), dev)
+            rfs::mknodat(
+                dir.as_fd(),
+                name,
+                file_type,
+                Mode::from_bits_truncate(0o600),
+                dev,
+            )
         })?;
-        let fd = fs::open_path_at(dir.as_fd(), name).ctx(|| format!("opening {}", self.root.display(rel)))?;
+        let fd = fs::open_path_at(dir.as_fd(), name)
+            .ctx(|| format!("opening {}", self.root.display(rel)))?;
         self.set_meta(Node::Path(fd.as_fd()), rel, meta)
     }
 
     fn set_meta(&self, node: Node<'_>, rel: &Path, meta: &Meta) -> Result<()> {
         self.set_owner_mode_xattrs(node, rel, meta)?;
-        node.set_times(meta.mtime, meta.mtime).ctx(|| format!("setting times of {}", self.root.display(rel)))
+        node.set_times(meta.mtime, meta.mtime)
+            .ctx(|| format!("setting times of {}", self.root.display(rel)))
     }
 
     /// chown first: it clears setuid/setgid, which chmod then sets.
     fn set_owner_mode_xattrs(&self, node: Node<'_>, rel: &Path, meta: &Meta) -> Result<()> {
         if self.chown {
             node.chown(meta.uid, meta.gid).ctx(|| {
-                format!("setting owner {}:{} of {}", meta.uid, meta.gid, self.root.display(rel))
+                format!(
+                    "setting owner {}:{} of {}",
+                    meta.uid,
+                    meta.gid,
+                    self.root.display(rel)
+                )
             })?;
         }
-        node.chmod(meta.mode).ctx(|| format!("setting mode of {}", self.root.display(rel)))?;
+        node.chmod(meta.mode)
+            .ctx(|| format!("setting mode of {}", self.root.display(rel)))?;
         if matches!(node, Node::Symlink { .. }) {
             return Ok(());
         }
@@ -368,7 +453,10 @@ impl<'r> Applier<'r> {
                     tracing::warn!(path = %rel.display(), xattr = %name, "xattr not applied: {e}")
                 }
                 Err(e) => {
-                    return Err(Error::io(format!("setting xattr {name} on {}", self.root.display(rel)), e.into()))
+                    return Err(Error::io(
+                        format!("setting xattr {name} on {}", self.root.display(rel)),
+                        e.into(),
+                    ))
                 }
             }
         }
@@ -396,7 +484,12 @@ impl<'r> Applier<'r> {
                         Ok(fd) => fd,
                         // Replaced by a later entry or removed by a whiteout.
                         Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => continue,
-                        Err(e) => return Err(Error::io(format!("opening {}", self.root.display(&rel)), e.into())),
+                        Err(e) => {
+                            return Err(Error::io(
+                                format!("opening {}", self.root.display(&rel)),
+                                e.into(),
+                            ))
+                        }
                     }
                 }
             };
@@ -411,7 +504,10 @@ impl<'r> Applier<'r> {
 fn link_name<R: Read>(entry: &tar::Entry<'_, R>, raw: &Path) -> Result<PathBuf> {
     match entry.link_name() {
         Ok(Some(target)) => Ok(target.into_owned()),
-        Ok(None) => Err(Error::Archive(format!("link {} has no target", raw.display()))),
+        Ok(None) => Err(Error::Archive(format!(
+            "link {} has no target",
+            raw.display()
+        ))),
         Err(e) => Err(Error::Archive(format!("link {}: {e}", raw.display()))),
     }
 }
@@ -422,9 +518,17 @@ fn parse_pax_time(value: &[u8]) -> Option<Timespec> {
     let (secs, frac) = text.split_once('.').unwrap_or((text, ""));
     let tv_sec = secs.parse::<i64>().ok()?;
     let digits: String = frac.chars().take(9).collect();
-    let tv_nsec = if digits.is_empty() { 0 } else { format!("{digits:0<9}").parse::<i64>().ok()? };
+    let tv_nsec = if digits.is_empty() {
+        0
+    } else {
+        format!("{digits:0<9}").parse::<i64>().ok()?
+    };
     // A negative time with a fraction counts the fraction towards zero.
-    let (tv_sec, tv_nsec) = if tv_sec < 0 && tv_nsec > 0 { (tv_sec - 1, 1_000_000_000 - tv_nsec) } else { (tv_sec, tv_nsec) };
+    let (tv_sec, tv_nsec) = if tv_sec < 0 && tv_nsec > 0 {
+        (tv_sec - 1, 1_000_000_000 - tv_nsec)
+    } else {
+        (tv_sec, tv_nsec)
+    };
     Some(Timespec { tv_sec, tv_nsec })
 }
 
@@ -460,15 +564,25 @@ impl Applier<'_> {
         let name = rel.file_name().unwrap_or_default();
         let dev = rfs::makedev(0, 0);
         self.replacing(dir.as_fd(), rel, || {
-            rfs::mknodat(dir.as_fd(), name, FileType::CharacterDevice, Mode::empty(), dev)
+            rfs::mknodat(
+                dir.as_fd(),
+                name,
+                FileType::CharacterDevice,
+                Mode::empty(),
+                dev,
+            )
         })?;
         if self.chown {
-            let id = |v: std::io::Result<u64>| v.ok().and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
+            let id =
+                |v: std::io::Result<u64>| v.ok().and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
             let (uid, gid) = (id(header.uid()), id(header.gid()));
             // chownat without following: the same call a symlink gets.
-            Node::Symlink { dir: dir.as_fd(), name }
-                .chown(uid, gid)
-                .ctx(|| format!("setting owner of whiteout {}", self.root.display(rel)))?;
+            Node::Symlink {
+                dir: dir.as_fd(),
+                name,
+            }
+            .chown(uid, gid)
+            .ctx(|| format!("setting owner of whiteout {}", self.root.display(rel)))?;
         }
         Ok(())
     }
@@ -478,8 +592,10 @@ impl Applier<'_> {
     fn opaque(&mut self, dir_rel: &Path) -> Result<()> {
         let dir = self.root.create_dir_all(dir_rel, 0o755)?;
         match self.format {
-            DiffFormat::Overlay => rfs::fsetxattr(&dir, OVERLAY_OPAQUE_XATTR, b"y", rfs::XattrFlags::empty())
-                .ctx(|| format!("marking {} opaque", self.root.display(dir_rel))),
+            DiffFormat::Overlay => {
+                rfs::fsetxattr(&dir, OVERLAY_OPAQUE_XATTR, b"y", rfs::XattrFlags::empty())
+                    .ctx(|| format!("marking {} opaque", self.root.display(dir_rel)))
+            }
             DiffFormat::Naive => {
                 self.parent_cache = None;
                 let created = &self.created;

@@ -61,7 +61,9 @@ fn read_head(input: &mut dyn Read) -> Result<Vec<u8>> {
         .read_to_end(&mut head)
         .map_err(|e| Error::Archive(format!("reading the start of the layer archive: {e}")))?;
     if head.is_empty() {
-        return Err(Error::Archive("the layer archive is empty (0 bytes)".into()));
+        return Err(Error::Archive(
+            "the layer archive is empty (0 bytes)".into(),
+        ));
     }
     Ok(head)
 }
@@ -75,7 +77,10 @@ pub fn detect(head: &[u8]) -> Result<Compression> {
         return Ok(Compression::Zstd);
     }
     let shown = hex::encode(&head[..head.len().min(8)]);
-    if let Some((_, name)) = UNSUPPORTED.iter().find(|(magic, _)| head.starts_with(magic)) {
+    if let Some((_, name)) = UNSUPPORTED
+        .iter()
+        .find(|(magic, _)| head.starts_with(magic))
+    {
         return Err(Error::Archive(format!(
             "the layer is {name}-compressed (starts with {shown}); supported: plain tar, gzip, zstd"
         )));
@@ -88,6 +93,11 @@ pub fn detect(head: &[u8]) -> Result<Compression> {
     }
     if is_tar_header(head) {
         return Ok(Compression::None);
+    }
+    if &head[257..262] == b"ustar" {
+        return Err(Error::Archive(
+            "the first tar header is corrupt (checksum mismatch)".into(),
+        ));
     }
     Err(Error::Archive(format!(
         "unrecognised layer format (starts with {shown}): not a tar header, gzip or zstd"
@@ -110,7 +120,17 @@ fn is_tar_header(block: &[u8]) -> bool {
     let Ok(stored) = u32::from_str_radix(&digits, 8) else {
         return false;
     };
-    let sum: u32 = block.iter().enumerate().map(|(i, &b)| if (148..156).contains(&i) { 32 } else { b as u32 }).sum();
+    let sum: u32 = block
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                b as u32
+            }
+        })
+        .sum();
     sum == stored
 }
 
@@ -127,9 +147,14 @@ mod tests {
     #[test]
     fn detects_by_magic_and_names_the_unsupported() {
         assert_eq!(detect(&[0x1f, 0x8b, 8, 0]).unwrap(), Compression::Gzip);
-        assert_eq!(detect(&[0x28, 0xb5, 0x2f, 0xfd, 0]).unwrap(), Compression::Zstd);
+        assert_eq!(
+            detect(&[0x28, 0xb5, 0x2f, 0xfd, 0]).unwrap(),
+            Compression::Zstd
+        );
         assert_eq!(detect(&[0u8; 512]).unwrap(), Compression::None);
-        let xz = detect(&[0xfd, b'7', b'z', b'X', b'Z', 0, 0]).unwrap_err().to_string();
+        let xz = detect(&[0xfd, b'7', b'z', b'X', b'Z', 0, 0])
+            .unwrap_err()
+            .to_string();
         assert!(xz.contains("xz") && xz.contains("supported"), "{xz}");
         let junk = detect(&[b'j'; 600]).unwrap_err().to_string();
         assert!(junk.contains("6a6a6a"), "{junk}");

@@ -32,7 +32,9 @@ fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
 
 impl Default for Tar {
     fn default() -> Self {
-        Tar { builder: tar::Builder::new(Vec::new()) }
+        Tar {
+            builder: tar::Builder::new(Vec::new()),
+        }
     }
 }
 
@@ -54,7 +56,15 @@ impl Tar {
     }
 
     /// A file with owner, mtime and extra PAX records (xattrs, path, ...).
-    pub fn file_with(&mut self, path: &str, data: &[u8], mode: u32, owner: (u64, u64), mtime: u64, pax: &[(&str, &[u8])]) -> &mut Self {
+    pub fn file_with(
+        &mut self,
+        path: &str,
+        data: &[u8],
+        mode: u32,
+        owner: (u64, u64),
+        mtime: u64,
+        pax: &[(&str, &[u8])],
+    ) -> &mut Self {
         if !pax.is_empty() {
             self.pax(pax);
         }
@@ -80,7 +90,9 @@ impl Tar {
             body.push(b'\n');
         }
         let mut h = header(tar::EntryType::XHeader, 0o644, body.len() as u64);
-        self.builder.append_data(&mut h, "PaxHeaders/x", &body[..]).unwrap();
+        self.builder
+            .append_data(&mut h, "PaxHeaders/x", &body[..])
+            .unwrap();
         self
     }
 
@@ -96,7 +108,13 @@ impl Tar {
         self
     }
 
-    pub fn node(&mut self, path: &str, kind: tar::EntryType, mode: u32, dev: (u32, u32)) -> &mut Self {
+    pub fn node(
+        &mut self,
+        path: &str,
+        kind: tar::EntryType,
+        mode: u32,
+        dev: (u32, u32),
+    ) -> &mut Self {
         let mut h = header(kind, mode, 0);
         h.set_device_major(dev.0).unwrap();
         h.set_device_minor(dev.1).unwrap();
@@ -106,7 +124,13 @@ impl Tar {
 
     /// An entry whose name and link name are written byte for byte, bypassing the checks
     /// `tar::Header::set_path` makes (`..`, absolute paths).
-    pub fn raw(&mut self, kind: tar::EntryType, name: &[u8], link: &[u8], data: &[u8]) -> &mut Self {
+    pub fn raw(
+        &mut self,
+        kind: tar::EntryType,
+        name: &[u8],
+        link: &[u8],
+        data: &[u8],
+    ) -> &mut Self {
         let mut h = header(kind, 0o644, data.len() as u64);
         h.as_old_mut().name[..name.len()].copy_from_slice(name);
         h.as_old_mut().linkname[..link.len()].copy_from_slice(link);
@@ -156,14 +180,30 @@ impl Sandbox {
         std::fs::create_dir(&outside).unwrap();
         std::fs::write(outside.join("sentinel"), b"untouched").unwrap();
         let before = snapshot(&outside);
-        Sandbox { tmp, layer, outside, before }
+        Sandbox {
+            tmp,
+            layer,
+            outside,
+            before,
+        }
     }
 
     /// Panics if anything under `outside` (or the sandbox's other siblings) changed.
     pub fn assert_outside_untouched(&self) {
-        assert_eq!(snapshot(&self.outside), self.before, "the outside directory changed");
-        let siblings: Vec<_> = std::fs::read_dir(self.tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(siblings.len(), 2, "something was created beside the layer: {siblings:?}");
+        assert_eq!(
+            snapshot(&self.outside),
+            self.before,
+            "the outside directory changed"
+        );
+        let siblings: Vec<_> = std::fs::read_dir(self.tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            siblings.len(),
+            2,
+            "something was created beside the layer: {siblings:?}"
+        );
     }
 }
 
@@ -187,7 +227,11 @@ fn walk(root: &Path, rel: &Path, out: &mut Vec<String>) {
     } else {
         format!("rdev {}", md.rdev())
     };
-    let mtime = if ft.is_dir() && rel.as_os_str().is_empty() { 0 } else { md.mtime() };
+    let mtime = if ft.is_dir() && rel.as_os_str().is_empty() {
+        0
+    } else {
+        md.mtime()
+    };
     out.push(format!(
         "{} {:o} {}:{} {} {} {} {:?}",
         rel.display(),

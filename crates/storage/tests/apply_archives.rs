@@ -180,8 +180,17 @@ fn later_duplicate_entries_win() {
         .file("d/f", b"in d", 0o644)
         .dir("s", 0o755)
         .file("s/gone", b"", 0o644)
-        .symlink("s", "d");
+        .symlink("s", "d")
+        // The parent reached through `via` is replaced under it: `via/b` must land in the new one.
+        .dir("real", 0o755)
+        .symlink("via", "real")
+        .file("via/a", b"a", 0o644)
+        .file("real", b"now a file", 0o644)
+        .dir("real", 0o755)
+        .file("via/b", b"b", 0o644);
     apply(&sb.layer, DiffFormat::Naive, &t.bytes()).unwrap();
+    assert_eq!(std::fs::read(sb.layer.join("real/b")).unwrap(), b"b");
+    assert!(!sb.layer.join("real/a").exists());
     assert_eq!(std::fs::read(sb.layer.join("x")).unwrap(), b"second");
     assert_eq!(
         std::fs::metadata(sb.layer.join("x")).unwrap().mode() & 0o777,

@@ -7,7 +7,6 @@
 //! marker, so the digest is the layer's diffID exactly as Docker computes it.
 
 use std::collections::HashSet;
-use std::ffi::OsStr;
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -19,8 +18,10 @@ use rustix::io::Errno;
 use tar::EntryType;
 
 use super::decompress::{self, Compression};
-use super::whiteout::{OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, OVERLAY_XATTR_PREFIX, WHITEOUT_PREFIX};
+use super::whiteout::{OVERLAY_XATTR_PREFIX, WHITEOUT_PREFIX};
 use super::ApplyReport;
+
+mod whiteouts;
 use crate::digest::HashingReader;
 use crate::driver::DiffFormat;
 use crate::error::{Error, IoContext, Result};
@@ -216,13 +217,9 @@ impl<'r> Applier<'r> {
     }
 
     fn remove_at(&mut self, dir: BorrowedFd<'_>, rel: &Path) -> Result<()> {
-        if self
-            .parent_cache
-            .as_ref()
-            .is_some_and(|(cached, _)| cached.starts_with(rel))
-        {
-            self.parent_cache = None;
-        }
+        // The cached parent may have been reached through what is removed here (directly or
+        // via a symlink): removals are rare, so forget it.
+        self.parent_cache = None;
         let name = rel.file_name().unwrap_or_default();
         fs::remove_all_at(dir, name).ctx(|| format!("replacing {}", self.root.display(rel)))
     }
@@ -532,77 +529,17 @@ fn parse_pax_time(value: &[u8]) -> Option<Timespec> {
     Some(Timespec { tv_sec, tv_nsec })
 }
 
-impl Applier<'_> {
-    fn whiteout(&mut self, rel: &Path, header: &tar::Header) -> Result<()> {
-        let parent = rel.parent().unwrap_or(Path::new(""));
-        let name = rel.file_name().unwrap_or_default().as_bytes();
-        if name == OPAQUE_MARKER.as_bytes() {
-            return self.opaque(parent);
-        }
-        if name.starts_with(b".wh..wh.") {
-            // AUFS bookkeeping (`.wh..wh.plnk`, `.wh..wh.aufs`): meaningless outside AUFS.
-            tracing::warn!(entry = %rel.display(), "skipping AUFS metadata entry");
-            return Ok(());
-        }
-        let hidden = OsStr::from_bytes(&name[WHITEOUT_PREFIX.len()..]);
-        if hidden.is_empty() || hidden == "." || hidden == ".." {
-            return Err(Error::PathEscape(rel.display().to_string()));
-        }
-        let hidden_rel = parent.join(hidden);
-        match self.format {
-            DiffFormat::Naive => {
-                self.parent_cache = None;
-                self.root.remove_all(&hidden_rel)
-            }
-            DiffFormat::Overlay => self.overlay_whiteout(&hidden_rel, header),
-        }
-    }
+#[cfg(test)]
+mod tests {
+    use super::parse_pax_time;
 
-    /// An overlay whiteout: a 0/0 character device in place of the deleted name.
-    fn overlay_whiteout(&mut self, rel: &Path, header: &tar::Header) -> Result<()> {
-        let dir = self.parent(rel)?;
-        let name = rel.file_name().unwrap_or_default();
-        let dev = rfs::makedev(0, 0);
-        self.replacing(dir.as_fd(), rel, || {
-            rfs::mknodat(
-                dir.as_fd(),
-                name,
-                FileType::CharacterDevice,
-                Mode::empty(),
-                dev,
-            )
-        })?;
-        if self.chown {
-            let id =
-                |v: std::io::Result<u64>| v.ok().and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
-            let (uid, gid) = (id(header.uid()), id(header.gid()));
-            // chownat without following: the same call a symlink gets.
-            Node::Symlink {
-                dir: dir.as_fd(),
-                name,
-            }
-            .chown(uid, gid)
-            .ctx(|| format!("setting owner of whiteout {}", self.root.display(rel)))?;
-        }
-        Ok(())
-    }
-
-    /// An opaque directory: overlay marks it with an xattr; a full copy really empties it of
-    /// everything this apply did not itself put there.
-    fn opaque(&mut self, dir_rel: &Path) -> Result<()> {
-        let dir = self.root.create_dir_all(dir_rel, 0o755)?;
-        match self.format {
-            DiffFormat::Overlay => {
-                rfs::fsetxattr(&dir, OVERLAY_OPAQUE_XATTR, b"y", rfs::XattrFlags::empty())
-                    .ctx(|| format!("marking {} opaque", self.root.display(dir_rel)))
-            }
-            DiffFormat::Naive => {
-                self.parent_cache = None;
-                let created = &self.created;
-                let mut keep = |name: &OsStr| created.contains(&dir_rel.join(name));
-                fs::remove_children_at(dir.as_fd(), &mut keep)
-                    .ctx(|| format!("emptying opaque directory {}", self.root.display(dir_rel)))
-            }
-        }
+    #[test]
+    fn pax_times_keep_their_fraction() {
+        let t = |s: &str| parse_pax_time(s.as_bytes()).map(|t| (t.tv_sec, t.tv_nsec));
+        assert_eq!(t("1400000003.5"), Some((1_400_000_003, 500_000_000)));
+        assert_eq!(t("12"), Some((12, 0)));
+        assert_eq!(t("1.1234567891"), Some((1, 123_456_789)));
+        assert_eq!(t("-1.5"), Some((-2, 500_000_000)));
+        assert_eq!(t("x"), None);
     }
 }

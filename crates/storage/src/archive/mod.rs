@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::digest::Digest;
 use crate::driver::{DiffFormat, DiffView};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 mod apply;
 pub mod decompress;

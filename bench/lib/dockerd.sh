@@ -107,7 +107,8 @@ _dockerd_running() {
 _dockerd_kill_leftovers() {
     local p cmd
     for p in /proc/[0-9]*; do
-        cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
+        # Processes may exit while we look: ignore those.
+        cmd=$({ tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null) || continue
         case "$cmd" in
         *containerd*"$STRATA_REF_DOCKER_EXEC"*) kill -KILL "${p#/proc/}" 2>/dev/null ;;
         esac

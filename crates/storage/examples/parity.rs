@@ -1,7 +1,8 @@
 //! A tiny driver-level stand-in for `strata import / mount / diff`, used by
 //! `bench/docker-parity.sh` to compare the storage library with a real dockerd while the CLI
 //! and layer store are being finished. One base layer `base` and one writable layer `w` under
-//! `ROOT/overlay2`, nothing else (no metadata, no refcounts).
+//! `ROOT/<driver>`, nothing else (no metadata, no refcounts). The driver is overlay2, or vfs if
+//! `STRATA_PARITY_DRIVER=vfs`.
 //!
 //! ```text
 //! parity ROOT import TAR    apply TAR as layer `base`; print its diffID
@@ -18,6 +19,7 @@ use std::process::ExitCode;
 
 use strata_storage::digest::HashingReader;
 use strata_storage::driver::overlay2::Overlay2;
+use strata_storage::driver::vfs::Vfs;
 use strata_storage::{Driver, Error};
 
 const BASE: &str = "base";
@@ -26,10 +28,10 @@ const RW: &str = "w";
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-        [root, "import", tar] => open(root).and_then(|d| import(&d, Path::new(tar))),
-        [root, "mount"] => open(root).and_then(|d| mount(&d)),
-        [root, "diff"] => open(root).and_then(|d| diff(&d)),
-        [root, "export", out] => open(root).and_then(|d| export(&d, Path::new(out))),
+        [root, "import", tar] => open(root).and_then(|d| import(&*d, Path::new(tar))),
+        [root, "mount"] => open(root).and_then(|d| mount(&*d)),
+        [root, "diff"] => open(root).and_then(|d| diff(&*d)),
+        [root, "export", out] => open(root).and_then(|d| export(&*d, Path::new(out))),
         [root, "umount"] => open(root).and_then(|d| d.unmount(RW)),
         _ => {
             eprintln!("usage: parity ROOT (import TAR | mount | diff | export FILE | umount)");
@@ -45,11 +47,15 @@ fn main() -> ExitCode {
     }
 }
 
-fn open(root: &str) -> strata_storage::Result<Overlay2> {
-    Overlay2::open(&Path::new(root).join("overlay2"), &[])
+fn open(root: &str) -> strata_storage::Result<Box<dyn Driver>> {
+    let root = Path::new(root);
+    Ok(match std::env::var("STRATA_PARITY_DRIVER").as_deref() {
+        Ok("vfs") => Box::new(Vfs::open(&root.join("vfs"), &[])?),
+        _ => Box::new(Overlay2::open(&root.join("overlay2"), &[])?),
+    })
 }
 
-fn import(d: &Overlay2, tar: &Path) -> strata_storage::Result<()> {
+fn import(d: &dyn Driver, tar: &Path) -> strata_storage::Result<()> {
     let open = || File::open(tar).map_err(|e| Error::io(format!("opening {}", tar.display()), e));
     d.create(BASE, None, false)?;
     let diff_id = match d.apply(BASE, &mut BufReader::new(open()?)) {
@@ -80,7 +86,7 @@ fn unpack(dir: &Path, file: File) -> strata_storage::Result<strata_storage::Dige
     Ok(hashing.finish().0)
 }
 
-fn mount(d: &Overlay2) -> strata_storage::Result<()> {
+fn mount(d: &dyn Driver) -> strata_storage::Result<()> {
     if !d.list()?.iter().any(|id| id == RW) {
         d.create(RW, Some(BASE), true)?;
     }
@@ -88,7 +94,7 @@ fn mount(d: &Overlay2) -> strata_storage::Result<()> {
     Ok(())
 }
 
-fn diff(d: &Overlay2) -> strata_storage::Result<()> {
+fn diff(d: &dyn Driver) -> strata_storage::Result<()> {
     let mut out = io::stdout().lock();
     for change in d.changes(RW, Some(BASE))? {
         writeln!(out, "{change}").map_err(|e| Error::io("writing to stdout", e))?;
@@ -96,7 +102,7 @@ fn diff(d: &Overlay2) -> strata_storage::Result<()> {
     Ok(())
 }
 
-fn export(d: &Overlay2, out: &Path) -> strata_storage::Result<()> {
+fn export(d: &dyn Driver, out: &Path) -> strata_storage::Result<()> {
     let mut file =
         File::create(out).map_err(|e| Error::io(format!("creating {}", out.display()), e))?;
     d.export(RW, Some(BASE), &mut file)?;

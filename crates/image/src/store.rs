@@ -59,7 +59,12 @@ impl<'a> ImageStore<'a> {
 
     /// Stores `config` as an image whose top layer is `top_layer`, and points `tags` at it
     /// (taking them from any image that had them, as Docker does).
-    pub fn create_image(&self, config: &ImageConfig, top_layer: Option<&Digest>, tags: &[Reference]) -> Result<Image> {
+    pub fn create_image(
+        &self,
+        config: &ImageConfig,
+        top_layer: Option<&Digest>,
+        tags: &[Reference],
+    ) -> Result<Image> {
         self.write_blob(&config.digest, &config.bytes)?;
         let id = config.digest.to_string();
         let created = chrono::Utc::now().timestamp();
@@ -93,7 +98,9 @@ impl<'a> ImageStore<'a> {
     pub fn images(&self) -> Result<Vec<Image>> {
         self.layers.read(|conn| {
             let mut stmt = conn.prepare("SELECT id FROM images ORDER BY created DESC, id")?;
-            let ids = stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+            let ids = stmt
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
             ids.iter().map(|id| load_image(conn, id)).collect()
         })
     }
@@ -117,7 +124,10 @@ impl<'a> ImageStore<'a> {
         if Digest::of_bytes(&bytes) != digest {
             return Err(Error::BadConfig {
                 digest: digest.to_string(),
-                why: format!("{} does not match its digest; run `strata check --repair`", path.display()),
+                why: format!(
+                    "{} does not match its digest; run `strata check --repair`",
+                    path.display()
+                ),
             });
         }
         ImageConfig::from_bytes(bytes)
@@ -203,7 +213,8 @@ impl<'a> ImageStore<'a> {
 }
 
 fn untag(tx: &Tx<'_>, tag: &Reference) -> Result<()> {
-    tx.sql().execute("DELETE FROM tags WHERE reference = ?1", [tag.to_string()])?;
+    tx.sql()
+        .execute("DELETE FROM tags WHERE reference = ?1", [tag.to_string()])?;
     Ok(())
 }
 
@@ -226,16 +237,19 @@ fn chain_size(tx: &Tx<'_>, top: &Digest) -> Result<u64> {
 
 fn image_row(conn: &Connection, id: &str) -> Result<Option<(Option<String>, i64, i64)>> {
     Ok(conn
-        .query_row("SELECT top_layer, created, size FROM images WHERE id = ?1", [id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
+        .query_row(
+            "SELECT top_layer, created, size FROM images WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
         .optional()?)
 }
 
 fn load_image(conn: &Connection, id: &str) -> Result<Image> {
     let (top, created, size) =
         image_row(conn, id)?.ok_or_else(|| Error::NotFound(format!("no such image: {id}")))?;
-    let mut stmt = conn.prepare("SELECT reference FROM tags WHERE image_id = ?1 ORDER BY reference")?;
+    let mut stmt =
+        conn.prepare("SELECT reference FROM tags WHERE image_id = ?1 ORDER BY reference")?;
     let tags = stmt
         .query_map([id], |r| r.get::<_, String>(0))?
         .collect::<rusqlite::Result<Vec<_>>>()?
@@ -254,15 +268,25 @@ fn load_image(conn: &Connection, id: &str) -> Result<Image> {
 fn resolve_id(conn: &Connection, name_or_id: &str) -> Result<String> {
     if let Ok(reference) = name_or_id.parse::<Reference>() {
         let found: Option<String> = conn
-            .query_row("SELECT image_id FROM tags WHERE reference = ?1", [reference.to_string()], |r| r.get(0))
+            .query_row(
+                "SELECT image_id FROM tags WHERE reference = ?1",
+                [reference.to_string()],
+                |r| r.get(0),
+            )
             .optional()?;
         if let Some(id) = found {
             return Ok(id);
         }
     }
     let hex = name_or_id.strip_prefix("sha256:").unwrap_or(name_or_id);
-    if !hex.is_empty() && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
-        let mut stmt = conn.prepare("SELECT id FROM images WHERE substr(id, 8, ?1) = ?2 LIMIT 2")?;
+    if !hex.is_empty()
+        && hex.len() <= 64
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    {
+        let mut stmt =
+            conn.prepare("SELECT id FROM images WHERE substr(id, 8, ?1) = ?2 LIMIT 2")?;
         let ids = stmt
             .query_map(params![hex.len() as i64, hex], |r| r.get::<_, String>(0))?
             .collect::<rusqlite::Result<Vec<_>>>()?;

@@ -417,12 +417,19 @@ impl<'r> Applier<'r> {
     ) -> Result<()> {
         let bad =
             |e: std::io::Error| Error::Archive(format!("device entry {}: {e}", rel.display()));
-        let major = header.device_major().map_err(bad)?.unwrap_or(0);
-        let minor = header.device_minor().map_err(bad)?.unwrap_or(0);
         let file_type = match kind {
             EntryType::Char => FileType::CharacterDevice,
             EntryType::Block => FileType::BlockDevice,
             _ => FileType::Fifo,
+        };
+        // A FIFO has no device number; some writers (Python's tarfile) leave the fields blank.
+        let (major, minor) = if file_type == FileType::Fifo {
+            (0, 0)
+        } else {
+            (
+                header.device_major().map_err(bad)?.unwrap_or(0),
+                header.device_minor().map_err(bad)?.unwrap_or(0),
+            )
         };
         let dir = self.parent(rel)?;
         let name = rel.file_name().unwrap_or_default();

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use super::staging::{clean_tmp, in_use, INFLIGHT};
 use super::{db, LayerStore};
+use crate::driver::DiffFormat;
 use crate::error::Result;
 
 /// What recovery did when the store was opened.
@@ -54,6 +55,12 @@ impl LayerStore {
 
     /// Brings persisted mount counts in line with what the kernel has mounted.
     fn reconcile_mounts(&self, report: &mut RecoveryReport) -> Result<()> {
+        // A full-copy driver (vfs) presents a layer as its own directory: there is no kernel
+        // mount to compare with, and `is_mounted` is always false, so counts are kept as
+        // recorded.
+        if self.driver.diff_format() == DiffFormat::Naive {
+            return Ok(());
+        }
         let rws = db::rws(&self.conn())?; // not in the `for`: the guard would live through the loop
         for rw in rws {
             let mounted = self.driver.is_mounted(&rw.storage_id)?;

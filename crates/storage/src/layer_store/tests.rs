@@ -79,7 +79,7 @@ impl Driver for DirDriver {
         self.home.join(id)
     }
     fn diff_format(&self) -> DiffFormat {
-        DiffFormat::Naive
+        DiffFormat::Overlay // so that recovery compares mount flags
     }
     fn diff_view(&self, id: &str, _parent: Option<&str>) -> Result<DiffView> {
         Ok(DiffView::Naive { layer: self.diff_dir(id), parent: None })

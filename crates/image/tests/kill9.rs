@@ -20,7 +20,10 @@ const FILES: usize = 2000;
 const KILLS: usize = 12;
 
 fn random_below(n: u64) -> u64 {
-    std::collections::hash_map::RandomState::new().build_hasher().finish() % n
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+        % n
 }
 
 /// A layer of `FILES` small files under `files/`, plus a `stamp` that makes it unique.
@@ -38,7 +41,10 @@ fn big_tar(stamp: &str) -> Vec<u8> {
     };
     add("stamp", stamp.as_bytes());
     for i in 0..FILES {
-        add(&format!("files/f{i:04}"), format!("file {i} of {stamp}\n").repeat(8).as_bytes());
+        add(
+            &format!("files/f{i:04}"),
+            format!("file {i} of {stamp}\n").repeat(8).as_bytes(),
+        );
     }
     b.into_inner().unwrap()
 }
@@ -63,14 +69,27 @@ fn churn(root: &Path) -> ! {
     for n in 0u64.. {
         let stamp = format!("{}-{n}", std::process::id());
         let tag: Reference = format!("app:v{}", n % 3).parse().unwrap();
-        let base = strata_image::import(&layers, &images, &mut &big_tar(&stamp)[..], Some(&tag), None).unwrap();
+        let base = strata_image::import(
+            &layers,
+            &images,
+            &mut &big_tar(&stamp)[..],
+            Some(&tag),
+            None,
+        )
+        .unwrap();
         let base_chain = base.top_layer.clone().unwrap();
-        let top = layers.create_layer(Some(&base_chain), &mut &small_tar(&stamp)[..]).unwrap();
+        let top = layers
+            .create_layer(Some(&base_chain), &mut &small_tar(&stamp)[..])
+            .unwrap();
         let base_diff = layers.layer(&base_chain).unwrap().diff_id;
         let config = new_config(&[base_diff, top.diff_id.clone()], "strata test", None).unwrap();
-        let image = images.create_image(&config, Some(&top.chain_id), &[]).unwrap();
+        let image = images
+            .create_image(&config, Some(&top.chain_id), &[])
+            .unwrap();
         let name = format!("rw{n}");
-        layers.create_rw(&name, Some(&top.chain_id), Some(&image.id)).unwrap();
+        layers
+            .create_rw(&name, Some(&top.chain_id), Some(&image.id))
+            .unwrap();
         layers.mount_rw(&name).unwrap();
         layers.unmount_rw(&name, false).unwrap();
         if n % 2 == 0 {
@@ -102,7 +121,13 @@ fn kill9_leaves_a_consistent_store() {
     let started = Instant::now();
     for kill in 0..KILLS {
         let mut child = Command::new(&exe)
-            .args(["--exact", "crash_child", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "crash_child",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(ROOT_ENV, dir.path())
             .stdout(std::process::Stdio::null())
             .spawn()
@@ -141,8 +166,11 @@ fn check(root: &Path, kill: usize, problems: &mut Vec<String>) -> (usize, usize)
 
     let rows = layers.layers().unwrap();
     let rws = layers.rw_layers().unwrap();
-    let claimed: HashSet<String> =
-        rows.iter().map(|l| l.storage_id.clone()).chain(rws.iter().map(|r| r.storage_id.clone())).collect();
+    let claimed: HashSet<String> = rows
+        .iter()
+        .map(|l| l.storage_id.clone())
+        .chain(rws.iter().map(|r| r.storage_id.clone()))
+        .collect();
     // Raw listing, not driver.list(): a driver's own temp names count too.
     let on_disk: HashSet<String> = std::fs::read_dir(root.join("vfs/dir"))
         .unwrap()
@@ -193,7 +221,10 @@ fn check(root: &Path, kill: usize, problems: &mut Vec<String>) -> (usize, usize)
         let want = users.get(&l.chain_id).copied().unwrap_or(0);
         // A layer created and not yet used by its image when the kill came has no users: fine.
         if l.refs != want {
-            problem(format!("layer {} has refs {} but {want} users", l.chain_id, l.refs));
+            problem(format!(
+                "layer {} has refs {} but {want} users",
+                l.chain_id, l.refs
+            ));
         }
     }
     (report.orphan_dirs_removed, report.tmp_entries_removed)

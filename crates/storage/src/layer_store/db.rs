@@ -51,9 +51,18 @@ pub(crate) fn init(conn: &Connection) -> Result<()> {
 
 /// Creates `component`'s tables with `sql` if they are not there yet; refuses a database
 /// written by a newer strata.
-pub(crate) fn ensure_schema(conn: &Connection, component: &str, version: i64, sql: &str) -> Result<()> {
+pub(crate) fn ensure_schema(
+    conn: &Connection,
+    component: &str,
+    version: i64,
+    sql: &str,
+) -> Result<()> {
     let found: Option<i64> = conn
-        .query_row("SELECT version FROM schema_version WHERE component = ?1", [component], |r| r.get(0))
+        .query_row(
+            "SELECT version FROM schema_version WHERE component = ?1",
+            [component],
+            |r| r.get(0),
+        )
         .optional()?;
     match found {
         None => {
@@ -73,16 +82,24 @@ pub(crate) fn ensure_schema(conn: &Connection, component: &str, version: i64, sq
 }
 
 pub(crate) fn meta(conn: &Connection, key: &str) -> Result<Option<String>> {
-    Ok(conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+    Ok(conn
+        .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()?)
 }
 
 pub(crate) fn set_meta(conn: &Connection, key: &str, value: &str) -> Result<()> {
-    conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)", [key, value])?;
+    conn.execute(
+        "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)",
+        [key, value],
+    )?;
     Ok(())
 }
 
 pub(crate) fn now_nanos() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
 }
 
 fn time_of(nanos: i64) -> SystemTime {
@@ -92,7 +109,11 @@ fn time_of(nanos: i64) -> SystemTime {
 fn digest_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Digest> {
     let s: String = row.get(idx)?;
     s.parse().map_err(|e: Error| {
-        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, e.to_string().into())
+        rusqlite::Error::FromSqlConversionFailure(
+            idx,
+            rusqlite::types::Type::Text,
+            e.to_string().into(),
+        )
     })
 }
 
@@ -119,17 +140,22 @@ fn layer_row(row: &Row<'_>) -> rusqlite::Result<Layer> {
 
 pub(crate) fn find_layer(conn: &Connection, chain: &Digest) -> Result<Option<Layer>> {
     let sql = format!("SELECT {LAYER_COLS} FROM layers WHERE chain_id = ?1");
-    Ok(conn.query_row(&sql, [chain.as_str()], layer_row).optional()?)
+    Ok(conn
+        .query_row(&sql, [chain.as_str()], layer_row)
+        .optional()?)
 }
 
 pub(crate) fn layer(conn: &Connection, chain: &Digest) -> Result<Layer> {
-    find_layer(conn, chain)?.ok_or_else(|| Error::NotFound(format!("no layer with chain ID {chain}")))
+    find_layer(conn, chain)?
+        .ok_or_else(|| Error::NotFound(format!("no layer with chain ID {chain}")))
 }
 
 pub(crate) fn layers(conn: &Connection) -> Result<Vec<Layer>> {
     let sql = format!("SELECT {LAYER_COLS} FROM layers ORDER BY created, chain_id");
     let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map([], layer_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    let rows = stmt
+        .query_map([], layer_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }
 
@@ -146,7 +172,11 @@ pub(crate) fn insert_layer(conn: &Connection, layer: &Layer) -> Result<()> {
             layer.parent.as_ref().map(|p| p.as_str()),
             layer.storage_id,
             layer.size as i64,
-            layer.created.duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0),
+            layer
+                .created
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos() as i64)
+                .unwrap_or(0),
         ],
     )?;
     Ok(())
@@ -154,9 +184,14 @@ pub(crate) fn insert_layer(conn: &Connection, layer: &Layer) -> Result<()> {
 
 /// Adds a reference to layer `chain`.
 pub(crate) fn retain(conn: &Connection, chain: &Digest) -> Result<()> {
-    let n = conn.execute("UPDATE layers SET refs = refs + 1 WHERE chain_id = ?1", [chain.as_str()])?;
+    let n = conn.execute(
+        "UPDATE layers SET refs = refs + 1 WHERE chain_id = ?1",
+        [chain.as_str()],
+    )?;
     if n == 0 {
-        return Err(Error::NotFound(format!("no layer with chain ID {chain} (was it removed meanwhile?)")));
+        return Err(Error::NotFound(format!(
+            "no layer with chain ID {chain} (was it removed meanwhile?)"
+        )));
     }
     Ok(())
 }
@@ -169,7 +204,10 @@ pub(crate) fn release(conn: &Connection, chain: &Digest) -> Result<Vec<String>> 
     while let Some(chain) = next.take() {
         let l = layer(conn, &chain)?;
         if l.refs > 1 {
-            conn.execute("UPDATE layers SET refs = refs - 1 WHERE chain_id = ?1", [chain.as_str()])?;
+            conn.execute(
+                "UPDATE layers SET refs = refs - 1 WHERE chain_id = ?1",
+                [chain.as_str()],
+            )?;
             break;
         }
         delete_layer_row(conn, &l)?;
@@ -192,14 +230,20 @@ fn delete_layer_row(conn: &Connection, l: &Layer) -> Result<()> {
             l.chain_id, l.refs
         )));
     }
-    conn.execute("DELETE FROM layers WHERE chain_id = ?1", [l.chain_id.as_str()])?;
+    conn.execute(
+        "DELETE FROM layers WHERE chain_id = ?1",
+        [l.chain_id.as_str()],
+    )?;
     Ok(())
 }
 
 /// Every storage id a row claims, layers and writable layers alike.
 pub(crate) fn storage_ids(conn: &Connection) -> Result<Vec<String>> {
-    let mut stmt = conn.prepare("SELECT storage_id FROM layers UNION ALL SELECT storage_id FROM rw_layers")?;
-    let ids = stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>()?;
+    let mut stmt =
+        conn.prepare("SELECT storage_id FROM layers UNION ALL SELECT storage_id FROM rw_layers")?;
+    let ids = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
     Ok(ids)
 }
 
@@ -228,7 +272,9 @@ pub(crate) fn rw(conn: &Connection, name: &str) -> Result<RwLayer> {
 pub(crate) fn rws(conn: &Connection) -> Result<Vec<RwLayer>> {
     let sql = format!("SELECT {RW_COLS} FROM rw_layers ORDER BY created, name");
     let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map([], rw_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    let rows = stmt
+        .query_map([], rw_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }
 
@@ -239,13 +285,22 @@ pub(crate) fn insert_rw(conn: &Connection, rw: &RwLayer) -> Result<()> {
     }
     conn.execute(
         &format!("INSERT INTO rw_layers({RW_COLS}) VALUES (?1, ?2, ?3, ?4, 0, ?5)"),
-        params![rw.name, rw.storage_id, rw.parent.as_ref().map(|p| p.as_str()), rw.image, now_nanos()],
+        params![
+            rw.name,
+            rw.storage_id,
+            rw.parent.as_ref().map(|p| p.as_str()),
+            rw.image,
+            now_nanos()
+        ],
     )?;
     Ok(())
 }
 
 pub(crate) fn set_mount_count(conn: &Connection, name: &str, count: u64) -> Result<()> {
-    conn.execute("UPDATE rw_layers SET mount_count = ?2 WHERE name = ?1", params![name, count as i64])?;
+    conn.execute(
+        "UPDATE rw_layers SET mount_count = ?2 WHERE name = ?1",
+        params![name, count as i64],
+    )?;
     Ok(())
 }
 

@@ -104,8 +104,12 @@ impl Tx<'_> {
     }
     /// Writable layers made from `image`.
     pub fn rw_layers_of_image(&self, image: &str) -> Result<Vec<String>> {
-        let mut stmt = self.tx.prepare("SELECT name FROM rw_layers WHERE image = ?1 ORDER BY name")?;
-        let names = stmt.query_map([image], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>()?;
+        let mut stmt = self
+            .tx
+            .prepare("SELECT name FROM rw_layers WHERE image = ?1 ORDER BY name")?;
+        let names = stmt
+            .query_map([image], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
         Ok(names)
     }
 }
@@ -124,7 +128,12 @@ impl LayerStore {
         LayerStore::assemble(root, driver, conn, lock)
     }
 
-    fn assemble(root: &Path, driver: Box<dyn Driver>, conn: Connection, lock: StoreLock) -> Result<LayerStore> {
+    fn assemble(
+        root: &Path,
+        driver: Box<dyn Driver>,
+        conn: Connection,
+        lock: StoreLock,
+    ) -> Result<LayerStore> {
         let mut store = LayerStore {
             root: root.to_path_buf(),
             tmp: root.join("tmp"),
@@ -158,13 +167,19 @@ impl LayerStore {
     }
 
     /// Runs `f` on a consistent read snapshot; never waits for writers.
-    pub fn read<T, E: From<Error>>(&self, f: impl FnOnce(&Connection) -> Result<T, E>) -> Result<T, E> {
+    pub fn read<T, E: From<Error>>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, E>,
+    ) -> Result<T, E> {
         f(&self.conn())
     }
 
     /// Runs `f` in one transaction under the store lock. `f` must not call back into the
     /// store's own mutating methods (the lock is held).
-    pub fn write<T, E: From<Error>>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>) -> Result<T, E> {
+    pub fn write<T, E: From<Error>>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
         let guard = self.lock()?;
         let (value, doomed) = self.transact(&guard, f)?;
         drop(guard);
@@ -188,8 +203,13 @@ impl LayerStore {
         f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>,
     ) -> Result<(T, Vec<String>), E> {
         let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(Error::from)?;
-        let mut tx = Tx { tx, doomed: Vec::new() };
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::from)?;
+        let mut tx = Tx {
+            tx,
+            doomed: Vec::new(),
+        };
         let value = f(&mut tx)?;
         let Tx { tx, doomed } = tx;
         tx.commit().map_err(Error::from)?;
@@ -224,7 +244,8 @@ impl LayerStore {
             None => None,
         };
         let staged = Staged::begin(self)?;
-        self.driver.create(&staged.id, parent_sid.as_deref(), false)?;
+        self.driver
+            .create(&staged.id, parent_sid.as_deref(), false)?;
         let report = self.driver.apply(&staged.id, tar)?;
         self.sync_driver_fs()?;
         let layer = Layer {
@@ -270,18 +291,22 @@ impl LayerStore {
     pub fn export_layer(&self, chain: &Digest, out: &mut dyn Write) -> Result<()> {
         let layer = self.layer(chain)?;
         let parent_sid = self.parent_storage_id(layer.parent.as_ref())?;
-        self.driver.export(&layer.storage_id, parent_sid.as_deref(), out)
+        self.driver
+            .export(&layer.storage_id, parent_sid.as_deref(), out)
     }
 
     /// `chain`'s changes against its parent.
     pub fn changes_layer(&self, chain: &Digest) -> Result<Vec<Change>> {
         let layer = self.layer(chain)?;
         let parent_sid = self.parent_storage_id(layer.parent.as_ref())?;
-        self.driver.changes(&layer.storage_id, parent_sid.as_deref())
+        self.driver
+            .changes(&layer.storage_id, parent_sid.as_deref())
     }
 
     fn parent_storage_id(&self, parent: Option<&Digest>) -> Result<Option<String>> {
-        parent.map(|p| self.layer(p).map(|l| l.storage_id)).transpose()
+        parent
+            .map(|p| self.layer(p).map(|l| l.storage_id))
+            .transpose()
     }
 
     /// Flushes everything the driver wrote (one `syncfs` of its filesystem, far cheaper than
@@ -301,7 +326,12 @@ pub fn recorded_driver(root: &Path) -> Result<Option<String>> {
         return Ok(None);
     }
     let conn = Connection::open_with_flags(&db_path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| Error::Corrupt(format!("opening metadata database {}: {e}", db_path.display())))?;
+        .map_err(|e| {
+            Error::Corrupt(format!(
+                "opening metadata database {}: {e}",
+                db_path.display()
+            ))
+        })?;
     conn.busy_timeout(Duration::from_secs(30))?;
     if !db::meta_table_exists(&conn)? {
         return Ok(None);
@@ -317,20 +347,30 @@ fn open_metadata(root: &Path, driver_name: &str) -> Result<(Connection, StoreLoc
     let lock = StoreLock::open(&root.join("strata.lock"))?;
     let guard = lock.lock()?;
     let db_path = root.join("strata.db");
-    let conn = Connection::open(&db_path)
-        .map_err(|e| Error::Corrupt(format!("opening metadata database {}: {e}", db_path.display())))?;
+    let conn = Connection::open(&db_path).map_err(|e| {
+        Error::Corrupt(format!(
+            "opening metadata database {}: {e}",
+            db_path.display()
+        ))
+    })?;
     conn.busy_timeout(Duration::from_secs(30))?;
     // FULL: a commit that deletes rows is followed by removing their dirs; a power loss must
     // not bring back rows whose dirs are gone.
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    let created = db::meta_table_exists(&conn)?.then(|| db::meta(&conn, "driver")).transpose()?.flatten();
+    let created = db::meta_table_exists(&conn)?
+        .then(|| db::meta(&conn, "driver"))
+        .transpose()?
+        .flatten();
     match created {
         None => {
             // A new store: WAL once, here, under the lock (it persists in the file).
             let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
             if !mode.eq_ignore_ascii_case("wal") {
-                tracing::warn!("{} could not switch to WAL (mode {mode})", db_path.display());
+                tracing::warn!(
+                    "{} could not switch to WAL (mode {mode})",
+                    db_path.display()
+                );
             }
             db::init(&conn)?;
             db::set_meta(&conn, "driver", driver_name)?;
@@ -349,7 +389,11 @@ fn open_metadata(root: &Path, driver_name: &str) -> Result<(Connection, StoreLoc
 
 fn create_dir_mode(dir: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
-    match std::fs::DirBuilder::new().recursive(true).mode(mode).create(dir) {
+    match std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(dir)
+    {
         Ok(()) => Ok(()),
         Err(e) => Err(Error::io(format!("creating {}", dir.display()), e)),
     }
@@ -367,7 +411,12 @@ struct Staged<'a> {
 impl<'a> Staged<'a> {
     fn begin(store: &'a LayerStore) -> Result<Staged<'a>> {
         let (id, marker) = StagingFile::create_random(&store.tmp, INFLIGHT)?;
-        Ok(Staged { store, id, marker: Some(marker), published: false })
+        Ok(Staged {
+            store,
+            id,
+            marker: Some(marker),
+            published: false,
+        })
     }
 
     fn publish(mut self) {
@@ -379,7 +428,10 @@ impl Drop for Staged<'_> {
     fn drop(&mut self) {
         if !self.published {
             if let Err(e) = self.store.driver.remove(&self.id) {
-                tracing::warn!("removing unfinished layer dir {} (swept at next open): {e}", self.id);
+                tracing::warn!(
+                    "removing unfinished layer dir {} (swept at next open): {e}",
+                    self.id
+                );
             }
         }
         // The marker goes last: until the dir is gone (or published) it must stay locked.

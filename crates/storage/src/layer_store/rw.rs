@@ -11,7 +11,12 @@ use crate::error::{Error, Result};
 
 impl LayerStore {
     /// Creates writable layer `name` on `parent`, made from `image` (recorded, not checked).
-    pub fn create_rw(&self, name: &str, parent: Option<&Digest>, image: Option<&str>) -> Result<RwLayer> {
+    pub fn create_rw(
+        &self,
+        name: &str,
+        parent: Option<&Digest>,
+        image: Option<&str>,
+    ) -> Result<RwLayer> {
         let guard = self.lock()?;
         if db::find_rw(&self.conn(), name)?.is_some() {
             return Err(Error::Conflict(format!(
@@ -20,7 +25,8 @@ impl LayerStore {
         }
         let parent_sid = self.parent_storage_id(parent)?;
         let staged = Staged::begin(self)?;
-        self.driver.create(&staged.id, parent_sid.as_deref(), true)?;
+        self.driver
+            .create(&staged.id, parent_sid.as_deref(), true)?;
         let rw = RwLayer {
             name: name.to_string(),
             storage_id: staged.id.clone(),
@@ -50,7 +56,9 @@ impl LayerStore {
         let rw = self.rw_layer(name)?;
         // Idempotent in the driver: a second mount returns the path of the first.
         let path = self.driver.mount(&rw.storage_id)?;
-        let counted = self.transact(&guard, |tx| db::set_mount_count(&tx.tx, name, rw.mount_count + 1));
+        let counted = self.transact(&guard, |tx| {
+            db::set_mount_count(&tx.tx, name, rw.mount_count + 1)
+        });
         if let Err(e) = counted {
             if rw.mount_count == 0 {
                 let _ = self.driver.unmount(&rw.storage_id);
@@ -65,7 +73,9 @@ impl LayerStore {
         let guard = self.lock()?;
         let rw = self.rw_layer(name)?;
         if rw.mount_count == 0 && !force {
-            return Err(Error::Conflict(format!("writable layer {name} is not mounted")));
+            return Err(Error::Conflict(format!(
+                "writable layer {name} is not mounted"
+            )));
         }
         let left = if force { 0 } else { rw.mount_count - 1 };
         if left == 0 {
@@ -113,6 +123,7 @@ impl LayerStore {
     pub fn export_rw(&self, name: &str, out: &mut dyn Write) -> Result<()> {
         let rw = self.rw_layer(name)?;
         let parent_sid = self.parent_storage_id(rw.parent.as_ref())?;
-        self.driver.export(&rw.storage_id, parent_sid.as_deref(), out)
+        self.driver
+            .export(&rw.storage_id, parent_sid.as_deref(), out)
     }
 }

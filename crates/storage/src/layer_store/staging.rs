@@ -43,14 +43,20 @@ impl StoreLock {
             .mode(0o600)
             .open(path)
             .ctx_path("opening the store lock", path)?;
-        Ok(StoreLock { file, threads: Mutex::new(()) })
+        Ok(StoreLock {
+            file,
+            threads: Mutex::new(()),
+        })
     }
 
     pub(crate) fn lock(&self) -> Result<LockGuard<'_>> {
         let threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
         flock(&self.file, FlockOperation::LockExclusive)
             .ctx(|| "locking the store (strata.lock)".to_string())?;
-        Ok(LockGuard { lock: self, _threads: threads })
+        Ok(LockGuard {
+            lock: self,
+            _threads: threads,
+        })
     }
 }
 
@@ -90,7 +96,10 @@ impl StagingFile {
         if nlink == 0 {
             return Ok(None);
         }
-        Ok(Some(StagingFile { path, file: Some(file) }))
+        Ok(Some(StagingFile {
+            path,
+            file: Some(file),
+        }))
     }
 
     /// Creates a fresh staging file under a random name in `dir` with `suffix`.
@@ -108,7 +117,9 @@ impl StagingFile {
     }
 
     pub fn file(&mut self) -> &mut File {
-        self.file.as_mut().expect("staging file is open until dropped or persisted")
+        self.file
+            .as_mut()
+            .expect("staging file is open until dropped or persisted")
     }
 
     /// fsyncs the file, renames it to `dest` and fsyncs `dest`'s directory, so that once this
@@ -136,14 +147,20 @@ impl Drop for StagingFile {
 
 /// fsyncs a directory, making renames and creations in it durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).ctx_path("syncing directory", dir)
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .ctx_path("syncing directory", dir)
 }
 
 /// 32 random hex characters: a storage id nobody else will pick.
 pub(crate) fn random_id() -> Result<String> {
     let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| Error::io("reading random bytes for a storage id", std::io::Error::other(e.to_string())))?;
+    getrandom::fill(&mut bytes).map_err(|e| {
+        Error::io(
+            "reading random bytes for a storage id",
+            std::io::Error::other(e.to_string()),
+        )
+    })?;
     Ok(hex::encode(bytes))
 }
 
@@ -157,7 +174,10 @@ pub(crate) fn in_use(path: &Path) -> Result<bool> {
     match flock(&file, FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => Ok(false),
         Err(rustix::io::Errno::WOULDBLOCK) => Ok(true),
-        Err(e) => Err(Error::io(format!("probing lock on {}", path.display()), e.into())),
+        Err(e) => Err(Error::io(
+            format!("probing lock on {}", path.display()),
+            e.into(),
+        )),
     }
 }
 
@@ -174,7 +194,10 @@ pub(crate) fn clean_tmp(tmp: &Path) -> Result<usize> {
         } else if !in_use(&path)? {
             match std::fs::remove_file(&path) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                    return Err(Error::io(format!("removing leftover {}", path.display()), e))
+                    return Err(Error::io(
+                        format!("removing leftover {}", path.display()),
+                        e,
+                    ))
                 }
                 _ => {}
             }

@@ -62,7 +62,11 @@ impl Driver for DirDriver {
     }
     fn mounts(&self, id: &str) -> Result<Vec<Mount>> {
         let source = self.diff_dir(id).display().to_string();
-        Ok(vec![Mount { fs_type: "bind".into(), source, options: vec!["rbind".into()] }])
+        Ok(vec![Mount {
+            fs_type: "bind".into(),
+            source,
+            options: vec!["rbind".into()],
+        }])
     }
     fn mount(&self, id: &str) -> Result<PathBuf> {
         std::fs::write(self.flag(id), b"").ctx(|| "flag".into())?;
@@ -82,7 +86,10 @@ impl Driver for DirDriver {
         DiffFormat::Overlay // so that recovery compares mount flags
     }
     fn diff_view(&self, id: &str, _parent: Option<&str>) -> Result<DiffView> {
-        Ok(DiffView::Naive { layer: self.diff_dir(id), parent: None })
+        Ok(DiffView::Naive {
+            layer: self.diff_dir(id),
+            parent: None,
+        })
     }
     fn usage(&self, _id: &str) -> Result<Usage> {
         Ok(Usage::default())
@@ -92,12 +99,19 @@ impl Driver for DirDriver {
         let mut archive = tar::Archive::new(&mut hashing);
         let mut entries = 0;
         for entry in archive.entries().ctx(|| "tar".into())? {
-            entry.ctx(|| "tar".into())?.unpack_in(self.diff_dir(id)).ctx(|| "unpack".into())?;
+            entry
+                .ctx(|| "tar".into())?
+                .unpack_in(self.diff_dir(id))
+                .ctx(|| "unpack".into())?;
             entries += 1;
         }
         std::io::copy(&mut hashing, &mut std::io::sink()).ctx(|| "tar tail".into())?;
         let (diff_id, tar_size) = hashing.finish();
-        Ok(ApplyReport { diff_id, tar_size, entries })
+        Ok(ApplyReport {
+            diff_id,
+            tar_size,
+            entries,
+        })
     }
 }
 
@@ -137,7 +151,10 @@ fn refcounts_follow_create_and_release_chains() {
     let c2 = add(&store, Some(&b.chain_id), &[("c2", "3")]);
     assert_eq!(a.chain_id, a.diff_id);
     assert_eq!(b.chain_id, Digest::chain(Some(&a.chain_id), &b.diff_id));
-    assert_eq!((refs(&store, &a.chain_id), refs(&store, &b.chain_id)), (1, 2));
+    assert_eq!(
+        (refs(&store, &a.chain_id), refs(&store, &b.chain_id)),
+        (1, 2)
+    );
     assert_eq!(c.size, tar_of(&[("c", "3")]).len() as u64);
 
     store.release_layer(&c.chain_id).unwrap();
@@ -160,8 +177,16 @@ fn identical_chains_are_stored_once() {
     let b1 = add(&store, Some(&a.chain_id), &[("b", "2")]);
     let b2 = add(&store, Some(&a.chain_id), &[("b", "2")]);
     assert_eq!(b1, b2);
-    assert_eq!(refs(&store, &a.chain_id), 1, "a duplicate takes no reference");
-    assert_eq!(store.driver().list().unwrap().len(), 2, "the duplicate dir was dropped");
+    assert_eq!(
+        refs(&store, &a.chain_id),
+        1,
+        "a duplicate takes no reference"
+    );
+    assert_eq!(
+        store.driver().list().unwrap().len(),
+        2,
+        "the duplicate dir was dropped"
+    );
     // The same diff on another parent is another chain.
     let other = add(&store, None, &[("b", "2")]);
     assert_eq!(other.diff_id, b1.diff_id);
@@ -178,7 +203,9 @@ fn failed_apply_leaves_nothing() {
     assert!(store.driver().list().unwrap().is_empty());
     assert_eq!(std::fs::read_dir(store.tmp_dir()).unwrap().count(), 0);
     let missing = Digest::of_bytes(b"nope");
-    let err = store.create_layer(Some(&missing), &mut &tar_of(&[])[..]).unwrap_err();
+    let err = store
+        .create_layer(Some(&missing), &mut &tar_of(&[])[..])
+        .unwrap_err();
     assert!(matches!(err, Error::NotFound(_)), "{err}");
 }
 
@@ -188,19 +215,32 @@ fn reopen_keeps_everything_and_sweeps_orphans() {
     let (a, rw) = {
         let store = open(dir.path());
         let a = add(&store, None, &[("a", "1")]);
-        let rw = store.create_rw("box", Some(&a.chain_id), Some("sha256:img")).unwrap();
+        let rw = store
+            .create_rw("box", Some(&a.chain_id), Some("sha256:img"))
+            .unwrap();
         store.mount_rw("box").unwrap();
         (a, rw)
     };
     // What a crash leaves: a dir with no row, a stale tmp file, an unlocked marker.
     let driver = DirDriver::boxed(dir.path());
-    driver.create("0123456789abcdef0123456789abcdef", None, false).unwrap();
+    driver
+        .create("0123456789abcdef0123456789abcdef", None, false)
+        .unwrap();
     std::fs::write(dir.path().join("tmp/blob.partial"), b"x").unwrap();
-    std::fs::write(dir.path().join("tmp/0123456789abcdef0123456789abcdef.inflight"), b"").unwrap();
+    std::fs::write(
+        dir.path()
+            .join("tmp/0123456789abcdef0123456789abcdef.inflight"),
+        b"",
+    )
+    .unwrap();
 
     let store = open(dir.path());
     let report = store.recovery_report().clone();
-    assert_eq!((report.orphan_dirs_removed, report.tmp_entries_removed), (1, 2), "{report:?}");
+    assert_eq!(
+        (report.orphan_dirs_removed, report.tmp_entries_removed),
+        (1, 2),
+        "{report:?}"
+    );
     assert_eq!(store.layer(&a.chain_id).unwrap().refs, 1);
     let again = store.rw_layer("box").unwrap();
     assert_eq!((again.storage_id, again.mount_count), (rw.storage_id, 1));
@@ -225,7 +265,10 @@ fn a_live_builder_is_not_swept() {
 fn driver_mismatch_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     drop(open(dir.path()));
-    let err = LayerStore::open(dir.path(), "vfs", &[]).err().unwrap().to_string();
+    let err = LayerStore::open(dir.path(), "vfs", &[])
+        .err()
+        .unwrap()
+        .to_string();
     let want = format!(
         "store {} was created with testdir; pass --storage-driver testdir or use another --root",
         dir.path().display()
@@ -250,9 +293,15 @@ fn writable_layers_count_mounts_and_hold_their_parent() {
     let err = store.remove_rw("c1", false).unwrap_err().to_string();
     assert!(err.contains("mounted (2 times)"), "{err}");
     store.unmount_rw("c1", false).unwrap();
-    assert!(store.driver().is_mounted(&store.rw_layer("c1").unwrap().storage_id).unwrap());
+    assert!(store
+        .driver()
+        .is_mounted(&store.rw_layer("c1").unwrap().storage_id)
+        .unwrap());
     store.unmount_rw("c1", false).unwrap();
-    assert!(!store.driver().is_mounted(&store.rw_layer("c1").unwrap().storage_id).unwrap());
+    assert!(!store
+        .driver()
+        .is_mounted(&store.rw_layer("c1").unwrap().storage_id)
+        .unwrap());
     assert!(store.unmount_rw("c1", false).is_err());
 
     store.mount_rw("c1").unwrap();

@@ -106,7 +106,9 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Info => info(&engine, &mut out),
         Command::Mount(args) => {
             let mounted = engine.mount(&args.target, args.name.as_deref())?;
-            if mounted.created {
+            // Stdout stays the path alone (for `$(strata mount ...)`); a generated name is
+            // told on stderr, since the user needs it for diff, umount and rm.
+            if mounted.created && args.name.is_none() {
                 eprintln!(
                     "created writable layer {:?} on {}",
                     mounted.name, args.target

@@ -97,7 +97,8 @@ mod tests {
     #[test]
     fn new_config_round_trips_and_is_digested_as_bytes() {
         let diff = Digest::of_bytes(b"layer");
-        let config = new_config(std::slice::from_ref(&diff), "strata import", Some("hello")).unwrap();
+        let config =
+            new_config(std::slice::from_ref(&diff), "strata import", Some("hello")).unwrap();
         assert_eq!(config.digest, Digest::of_bytes(&config.bytes));
         assert_eq!(config.diff_ids().unwrap(), vec![diff]);
         let text = String::from_utf8(config.bytes.clone()).unwrap();

@@ -65,7 +65,7 @@ impl FromStr for Reference {
             }
         }
         Ok(Reference {
-            name: name.to_string(),
+            name: familiar(name),
             tag: tag.to_string(),
         })
     }
@@ -74,6 +74,20 @@ impl FromStr for Reference {
 impl fmt::Display for Reference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.name, self.tag)
+    }
+}
+
+/// Docker's familiar form of a repository name: `docker.io/library/busybox` and
+/// `library/busybox` are `busybox`, `docker.io/me/app` is `me/app`; so that every spelling
+/// finds the same tag.
+fn familiar(name: &str) -> String {
+    let rest = ["docker.io/", "index.docker.io/"]
+        .iter()
+        .find_map(|d| name.strip_prefix(d))
+        .unwrap_or(name);
+    match rest.strip_prefix("library/") {
+        Some(official) if !official.contains('/') => official.to_string(),
+        _ => rest.to_string(),
     }
 }
 
@@ -137,7 +151,10 @@ mod tests {
         for (input, name, tag) in [
             ("busybox", "busybox", "latest"),
             ("busybox:1.36", "busybox", "1.36"),
-            ("library/busybox:v1_x-y", "library/busybox", "v1_x-y"),
+            ("library/busybox:v1_x-y", "busybox", "v1_x-y"),
+            ("docker.io/library/busybox", "busybox", "latest"),
+            ("index.docker.io/me/app:1", "me/app", "1"),
+            ("library/a/b", "library/a/b", "latest"),
             ("localhost:5000/app", "localhost:5000/app", "latest"),
             (
                 "registry.example.com:5000/team/app:2",

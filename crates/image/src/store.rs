@@ -65,6 +65,7 @@ impl<'a> ImageStore<'a> {
         top_layer: Option<&Digest>,
         tags: &[Reference],
     ) -> Result<Image> {
+        check_top_layer(config, top_layer)?;
         self.write_blob(&config.digest, &config.bytes)?;
         let id = config.digest.to_string();
         let created = chrono::Utc::now().timestamp();
@@ -221,6 +222,29 @@ fn untag(tx: &Tx<'_>, tag: &Reference) -> Result<()> {
 fn short(id: &str) -> &str {
     let hex = id.trim_start_matches("sha256:");
     &hex[..hex.len().min(12)]
+}
+
+/// The config's diffIDs must describe exactly the chain that ends at `top_layer`, or the
+/// image would list layers it does not have.
+fn check_top_layer(config: &ImageConfig, top_layer: Option<&Digest>) -> Result<()> {
+    let chain = config
+        .diff_ids()?
+        .iter()
+        .fold(None, |parent: Option<Digest>, d| {
+            Some(Digest::chain(parent.as_ref(), d))
+        });
+    if chain.as_ref() == top_layer {
+        return Ok(());
+    }
+    let show = |d: Option<&Digest>| d.map_or("(none)".to_string(), Digest::to_string);
+    Err(Error::BadConfig {
+        digest: config.digest.to_string(),
+        why: format!(
+            "its rootfs.diff_ids make chain {} but the top layer given is {}",
+            show(chain.as_ref()),
+            show(top_layer)
+        ),
+    })
 }
 
 /// Sum of the tar sizes of `top` and every layer below it.

@@ -206,8 +206,15 @@ fn vfs_works_without_privileges() {
     // Import: devices skipped with one warning; the diffID is still the tar's digest.
     let (id, stderr) = t.strata(&["import", tar_str, "busybox:latest"]);
     assert!(!id.trim().is_empty(), "import printed no image id");
-    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("device node")).collect();
-    assert_eq!(warnings.len(), 1, "want one warning about device nodes:\n{stderr}");
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("device node"))
+        .collect();
+    assert_eq!(
+        warnings.len(),
+        1,
+        "want one warning about device nodes:\n{stderr}"
+    );
     assert!(warnings[0].contains("skipped 3 device node(s)"), "{stderr}");
     let diff_id = format!("sha256:{}", sha256_of(&tar_path));
     assert!(
@@ -236,7 +243,11 @@ fn vfs_works_without_privileges() {
         m = merged.display()
     );
     let out = t.run_as_nobody(&busybox, &["sh", "-c", &script]);
-    assert!(out.status.success(), "changing the mount: {:?}", texts(&out));
+    assert!(
+        out.status.success(),
+        "changing the mount: {:?}",
+        texts(&out)
+    );
     let (diff, _) = t.strata(&["diff", "w"]);
     let lines: Vec<&str> = diff.lines().collect();
     for want in ["C /etc", "C /etc/passwd", "A /etc/new", "D /etc/shadow"] {
@@ -255,26 +266,60 @@ fn vfs_works_without_privileges() {
     let out = t.strata_with("overlay2", "store-overlay", &["images"]);
     let (_, stderr) = texts(&out);
     assert!(!out.status.success(), "overlay2 as uid {NOBODY} succeeded");
-    assert!(stderr.contains("vfs"), "the overlay2 error does not point at vfs:\n{stderr}");
+    assert!(
+        stderr.contains("vfs"),
+        "the overlay2 error does not point at vfs:\n{stderr}"
+    );
 }
 
 /// What an unprivileged apply gives: the user owns everything, modes (setuid, read-only
 /// directories) are kept, devices are absent, the FIFO, links and `user.*` xattr are there.
 fn check_tree(t: &Rootless, merged: &Path) {
-    let out = t.run_as_nobody(&merged.join("bin/busybox"), &["cat", &format!("{}/etc/passwd", merged.display())]);
-    assert_eq!(texts(&out).0, "root:x:0:0:root:/root:/bin/sh\n", "{:?}", texts(&out));
+    let out = t.run_as_nobody(
+        &merged.join("bin/busybox"),
+        &["cat", &format!("{}/etc/passwd", merged.display())],
+    );
+    assert_eq!(
+        texts(&out).0,
+        "root:x:0:0:root:/root:/bin/sh\n",
+        "{:?}",
+        texts(&out)
+    );
     let out = t.run_as_nobody(&merged.join("bin/sh"), &["-c", "echo ran"]);
-    assert_eq!(texts(&out).0, "ran\n", "running busybox as the user: {:?}", texts(&out));
+    assert_eq!(
+        texts(&out).0,
+        "ran\n",
+        "running busybox as the user: {:?}",
+        texts(&out)
+    );
 
     let meta = |p: &str| fs::symlink_metadata(merged.join(p)).unwrap();
-    for p in ["bin", "bin/busybox", "bin/su", "etc/passwd", "dev/initctl", "usr/share/motd"] {
-        assert_eq!((meta(p).uid(), meta(p).gid()), (NOBODY, NOBODY), "owner of {p}");
+    for p in [
+        "bin",
+        "bin/busybox",
+        "bin/su",
+        "etc/passwd",
+        "dev/initctl",
+        "usr/share/motd",
+    ] {
+        assert_eq!(
+            (meta(p).uid(), meta(p).gid()),
+            (NOBODY, NOBODY),
+            "owner of {p}"
+        );
     }
     assert_eq!(meta("bin/su").mode() & 0o7777, 0o4755, "setuid kept");
     assert_eq!(meta("usr").mode() & 0o7777, 0o555, "read-only dir mode");
     assert_eq!(meta("usr/share").permissions().mode() & 0o7777, 0o555);
-    assert_eq!(meta("bin/ls").ino(), meta("bin/busybox").ino(), "hard link kept");
-    assert_eq!(fs::read_link(merged.join("bin/sh")).unwrap(), Path::new("busybox"));
+    assert_eq!(
+        meta("bin/ls").ino(),
+        meta("bin/busybox").ino(),
+        "hard link kept"
+    );
+    assert_eq!(
+        fs::read_link(merged.join("bin/sh")).unwrap(),
+        Path::new("busybox")
+    );
     assert!(meta("dev/initctl").file_type().is_fifo(), "FIFO created");
     for p in ["dev/null", "dev/loop0", "dev/null-again"] {
         assert!(!merged.join(p).exists(), "device {p} created unprivileged");
@@ -288,5 +333,8 @@ fn check_tree(t: &Rootless, merged: &Path) {
             .unwrap_or_default()
     };
     assert_eq!(xattr("user.strata"), b"kept", "user.* xattr applied");
-    assert!(xattr("trusted.strata").is_empty(), "trusted.* xattr applied unprivileged");
+    assert!(
+        xattr("trusted.strata").is_empty(),
+        "trusted.* xattr applied unprivileged"
+    );
 }

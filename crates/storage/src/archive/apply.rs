@@ -506,7 +506,10 @@ impl<'r> Applier<'r> {
     /// Sets the directory mtimes (and late modes) collected on the way, now that no child
     /// will change them, and says what an unprivileged apply left out.
     fn finish(&mut self) -> Result<()> {
-        self.skipped.warn("applying the layer");
+        self.skipped.warn(&format!(
+            "applying a layer tar into {}",
+            self.root.path().display()
+        ));
         // Deepest first: a late mode may take away the permission to reach what is below.
         let mut dirs = std::mem::take(&mut self.dir_meta);
         dirs.reverse();

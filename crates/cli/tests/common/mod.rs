@@ -41,12 +41,21 @@ impl Store {
 
     /// A store for `driver` whether or not this process could use it (to test the refusal).
     pub fn create(driver: &'static str) -> Store {
-        let dir = tempfile::Builder::new().prefix("strata-cli-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("strata-cli-")
+            .tempdir()
+            .expect("tempdir");
         let root = dir.path().join("root");
         let input = dir.path().join("input");
         fs::create_dir(&root).unwrap();
         fs::create_dir(&input).unwrap();
-        Store { dir, root, input, driver, root_is_mount: false }
+        Store {
+            dir,
+            root,
+            input,
+            driver,
+            root_is_mount: false,
+        }
     }
 
     /// A store whose root is a tmpfs of `size` (`16m`), unmounted when the store drops.
@@ -149,7 +158,11 @@ impl Store {
                     .filter(|n| n != "l" && !n.starts_with('.'))
                     .collect();
                 found.extend(list(&home.join("l")).into_iter().map(|n| format!("l/{n}")));
-                found.extend(list(&home.join(".tmp")).into_iter().map(|n| format!(".tmp/{n}")));
+                found.extend(
+                    list(&home.join(".tmp"))
+                        .into_iter()
+                        .map(|n| format!(".tmp/{n}")),
+                );
                 found
             }
             _ => list(&self.root.join("vfs").join("dir")),
@@ -168,16 +181,38 @@ impl Store {
     /// may tidy up at open and hide what a failed command left), then through the binary.
     pub fn assert_clean(&self, after: &str) {
         let layers = self.layer_dirs();
-        assert!(layers.is_empty(), "{after}: layer data left in the store: {layers:?}");
+        assert!(
+            layers.is_empty(),
+            "{after}: layer data left in the store: {layers:?}"
+        );
         let tmp = list(&self.root.join("tmp"));
-        assert!(tmp.is_empty(), "{after}: staging left in {}/tmp: {tmp:?}", self.root.display());
+        assert!(
+            tmp.is_empty(),
+            "{after}: staging left in {}/tmp: {tmp:?}",
+            self.root.display()
+        );
         let blobs = list(&self.root.join("blobs").join("sha256"));
         assert!(blobs.is_empty(), "{after}: blobs left: {blobs:?}");
         let mounts = self.mounts_inside();
-        assert!(mounts.is_empty(), "{after}: mounts left under the store: {mounts:?}");
-        assert_eq!(self.image_ids(), Vec::<String>::new(), "{after}: images left");
-        assert_eq!(self.layer_names(), Vec::<String>::new(), "{after}: writable layers left");
-        assert_eq!(self.info_value("Layers"), "0", "{after}: `info` counts layers");
+        assert!(
+            mounts.is_empty(),
+            "{after}: mounts left under the store: {mounts:?}"
+        );
+        assert_eq!(
+            self.image_ids(),
+            Vec::<String>::new(),
+            "{after}: images left"
+        );
+        assert_eq!(
+            self.layer_names(),
+            Vec::<String>::new(),
+            "{after}: writable layers left"
+        );
+        assert_eq!(
+            self.info_value("Layers"),
+            "0",
+            "{after}: `info` counts layers"
+        );
     }
 }
 
@@ -185,8 +220,10 @@ impl Drop for Store {
     /// Unmounts whatever is left under the root, deepest first (the tmpfs root last), so that
     /// a failed test neither leaks mounts nor keeps the temporary directory from going away.
     fn drop(&mut self) {
-        let mut mounts: Vec<PathBuf> =
-            mount_points().into_iter().filter(|m| m.starts_with(&self.root)).collect();
+        let mut mounts: Vec<PathBuf> = mount_points()
+            .into_iter()
+            .filter(|m| m.starts_with(&self.root))
+            .collect();
         mounts.sort_by_key(|m| std::cmp::Reverse(m.as_os_str().len()));
         for m in mounts {
             let _ = rustix::mount::unmount(&m, rustix::mount::UnmountFlags::DETACH);
@@ -195,7 +232,9 @@ impl Drop for Store {
 }
 
 pub fn run_with_stdin(mut cmd: Command, stdin: &[u8]) -> Output {
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("running the strata binary");
     let mut pipe = child.stdin.take().unwrap();
     let input = stdin.to_vec();
@@ -210,7 +249,12 @@ pub fn run_with_stdin(mut cmd: Command, stdin: &[u8]) -> Output {
 
 pub fn expect_ok(args: &[&str], out: Output) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "`strata {}` failed ({}):\n{stderr}", args.join(" "), out.status);
+    assert!(
+        out.status.success(),
+        "`strata {}` failed ({}):\n{stderr}",
+        args.join(" "),
+        out.status
+    );
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
@@ -220,9 +264,18 @@ pub fn expect_fail(args: &[&str], out: Output) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let cmd = format!("strata {}", args.join(" "));
-    assert!(!out.status.success(), "`{cmd}` succeeded but should fail; stdout:\n{stdout}");
-    assert!(stderr.contains("strata: error: "), "`{cmd}`: no `strata: error:` on stderr:\n{stderr}");
-    assert!(stdout.trim().is_empty(), "`{cmd}` failed but printed on stdout:\n{stdout}");
+    assert!(
+        !out.status.success(),
+        "`{cmd}` succeeded but should fail; stdout:\n{stdout}"
+    );
+    assert!(
+        stderr.contains("strata: error: "),
+        "`{cmd}`: no `strata: error:` on stderr:\n{stderr}"
+    );
+    assert!(
+        stdout.trim().is_empty(),
+        "`{cmd}` failed but printed on stdout:\n{stdout}"
+    );
     stderr
 }
 
@@ -230,7 +283,10 @@ pub fn expect_fail(args: &[&str], out: Output) -> String {
 pub fn assert_mentions(stderr: &str, needles: &[&str]) {
     let lower = stderr.to_lowercase();
     for n in needles {
-        assert!(lower.contains(&n.to_lowercase()), "error does not mention {n:?}:\n{stderr}");
+        assert!(
+            lower.contains(&n.to_lowercase()),
+            "error does not mention {n:?}:\n{stderr}"
+        );
     }
 }
 
@@ -244,8 +300,13 @@ pub fn assert_mentions_any(stderr: &str, needles: &[&str]) {
 }
 
 pub fn assert_image_id(id: &str) {
-    let hex = id.strip_prefix("sha256:").unwrap_or_else(|| panic!("not an image id: {id:?}"));
-    assert!(hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()), "not an image id: {id:?}");
+    let hex = id
+        .strip_prefix("sha256:")
+        .unwrap_or_else(|| panic!("not an image id: {id:?}"));
+    assert!(
+        hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+        "not an image id: {id:?}"
+    );
 }
 
 pub fn short_id(id: &str) -> String {
@@ -253,14 +314,20 @@ pub fn short_id(id: &str) -> String {
 }
 
 pub fn lines(text: &str) -> Vec<String> {
-    text.lines().filter(|l| !l.trim().is_empty()).map(|l| l.trim().to_string()).collect()
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.trim().to_string())
+        .collect()
 }
 
 /// Names in `dir`, sorted; empty if it does not exist.
 pub fn list(dir: &Path) -> Vec<String> {
-    let Ok(rd) = fs::read_dir(dir) else { return Vec::new() };
-    let mut names: Vec<String> =
-        rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let Ok(rd) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = rd
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     names.sort();
     names
 }
@@ -269,7 +336,10 @@ pub fn list(dir: &Path) -> Vec<String> {
 /// such as `\040` decoded).
 pub fn mount_points() -> Vec<PathBuf> {
     let text = fs::read_to_string("/proc/self/mountinfo").expect("reading mountinfo");
-    text.lines().filter_map(|l| l.split(' ').nth(4)).map(|m| PathBuf::from(unescape(m))).collect()
+    text.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|m| PathBuf::from(unescape(m)))
+        .collect()
 }
 
 fn unescape(field: &str) -> String {
@@ -277,7 +347,10 @@ fn unescape(field: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
             i += 4;
         } else {
@@ -303,7 +376,9 @@ impl Tar<Vec<u8>> {
 
 impl<W: Write> Tar<W> {
     pub fn to(out: W) -> Self {
-        Tar { builder: tar::Builder::new(out) }
+        Tar {
+            builder: tar::Builder::new(out),
+        }
     }
 
     fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
@@ -373,7 +448,10 @@ pub struct Noise {
 
 impl Noise {
     pub fn new(seed: u64, len: u64) -> Noise {
-        Noise { state: seed | 1, left: len }
+        Noise {
+            state: seed | 1,
+            left: len,
+        }
     }
 
     pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
@@ -386,7 +464,11 @@ impl Noise {
 impl Read for Noise {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = buf.len().min(self.left as usize) / 8 * 8;
-        let n = if n == 0 { buf.len().min(self.left as usize) } else { n };
+        let n = if n == 0 {
+            buf.len().min(self.left as usize)
+        } else {
+            n
+        };
         for chunk in buf[..n].chunks_mut(8) {
             self.state ^= self.state << 13;
             self.state ^= self.state >> 7;

@@ -164,7 +164,13 @@ fn import(engine: &Engine, args: &ImportArgs, out: &mut impl Write) -> Result<()
         args.message.as_deref(),
     );
     reader.finish();
-    writeln!(out, "{}", image?.id)?;
+    let source = if args.source == "-" {
+        "standard input"
+    } else {
+        &args.source
+    };
+    let image = image.with_context(|| format!("importing {source}"))?;
+    writeln!(out, "{}", image.id)?;
     Ok(())
 }
 

@@ -169,7 +169,7 @@ impl<'a> ImageStore<'a> {
             let users = tx.rw_layers_of_image(&id)?;
             if !users.is_empty() && !force {
                 return Err(Error::Conflict(format!(
-                    "unable to remove image {}: writable layers use it ({}); remove them first (strata rm) or use -f",
+                    "unable to remove image {name_or_id} ({}): writable layers use it ({}); remove them first (strata rm) or use -f",
                     short(&id),
                     users.join(", ")
                 )));

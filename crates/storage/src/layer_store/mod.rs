@@ -117,8 +117,16 @@ impl Tx<'_> {
 impl LayerStore {
     /// Opens (creating if needed) the store at `root` with driver `driver_name`.
     pub fn open(root: &Path, driver_name: &str, driver_options: &[String]) -> Result<LayerStore> {
-        let (conn, lock) = open_metadata(root, driver_name)?;
+        // The driver opens (and passes its checks) before the store records it, so a refused
+        // driver does not claim a new store: the remedy its error gives must still work.
+        if let Some(recorded) = recorded_driver(root)? {
+            if recorded != driver_name {
+                return Err(driver_mismatch(root, &recorded));
+            }
+        }
+        create_dir_mode(root, 0o700)?;
         let driver = driver::open(driver_name, root, driver_options)?;
+        let (conn, lock) = open_metadata(root, driver_name)?;
         LayerStore::assemble(root, driver, conn, lock)
     }
 
@@ -376,15 +384,17 @@ fn open_metadata(root: &Path, driver_name: &str) -> Result<(Connection, StoreLoc
             db::set_meta(&conn, "driver", driver_name)?;
         }
         Some(d) if d == driver_name => db::init(&conn)?,
-        Some(d) => {
-            return Err(Error::Conflict(format!(
-                "store {} was created with {d}; pass --storage-driver {d} or use another --root",
-                root.display()
-            )))
-        }
+        Some(d) => return Err(driver_mismatch(root, &d)),
     }
     drop(guard);
     Ok((conn, lock))
+}
+
+fn driver_mismatch(root: &Path, recorded: &str) -> Error {
+    Error::Conflict(format!(
+        "store {} was created with {recorded}; pass --storage-driver {recorded} or use another --root",
+        root.display()
+    ))
 }
 
 fn create_dir_mode(dir: &Path, mode: u32) -> Result<()> {

@@ -78,9 +78,10 @@ pub struct LayerStore {
 pub struct Tx<'a> {
     tx: rusqlite::Transaction<'a>,
     doomed: Vec<String>,
+    on_commit: Vec<Box<dyn FnOnce() + 'a>>,
 }
 
-impl Tx<'_> {
+impl<'a> Tx<'a> {
     /// The connection, for the caller's own tables.
     pub fn sql(&self) -> &Connection {
         &self.tx
@@ -104,13 +105,13 @@ impl Tx<'_> {
     }
     /// Writable layers made from `image`.
     pub fn rw_layers_of_image(&self, image: &str) -> Result<Vec<String>> {
-        let mut stmt = self
-            .tx
-            .prepare("SELECT name FROM rw_layers WHERE image = ?1 ORDER BY name")?;
-        let names = stmt
-            .query_map([image], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<String>>>()?;
-        Ok(names)
+        db::rw_names_of_image(&self.tx, image)
+    }
+    /// Runs `f` once the transaction has committed, still under the store lock: for file
+    /// changes that must not race with another writer (removing a content-addressed blob
+    /// another process may be about to reuse). Not run if the transaction fails.
+    pub fn on_commit(&mut self, f: impl FnOnce() + 'a) {
+        self.on_commit.push(Box::new(f));
     }
 }
 
@@ -217,10 +218,16 @@ impl LayerStore {
         let mut tx = Tx {
             tx,
             doomed: Vec::new(),
+            on_commit: Vec::new(),
         };
         let value = f(&mut tx)?;
-        let Tx { tx, doomed } = tx;
+        let Tx {
+            tx,
+            doomed,
+            on_commit,
+        } = tx;
         tx.commit().map_err(Error::from)?;
+        on_commit.into_iter().for_each(|f| f());
         Ok((value, doomed))
     }
 
@@ -251,7 +258,7 @@ impl LayerStore {
             Some(p) => Some(self.layer(p)?.storage_id),
             None => None,
         };
-        let staged = Staged::begin(self)?;
+        let staged = Staged::begin(self, &self.lock()?)?;
         self.driver
             .create(&staged.id, parent_sid.as_deref(), false)?;
         let report = self.driver.apply(&staged.id, tar)?;
@@ -419,7 +426,9 @@ struct Staged<'a> {
 }
 
 impl<'a> Staged<'a> {
-    fn begin(store: &'a LayerStore) -> Result<Staged<'a>> {
+    /// Creates the in-flight marker. Under the store lock, so that recovery (which holds it)
+    /// sees every builder whose driver-private scratch it could otherwise sweep.
+    fn begin(store: &'a LayerStore, _held: &LockGuard<'_>) -> Result<Staged<'a>> {
         let (id, marker) = StagingFile::create_random(&store.tmp, INFLIGHT)?;
         Ok(Staged {
             store,

@@ -181,6 +181,19 @@ pub(crate) fn in_use(path: &Path) -> Result<bool> {
     }
 }
 
+/// How many in-flight markers in `tmp` a live process holds (layers being built now).
+pub(crate) fn live_builders(tmp: &Path) -> Result<usize> {
+    let mut live = 0;
+    for entry in std::fs::read_dir(tmp).ctx_path("listing", tmp)? {
+        let path = entry.ctx_path("listing", tmp)?.path();
+        let marker = path.to_str().is_some_and(|p| p.ends_with(INFLIGHT));
+        if marker && in_use(&path)? {
+            live += 1;
+        }
+    }
+    Ok(live)
+}
+
 /// Removes every entry of `tmp` no live process holds. Returns how many were removed.
 pub(crate) fn clean_tmp(tmp: &Path) -> Result<usize> {
     let mut removed = 0;

@@ -36,6 +36,15 @@ pub use staging::{sync_dir, StagingFile};
 
 use staging::{LockGuard, StoreLock, INFLIGHT};
 
+/// What a layer being loaded must turn out to be, from its manifest and config.
+#[derive(Clone, Debug, Default)]
+pub struct LayerExpectation {
+    /// Digest of the blob as read (compressed or not), from the manifest.
+    pub blob_digest: Option<Digest>,
+    /// diffID (digest of the uncompressed tar), from the image config.
+    pub diff_id: Option<Digest>,
+}
+
 /// An immutable layer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Layer {
@@ -247,6 +256,28 @@ impl LayerStore {
 
     pub fn layers(&self) -> Result<Vec<Layer>> {
         db::layers(&self.conn())
+    }
+
+    /// Like [`LayerStore::create_layer`], but checks `expect` after applying and before
+    /// publishing: a blob whose digest (of the bytes as read, compressed or not) or whose
+    /// diffID differs from what the manifest/config says is refused and leaves nothing.
+    pub fn create_layer_checked(
+        &self,
+        parent: Option<&Digest>,
+        tar: &mut dyn Read,
+        expect: &LayerExpectation,
+    ) -> Result<Layer> {
+        let _ = (parent, tar, expect);
+        Err(Error::Unsupported("create_layer_checked is being written".into()))
+    }
+
+    /// Writes layer `chain`'s tar: for a layer applied from a tar, the very bytes it was
+    /// applied from (uncompressed), rebuilt from its tar-split record and its content; for a
+    /// layer strata made itself, a deterministic export. The output's sha256 is checked
+    /// against the diffID as it streams. Returns the bytes written.
+    pub fn layer_tar(&self, chain: &Digest, out: &mut dyn Write) -> Result<u64> {
+        let _ = (chain, out);
+        Err(Error::Unsupported("layer_tar is being written".into()))
     }
 
     /// Applies the layer tar `tar` (plain, gzip or zstd) on `parent` and publishes it. If a

@@ -144,8 +144,10 @@ pub fn save(engine: &Engine, args: &SaveArgs) -> Result<()> {
 }
 
 pub fn export(engine: &Engine, args: &ExportArgs) -> Result<()> {
-    to_output(args.output.as_deref(), |out| Ok(engine.export(&args.name, out)?))
-        .with_context(|| format!("exporting writable layer {}", args.name))
+    to_output(args.output.as_deref(), |out| {
+        Ok(engine.export(&args.name, out)?)
+    })
+    .with_context(|| format!("exporting writable layer {}", args.name))
 }
 
 /// Runs `write` on `path` (through a temporary file beside it, synced and renamed into place

@@ -101,7 +101,7 @@ pub fn load(engine: &Engine, args: &LoadArgs, out: &mut impl Write) -> Result<()
 
 fn file_len(path: &Path) -> Option<u64> {
     let meta = std::fs::metadata(path).ok()?;
-    meta.is_file().then(|| meta.len())
+    meta.is_file().then_some(meta.len())
 }
 
 pub fn save(engine: &Engine, args: &SaveArgs) -> Result<()> {

@@ -222,6 +222,6 @@ fn sync_parent(path: &Path) -> Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    strata_storage::layer_store::sync_dir(parent)?;
+    strata_storage::fs::sync_dir(parent)?;
     Ok(())
 }

@@ -9,7 +9,7 @@ mod error;
 mod names;
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 use strata_image::archive::{LoadSource, Progress, SaveCompression, SaveFormat};
@@ -296,6 +296,7 @@ impl Engine {
             Some(p) => Some(self.layers.layer(p)?.storage_id),
             None => None,
         };
+        let mounts = driver.mounts(&layer.storage_id)?;
         let mut data = std::collections::BTreeMap::new();
         match driver.diff_view(&layer.storage_id, parent_sid.as_deref())? {
             DiffView::Overlay { upper, lowers } => {
@@ -304,17 +305,14 @@ impl Engine {
                     data.insert("LowerDir".into(), lowers.join(":"));
                 }
                 data.insert("UpperDir".into(), upper.display().to_string());
-                let layer_dir = upper.parent().unwrap_or(Path::new("/"));
-                data.insert(
-                    "MergedDir".into(),
-                    layer_dir.join("merged").display().to_string(),
-                );
-                data.insert(
-                    "WorkDir".into(),
-                    layer_dir.join("work").display().to_string(),
-                );
+                let merged = driver.mount_point(&layer.storage_id);
+                data.insert("MergedDir".into(), merged.display().to_string());
+                if let Some(work) = mount_option(&mounts, "workdir=") {
+                    data.insert("WorkDir".into(), work.to_string());
+                }
             }
-            DiffView::Naive { layer: dir, .. } => {
+            DiffView::Naive { .. } => {
+                let dir = driver.mount_point(&layer.storage_id);
                 data.insert("Dir".into(), dir.display().to_string());
             }
         }
@@ -328,9 +326,17 @@ impl Engine {
                 name: driver.name().to_string(),
                 data,
             },
-            mounts: driver.mounts(&layer.storage_id)?,
+            mounts,
         })
     }
+}
+
+/// The value of the first `key=value` option (`key` given with its `=`) of `mounts`.
+fn mount_option<'a>(mounts: &'a [strata_storage::Mount], key: &str) -> Option<&'a str> {
+    mounts
+        .iter()
+        .flat_map(|m| &m.options)
+        .find_map(|o| o.strip_prefix(key))
 }
 
 fn summarize(images: &ImageStore<'_>, layer: RwLayer) -> RwSummary {

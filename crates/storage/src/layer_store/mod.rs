@@ -32,7 +32,7 @@ mod staging;
 mod tests;
 
 pub use recovery::RecoveryReport;
-pub use staging::{sync_dir, StagingFile};
+pub use staging::StagingFile;
 
 use staging::{LockGuard, StoreLock, INFLIGHT};
 

@@ -46,7 +46,7 @@ impl LayerStore {
             );
         }
         report.tmp_entries_removed = clean_tmp(&self.tmp)?;
-        // A live builder may have driver-private scratch (vfs' `dir/<id>.tmp-*` copy and its
+        // A live builder may have driver-private scratch (vfs' `dir/.tmp-<id>-*` copy and its
         // `ro/<id>` marker, overlay2's `.tmp/` dir and not-yet-valid `l/` link) that the
         // driver's cleanup cannot tell from litter: leave it to a later open.
         if live_builders(&self.tmp)? == 0 {

@@ -15,6 +15,7 @@ use std::sync::{Mutex, MutexGuard};
 use rustix::fs::{flock, FlockOperation};
 
 use crate::error::{Error, IoContext, Result};
+use crate::fs::sync_dir;
 
 /// Suffix of the marker a process holds while it builds the driver dir of the same name.
 pub(crate) const INFLIGHT: &str = ".inflight";
@@ -143,13 +144,6 @@ impl Drop for StagingFile {
             let _ = std::fs::remove_file(&self.path);
         }
     }
-}
-
-/// fsyncs a directory, making renames and creations in it durable.
-pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .ctx_path("syncing directory", dir)
 }
 
 /// 32 random hex characters: a storage id nobody else will pick.

@@ -72,6 +72,9 @@ impl Driver for DirDriver {
         std::fs::write(self.flag(id), b"").ctx(|| "flag".into())?;
         Ok(self.diff_dir(id))
     }
+    fn mount_point(&self, id: &str) -> PathBuf {
+        self.diff_dir(id)
+    }
     fn unmount(&self, id: &str) -> Result<()> {
         let _ = std::fs::remove_file(self.flag(id));
         Ok(())
@@ -261,14 +264,14 @@ fn a_live_builder_is_not_swept() {
     assert!(store.driver().list().unwrap().is_empty());
 }
 
-/// vfs copies a new layer's parent into `dir/<id>.tmp-*` (and marks it `ro/<id>`) before
+/// vfs copies a new layer's parent into `dir/.tmp-<id>-*` (and marks it `ro/<id>`) before
 /// renaming it into place; an open in another process meanwhile must not sweep either.
 #[test]
 fn a_live_builders_driver_scratch_is_not_swept() {
     let dir = tempfile::tempdir().unwrap();
     let store = LayerStore::open(dir.path(), "vfs", &[]).unwrap();
     let staged = Staged::begin(&store, &store.lock().unwrap()).unwrap();
-    let copying = dir.path().join(format!("vfs/dir/{}.tmp-0011", staged.id));
+    let copying = dir.path().join(format!("vfs/dir/.tmp-{}-0011", staged.id));
     let ro_marker = dir.path().join(format!("vfs/ro/{}", staged.id));
     std::fs::create_dir(&copying).unwrap();
     std::fs::write(&ro_marker, b"").unwrap();

@@ -59,8 +59,13 @@ pub const READONLY_PATHS: [&str; 5] = [
     "/proc/sysrq-trigger",
 ];
 
-/// The soft and hard `RLIMIT_NOFILE` Docker containers get (dockerd's own limit).
-pub const NOFILE: u64 = 1_048_576;
+/// The soft and hard `RLIMIT_NOFILE` containers get: Docker's 1048576, or our own hard
+/// limit when lower, since raising it needs CAP_SYS_RESOURCE, which we may not hold.
+pub fn nofile() -> u64 {
+    const DOCKER: u64 = 1_048_576;
+    let ours = rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum;
+    ours.map_or(DOCKER, |hard| hard.min(DOCKER))
+}
 
 /// The kernel filesystems every container gets, in Docker's order.
 pub fn mounts() -> Result<Vec<Mount>> {
@@ -93,14 +98,24 @@ pub fn mounts() -> Result<Vec<Mount>> {
                 "gid=5",
             ],
         )?,
-        m("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", "ro"])?,
+        m(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        )?,
         m(
             "/sys/fs/cgroup",
             "cgroup",
             "cgroup",
             &["ro", "nosuid", "noexec", "nodev"],
         )?,
-        m("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"])?,
+        m(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        )?,
         m(
             "/dev/shm",
             "tmpfs",

@@ -104,7 +104,10 @@ impl Runtime {
             .mode(0o711)
             .create(state_root)
             .map_err(|e| {
-                Error::io(format!("creating runtime state dir {}", state_root.display()), e)
+                Error::io(
+                    format!("creating runtime state dir {}", state_root.display()),
+                    e,
+                )
             })?;
         Ok(Runtime {
             binary,
@@ -141,7 +144,12 @@ impl Runtime {
     /// Creates, starts and waits for the container with the caller's stdio, deletes it, and
     /// returns its exit code (128+N when killed by signal N).
     pub fn run_foreground(&self, id: &str, bundle: &Path) -> Result<i32> {
-        let args: [&OsStr; 4] = ["run".as_ref(), "--bundle".as_ref(), bundle.as_ref(), id.as_ref()];
+        let args: [&OsStr; 4] = [
+            "run".as_ref(),
+            "--bundle".as_ref(),
+            bundle.as_ref(),
+            id.as_ref(),
+        ];
         let call = self.call(id, &args, Io::inherit())?;
         match call.error {
             Some(message) if !call.status.success() => Err(self.failure(id, "run", message)),
@@ -183,9 +191,10 @@ impl Runtime {
     pub fn list(&self) -> Result<Vec<State>> {
         let args: [&OsStr; 3] = ["list".as_ref(), "--format".as_ref(), "json".as_ref()];
         let out = self.checked("", &args, Io::capture())?;
-        let list: Option<Vec<State>> = serde_json::from_slice(&out).map_err(|e| Error::Runtime {
-            message: format!("{}: unreadable container list: {e}", self.name()),
-        })?;
+        let list: Option<Vec<State>> =
+            serde_json::from_slice(&out).map_err(|e| Error::Runtime {
+                message: format!("{}: unreadable container list: {e}", self.name()),
+            })?;
         Ok(list.unwrap_or_default())
     }
 
@@ -244,7 +253,11 @@ impl Runtime {
     /// does not exist, or a runtime failure.
     fn failure(&self, id: &str, verb: &str, message: String) -> Error {
         if let Some((command, why)) = exec_failure(&message) {
-            let exit_code = if why.contains("permission denied") { 126 } else { 127 };
+            let exit_code = if why.contains("permission denied") {
+                126
+            } else {
+                127
+            };
             return Error::Exec {
                 message: format!("container {id}: cannot run {command:?}: {why}"),
                 exit_code,
@@ -271,8 +284,8 @@ impl Runtime {
 /// Waits for `pid` (a child, or a descendant when we are its subreaper) and returns its exit
 /// code, 128+N for a process killed by signal N.
 pub fn wait_exit_code(pid: i32) -> Result<i32> {
-    let target = Pid::from_raw(pid)
-        .ok_or_else(|| Error::Invalid(format!("invalid process id {pid}")))?;
+    let target =
+        Pid::from_raw(pid).ok_or_else(|| Error::Invalid(format!("invalid process id {pid}")))?;
     loop {
         match rustix::process::waitpid(Some(target), WaitOptions::empty()) {
             Ok(Some((_, status))) => {
@@ -299,7 +312,11 @@ fn exit_code(status: ExitStatus) -> i32 {
 fn exec_failure(message: &str) -> Option<(String, String)> {
     let rest = &message[message.find("exec: \"")? + 7..];
     let (command, why) = rest.split_once("\": ")?;
-    let cannot_run = ["executable file not found", "no such file or directory", "permission denied"];
+    let cannot_run = [
+        "executable file not found",
+        "no such file or directory",
+        "permission denied",
+    ];
     cannot_run
         .iter()
         .any(|c| why.contains(c))
@@ -315,9 +332,9 @@ fn last_error(log: &Path) -> Option<String> {
     }
     let text = std::fs::read_to_string(log).ok()?;
     text.lines()
+        .rev()
         .filter_map(|l| serde_json::from_str::<Line>(l).ok())
-        .filter(|l| l.level == "error" || l.level == "fatal")
-        .last()
+        .find(|l| l.level == "error" || l.level == "fatal")
         .map(|l| l.msg)
 }
 
@@ -371,7 +388,12 @@ mod tests {
     #[test]
     fn a_missing_runtime_says_how_to_get_one() {
         let dir = std::env::temp_dir();
-        let err = Runtime::find("no-such-runtime-xyz", &dir).unwrap_err().to_string();
-        assert!(err.contains("OCI runtime no-such-runtime-xyz not found in PATH"), "{err}");
+        let err = Runtime::find("no-such-runtime-xyz", &dir)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("OCI runtime no-such-runtime-xyz not found in PATH"),
+            "{err}"
+        );
     }
 }

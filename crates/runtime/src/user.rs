@@ -117,9 +117,7 @@ fn number(s: &str, what: &str, user: &str) -> Result<u32> {
 fn read_db(root: &Root, rel: &str) -> Result<String> {
     let fd = match root.open_in(Path::new(rel), OFlags::RDONLY) {
         Ok(fd) => fd,
-        Err(e) if e.raw_os_error() == Some(Errno::NOENT.raw_os_error()) => {
-            return Ok(String::new())
-        }
+        Err(e) if e.raw_os_error() == Some(Errno::NOENT.raw_os_error()) => return Ok(String::new()),
         Err(e) => return Err(e.into()),
     };
     let mut bytes = Vec::new();
@@ -170,7 +168,9 @@ mod tests {
         let dir = rootfs();
         let err = resolve_user(dir.path(), "ghost").unwrap_err().to_string();
         assert!(err.contains("unable to find user ghost"), "{err}");
-        let err = resolve_user(dir.path(), "app:ghosts").unwrap_err().to_string();
+        let err = resolve_user(dir.path(), "app:ghosts")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unable to find group ghosts"), "{err}");
     }
 

@@ -13,7 +13,13 @@ fn defaults_match_docker() {
     let dir = tempfile::tempdir().unwrap();
     let oci = spec(dir.path()).to_oci().unwrap();
     let linux = oci.linux().as_ref().unwrap();
-    let kinds: Vec<_> = linux.namespaces().as_ref().unwrap().iter().map(|n| n.typ()).collect();
+    let kinds: Vec<_> = linux
+        .namespaces()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|n| n.typ())
+        .collect();
     assert_eq!(kinds.len(), 5);
     assert!(kinds.contains(&LinuxNamespaceType::Network));
     let process = oci.process().as_ref().unwrap();
@@ -21,11 +27,24 @@ fn defaults_match_docker() {
     assert_eq!(caps.bounding().as_ref().unwrap().len(), 14);
     assert_eq!(process.no_new_privileges(), Some(true));
     assert_eq!(oci.hostname().as_deref(), Some("abc123"));
-    assert_eq!(linux.cgroups_path().as_deref(), Some(Path::new("/strata/abc123")));
-    let dests: Vec<_> = oci.mounts().as_ref().unwrap().iter().map(|m| m.destination().clone()).collect();
+    assert_eq!(
+        linux.cgroups_path().as_deref(),
+        Some(Path::new("/strata/abc123"))
+    );
+    let dests: Vec<_> = oci
+        .mounts()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|m| m.destination().clone())
+        .collect();
     assert_eq!(dests[0], Path::new("/proc"));
     assert!(dests.contains(&PathBuf::from("/sys/fs/cgroup")));
-    assert!(linux.masked_paths().as_ref().unwrap().contains(&"/proc/kcore".to_string()));
+    assert!(linux
+        .masked_paths()
+        .as_ref()
+        .unwrap()
+        .contains(&"/proc/kcore".to_string()));
 }
 
 #[test]
@@ -35,7 +54,9 @@ fn host_network_keeps_the_host_namespace() {
     s.network = Network::Host;
     let oci = s.to_oci().unwrap();
     let namespaces = oci.linux().as_ref().unwrap().namespaces().clone().unwrap();
-    assert!(namespaces.iter().all(|n| n.typ() != LinuxNamespaceType::Network));
+    assert!(namespaces
+        .iter()
+        .all(|n| n.typ() != LinuxNamespaceType::Network));
 }
 
 #[test]
@@ -101,13 +122,28 @@ fn user_mounts_replace_defaults_and_come_parents_first() {
     ];
     let oci = s.to_oci().unwrap();
     let mounts = oci.mounts().as_ref().unwrap();
-    let shm: Vec<_> = mounts.iter().filter(|m| m.destination() == Path::new("/dev/shm")).collect();
+    let shm: Vec<_> = mounts
+        .iter()
+        .filter(|m| m.destination() == Path::new("/dev/shm"))
+        .collect();
     assert_eq!(shm.len(), 1);
-    assert!(shm[0].options().as_ref().unwrap().contains(&"size=1m".to_string()));
-    let pos = |d: &str| mounts.iter().position(|m| m.destination() == Path::new(d)).unwrap();
+    assert!(shm[0]
+        .options()
+        .as_ref()
+        .unwrap()
+        .contains(&"size=1m".to_string()));
+    let pos = |d: &str| {
+        mounts
+            .iter()
+            .position(|m| m.destination() == Path::new(d))
+            .unwrap()
+    };
     assert!(pos("/data") < pos("/data/sub"));
     let data = &mounts[pos("/data")];
-    assert_eq!(data.options().as_ref().unwrap(), &["rbind", "rprivate", "ro"]);
+    assert_eq!(
+        data.options().as_ref().unwrap(),
+        &["rbind", "rprivate", "ro"]
+    );
 }
 
 #[test]

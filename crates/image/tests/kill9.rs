@@ -3,7 +3,8 @@
 //! removes writable layers, and removes images, in a loop. The parent SIGKILLs it at random
 //! instants, reopens the store each time (which runs recovery) and checks that the disk and
 //! the rows agree: no layer row without its complete dir, no dir without a row, no image
-//! whose layer or config is missing, reference counts equal to their users, `tmp/` empty.
+//! whose layer or config is missing, reference counts equal to their users, `tmp/` empty,
+//! a tar-split record for each layer row and none without one.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher};
@@ -187,6 +188,24 @@ fn check(root: &Path, kill: usize, problems: &mut Vec<String>) -> (usize, usize)
         let n = std::fs::read_dir(&files).map(|d| d.count()).unwrap_or(0);
         if n != FILES {
             problem(format!("layer {} has {n} of {FILES} files", l.chain_id));
+        }
+    }
+    // Every layer here is loaded from a tar: one tar-split record per row, none without one,
+    // and each still rebuilds the layer's exact tar.
+    let layer_ids: HashSet<String> = rows.iter().map(|l| l.storage_id.clone()).collect();
+    let records: HashSet<String> = std::fs::read_dir(root.join("tar-split"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .map(|n| n.trim_end_matches(".zst").to_string())
+        .collect();
+    for id in records.difference(&layer_ids) {
+        problem(format!("tar-split record {id} has no layer row"));
+    }
+    for l in &rows {
+        if !records.contains(&l.storage_id) {
+            problem(format!("layer {} has no tar-split record", l.chain_id));
+        } else if let Err(e) = layers.layer_tar(&l.chain_id, &mut std::io::sink()) {
+            problem(format!("layer {}: {e}", l.chain_id));
         }
     }
     let tmp: Vec<_> = std::fs::read_dir(layers.tmp_dir()).unwrap().collect();

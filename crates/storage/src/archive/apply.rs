@@ -6,6 +6,7 @@
 //! The uncompressed stream is hashed as it is read and drained past the end-of-archive
 //! marker, so the digest is the layer's diffID exactly as Docker computes it.
 
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -18,6 +19,7 @@ use rustix::io::Errno;
 use tar::EntryType;
 
 use super::decompress::{self, Compression};
+use super::tarsplit::{Capture, Recorder, SharedRecorder};
 use super::whiteout::{OVERLAY_XATTR_PREFIX, WHITEOUT_PREFIX};
 use super::ApplyReport;
 
@@ -33,11 +35,43 @@ const XATTR_PAX_PREFIX: &str = "SCHILY.xattr.";
 
 /// See [`super::apply`].
 pub fn apply(target: &Path, format: DiffFormat, input: &mut dyn Read) -> Result<ApplyReport> {
+    apply_with(target, format, input, None)
+}
+
+/// See [`super::apply_recording`].
+pub fn apply_recording(
+    target: &Path,
+    format: DiffFormat,
+    input: &mut dyn Read,
+    tar_split: &mut dyn Write,
+) -> Result<ApplyReport> {
+    let recorder = Rc::new(RefCell::new(Recorder::new(tar_split)?));
+    let result = apply_with(target, format, input, Some(recorder.clone()));
+    // A failure to write the record surfaces as a read error of the tar: report its cause.
+    if let Some(e) = recorder.borrow_mut().take_error() {
+        return Err(e);
+    }
+    let report = result?;
+    let recorder = Rc::into_inner(recorder).expect("the applier is gone");
+    recorder.into_inner().finish(report.tar_size)?;
+    Ok(report)
+}
+
+fn apply_with<'w>(
+    target: &Path,
+    format: DiffFormat,
+    input: &mut dyn Read,
+    recorder: Option<SharedRecorder<'w>>,
+) -> Result<ApplyReport> {
     let root = Root::open(target)?;
     let (compression, stream) = decompress::open(input)?;
     let hashing = HashingReader::new(stream);
-    let mut archive = tar::Archive::new(BufReader::with_capacity(256 * 1024, hashing));
-    let mut applier = Applier::new(&root, format, compression);
+    let capture = Capture::new(
+        BufReader::with_capacity(256 * 1024, hashing),
+        recorder.clone(),
+    );
+    let mut archive = tar::Archive::new(capture);
+    let mut applier = Applier::new(&root, format, compression, recorder);
     for entry in archive
         .entries()
         .map_err(|e| applier.read_error("the first entry", e))?
@@ -49,7 +83,7 @@ pub fn apply(target: &Path, format: DiffFormat, input: &mut dyn Read) -> Result<
     let mut rest = archive.into_inner();
     decompress::drain(&mut rest)
         .map_err(|e| applier.read_error("the data after the end-of-archive marker", e))?;
-    let (diff_id, tar_size) = rest.into_inner().finish();
+    let (diff_id, tar_size) = rest.into_inner().into_inner().finish();
     Ok(ApplyReport {
         diff_id,
         tar_size,
@@ -67,8 +101,10 @@ struct Meta {
     xattrs: Vec<(String, Vec<u8>)>,
 }
 
-struct Applier<'r> {
+struct Applier<'r, 'w> {
     root: &'r Root,
+    /// Records the tar-split of the stream, if asked.
+    recorder: Option<SharedRecorder<'w>>,
     format: DiffFormat,
     compression: Compression,
     /// The parent directory of the previous entry: archives list siblings together.
@@ -85,10 +121,16 @@ struct Applier<'r> {
     buf: Vec<u8>,
 }
 
-impl<'r> Applier<'r> {
-    fn new(root: &'r Root, format: DiffFormat, compression: Compression) -> Self {
+impl<'r, 'w> Applier<'r, 'w> {
+    fn new(
+        root: &'r Root,
+        format: DiffFormat,
+        compression: Compression,
+        recorder: Option<SharedRecorder<'w>>,
+    ) -> Self {
         Applier {
             root,
+            recorder,
             format,
             compression,
             parent_cache: None,
@@ -240,11 +282,27 @@ impl<'r> Applier<'r> {
         let mut file = self.replacing(dir.as_fd(), rel, || {
             fs::create_file_at(dir.as_fd(), name, 0o600)
         })?;
+        self.record_content(rel, entry)?;
         if let Err(e) = self.copy_data(rel, entry, &mut file) {
             let _ = rfs::unlinkat(&*dir, name, AtFlags::empty());
             return Err(e);
         }
         self.set_meta(Node::Open(file.as_fd()), rel, meta)
+    }
+
+    /// Tells the recorder that the entry's data is `rel`'s content, which the layer keeps:
+    /// the record refers to it instead of copying it. A sparse entry's data is not the file's
+    /// bytes as stored, so it stays raw in the record.
+    fn record_content<R: Read>(&self, rel: &Path, entry: &tar::Entry<'_, R>) -> Result<()> {
+        let Some(recorder) = &self.recorder else {
+            return Ok(());
+        };
+        if entry.header().entry_type().is_gnu_sparse() || entry.size() == 0 {
+            return Ok(());
+        }
+        recorder
+            .borrow_mut()
+            .content(rel, entry.size(), entry.raw_file_position())
     }
 
     fn copy_data<R: Read>(

@@ -8,10 +8,12 @@ use std::path::Path;
 use crate::digest::Digest;
 use crate::driver::{DiffFormat, DiffView};
 use crate::error::Result;
+use crate::fs::Root;
 
 mod apply;
 pub mod decompress;
 mod export;
+mod tarsplit;
 pub mod whiteout;
 
 /// What applying a layer tar produced.
@@ -34,4 +36,25 @@ pub fn apply(target: &Path, format: DiffFormat, input: &mut dyn Read) -> Result<
 /// Writes the changes in `view` as an uncompressed OCI layer tar to `out`.
 pub fn export(view: &DiffView, out: &mut dyn Write) -> Result<()> {
     export::export(view, out)
+}
+
+/// Like [`apply`], and writes to `tar_split` a compact record (zstd) of everything in the
+/// uncompressed stream that is not regular-file content, so that [`reassemble`] can later
+/// rebuild the exact bytes from it and the layer's files. The record is streamed: memory
+/// stays flat whatever the layer size.
+pub fn apply_recording(
+    target: &Path,
+    format: DiffFormat,
+    input: &mut dyn Read,
+    tar_split: &mut dyn Write,
+) -> Result<ApplyReport> {
+    apply::apply_recording(target, format, input, tar_split)
+}
+
+/// Rebuilds, into `out`, the uncompressed tar a layer was applied from, from its tar-split
+/// `record` and the files inside `root` (the layer's diff dir), which are opened without
+/// following any symlink. A file changed since (size, type, gone) is an error naming it.
+/// Returns the bytes written; the caller checks their digest against the diffID.
+pub fn reassemble(record: &mut dyn Read, root: &Root, out: &mut dyn Write) -> Result<u64> {
+    tarsplit::reassemble(record, root, out)
 }

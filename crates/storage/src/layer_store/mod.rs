@@ -19,10 +19,12 @@ use std::time::{Duration, SystemTime};
 
 use rusqlite::{Connection, TransactionBehavior};
 
+use crate::archive::{self, ApplyReport};
 use crate::changes::Change;
-use crate::digest::Digest;
+use crate::digest::{Digest, HashingReader, HashingWriter};
 use crate::driver::{self, Driver};
 use crate::error::{Error, IoContext, Result};
+use crate::fs;
 
 mod db;
 mod recovery;
@@ -35,6 +37,12 @@ pub use recovery::RecoveryReport;
 pub use staging::StagingFile;
 
 use staging::{LockGuard, StoreLock, INFLIGHT};
+
+/// `root/tar-split/<storage id>.zst`: how to rebuild a loaded layer's tar byte for byte.
+pub(crate) const TAR_SPLIT_DIR: &str = "tar-split";
+pub(crate) const TAR_SPLIT_SUFFIX: &str = ".zst";
+/// Suffix of a record being written, in `root/tmp`.
+const TAR_SPLIT_STAGING: &str = ".tar-split";
 
 /// What a layer being loaded must turn out to be, from its manifest and config.
 #[derive(Clone, Debug, Default)]
@@ -247,6 +255,19 @@ impl LayerStore {
             if let Err(e) = self.driver.remove(id) {
                 tracing::warn!("removing layer dir {id} (swept at next open): {e}");
             }
+            self.remove_tar_split(id);
+        }
+    }
+
+    /// Removes the tar-split record of `id`, if any. A failure leaves an orphan that the
+    /// next open sweeps.
+    fn remove_tar_split(&self, id: &str) {
+        let path = self.tar_split_path(id);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                tracing::warn!("removing {} (swept at next open): {e}", path.display())
+            }
+            _ => {}
         }
     }
 
@@ -267,33 +288,22 @@ impl LayerStore {
         tar: &mut dyn Read,
         expect: &LayerExpectation,
     ) -> Result<Layer> {
-        let _ = (parent, tar, expect);
-        Err(Error::Unsupported("create_layer_checked is being written".into()))
-    }
-
-    /// Writes layer `chain`'s tar: for a layer applied from a tar, the very bytes it was
-    /// applied from (uncompressed), rebuilt from its tar-split record and its content; for a
-    /// layer strata made itself, a deterministic export. The output's sha256 is checked
-    /// against the diffID as it streams. Returns the bytes written.
-    pub fn layer_tar(&self, chain: &Digest, out: &mut dyn Write) -> Result<u64> {
-        let _ = (chain, out);
-        Err(Error::Unsupported("layer_tar is being written".into()))
-    }
-
-    /// Applies the layer tar `tar` (plain, gzip or zstd) on `parent` and publishes it. If a
-    /// layer with the resulting chainID already exists, the new copy is dropped and the
-    /// existing one returned; no reference count changes either way (a new layer starts at 0
-    /// references and takes one on its parent).
-    pub fn create_layer(&self, parent: Option<&Digest>, tar: &mut dyn Read) -> Result<Layer> {
-        let parent_sid = match parent {
-            Some(p) => Some(self.layer(p)?.storage_id),
-            None => None,
-        };
-        let staged = Staged::begin(self, &self.lock()?)?;
+        let parent_sid = self.parent_storage_id(parent)?;
+        let mut staged = Staged::begin(self, &self.lock()?)?;
         self.driver
             .create(&staged.id, parent_sid.as_deref(), false)?;
-        let report = self.driver.apply(&staged.id, tar)?;
+        let mut split = self.staging_file(TAR_SPLIT_STAGING)?;
+        let mut blob = HashingReader::new(tar);
+        let report = self.apply_recording(&staged.id, &mut blob, &mut split)?;
+        // The tar may end before the blob does (zero padding after a gzip member or the
+        // end-of-archive blocks): the blob digest covers every byte of it.
+        std::io::copy(&mut blob, &mut std::io::sink())
+            .map_err(|e| Error::Archive(format!("reading the rest of the layer blob: {e}")))?;
+        check_expectation(expect, &blob.finish().0, &report.diff_id)?;
         self.sync_driver_fs()?;
+        let dest = self.tar_split_path(&staged.id);
+        staged.tar_split = Some(dest.clone()); // removed on any error from here on
+        split.persist(&dest)?;
         let layer = Layer {
             chain_id: Digest::chain(parent, &report.diff_id),
             diff_id: report.diff_id,
@@ -314,6 +324,69 @@ impl LayerStore {
                 Ok(layer)
             }
         }
+    }
+
+    /// Applies `tar` into the fresh layer `id`, recording its tar-split into `split`.
+    fn apply_recording(
+        &self,
+        id: &str,
+        tar: &mut dyn Read,
+        split: &mut StagingFile,
+    ) -> Result<ApplyReport> {
+        let path = split.path().to_path_buf();
+        let mut out = std::io::BufWriter::with_capacity(256 * 1024, split.file());
+        let dir = self.driver.diff_dir(id);
+        let report = archive::apply_recording(&dir, self.driver.diff_format(), tar, &mut out)?;
+        out.flush().ctx_path("writing", &path)?;
+        Ok(report)
+    }
+
+    /// Where the tar-split record of the layer stored as `storage_id` lives.
+    fn tar_split_path(&self, storage_id: &str) -> PathBuf {
+        self.root
+            .join(TAR_SPLIT_DIR)
+            .join(format!("{storage_id}{TAR_SPLIT_SUFFIX}"))
+    }
+
+    /// Writes layer `chain`'s tar: for a layer applied from a tar, the very bytes it was
+    /// applied from (uncompressed), rebuilt from its tar-split record and its content; for a
+    /// layer strata made itself, a deterministic export. The output's sha256 is checked
+    /// against the diffID as it streams. Returns the bytes written.
+    pub fn layer_tar(&self, chain: &Digest, out: &mut dyn Write) -> Result<u64> {
+        let layer = self.layer(chain)?;
+        let path = self.tar_split_path(&layer.storage_id);
+        let record = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            // Made by strata (commit), or loaded before records existed.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut counting = HashingWriter::new(out);
+                self.export_layer(chain, &mut counting)?;
+                return Ok(counting.finish().2);
+            }
+            Err(e) => return Err(Error::io(format!("opening {}", path.display()), e)),
+        };
+        let root = fs::Root::open(&self.driver.diff_dir(&layer.storage_id))?;
+        let mut hashing = HashingWriter::new(out);
+        let mut record = std::io::BufReader::new(record);
+        archive::reassemble(&mut record, &root, &mut hashing)?;
+        let (_, digest, written) = hashing.finish();
+        if digest != layer.diff_id {
+            return Err(Error::Corrupt(format!(
+                "layer {chain} was modified after it was loaded: its tar now has digest \
+                 {digest}, not its diffID {}; remove the images that use it and load them again",
+                layer.diff_id
+            )));
+        }
+        Ok(written)
+    }
+
+    /// Applies the layer tar `tar` (plain, gzip or zstd) on `parent` and publishes it, with
+    /// the tar-split record that lets [`LayerStore::layer_tar`] give back the same bytes. If
+    /// a layer with the resulting chainID already exists, the new copy is dropped and the
+    /// existing one returned; no reference count changes either way (a new layer starts at 0
+    /// references and takes one on its parent).
+    pub fn create_layer(&self, parent: Option<&Digest>, tar: &mut dyn Read) -> Result<Layer> {
+        self.create_layer_checked(parent, tar, &LayerExpectation::default())
     }
 
     /// Drops a reference to `chain`; at zero the layer goes, and its parent is released in
@@ -364,6 +437,22 @@ impl LayerStore {
     }
 }
 
+/// A layer blob that is not what its manifest or config says is refused.
+fn check_expectation(expect: &LayerExpectation, blob: &Digest, diff_id: &Digest) -> Result<()> {
+    if let Some(want) = expect.blob_digest.as_ref().filter(|w| *w != blob) {
+        return Err(Error::Archive(format!(
+            "layer blob digest mismatch: expected {want}, got {blob} (corrupt or tampered blob)"
+        )));
+    }
+    if let Some(want) = expect.diff_id.as_ref().filter(|w| *w != diff_id) {
+        return Err(Error::Archive(format!(
+            "layer diffID mismatch: the image config says {want}, the blob's uncompressed tar \
+             is {diff_id} (blob {blob})"
+        )));
+    }
+    Ok(())
+}
+
 /// The driver the store at `root` was created with, or `None` if there is no store there yet.
 /// Creates nothing.
 pub fn recorded_driver(root: &Path) -> Result<Option<String>> {
@@ -390,6 +479,7 @@ pub fn recorded_driver(root: &Path) -> Result<Option<String>> {
 fn open_metadata(root: &Path, driver_name: &str) -> Result<(Connection, StoreLock)> {
     create_dir_mode(root, 0o700)?;
     create_dir_mode(&root.join("tmp"), 0o700)?;
+    create_dir_mode(&root.join(TAR_SPLIT_DIR), 0o700)?;
     let lock = StoreLock::open(&root.join("strata.lock"))?;
     let guard = lock.lock()?;
     let db_path = root.join("strata.db");
@@ -453,6 +543,8 @@ struct Staged<'a> {
     store: &'a LayerStore,
     id: String,
     marker: Option<StagingFile>,
+    /// Its tar-split record, once moved next to the metadata.
+    tar_split: Option<PathBuf>,
     published: bool,
 }
 
@@ -465,6 +557,7 @@ impl<'a> Staged<'a> {
             store,
             id,
             marker: Some(marker),
+            tar_split: None,
             published: false,
         })
     }
@@ -482,6 +575,9 @@ impl Drop for Staged<'_> {
                     "removing unfinished layer dir {} (swept at next open): {e}",
                     self.id
                 );
+            }
+            if self.tar_split.is_some() {
+                self.store.remove_tar_split(&self.id);
             }
         }
         // The marker goes last: until the dir is gone (or published) it must stay locked.

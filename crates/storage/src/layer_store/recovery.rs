@@ -4,15 +4,18 @@
 use std::collections::HashSet;
 
 use super::staging::{clean_tmp, in_use, live_builders, INFLIGHT};
-use super::{db, LayerStore};
+use super::{db, LayerStore, TAR_SPLIT_DIR, TAR_SPLIT_SUFFIX};
 use crate::driver::DiffFormat;
-use crate::error::Result;
+use crate::error::{Error, IoContext, Result};
 
 /// What recovery did when the store was opened.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
     /// Driver dirs no row claimed (half-made or half-removed layers), removed.
     pub orphan_dirs_removed: usize,
+    /// Tar-split records no row claimed (a crash between their move and the commit, or
+    /// between a removal's commit and theirs), removed.
+    pub orphan_tar_splits_removed: usize,
     /// Leftover entries of `root/tmp`, removed.
     pub tmp_entries_removed: usize,
     /// Writable layers the rows said were mounted but the kernel did not: count reset to 0.
@@ -37,6 +40,7 @@ impl LayerStore {
             self.driver.remove(id)?;
             report.orphan_dirs_removed += 1;
         }
+        report.orphan_tar_splits_removed = self.sweep_tar_splits(&claimed)?;
         report.rows_without_dir = claimed.difference(&on_disk).cloned().collect();
         for id in &report.rows_without_dir {
             tracing::error!(
@@ -59,6 +63,28 @@ impl LayerStore {
             tracing::info!("store recovery at {}: {report:?}", self.root.display());
         }
         Ok(report)
+    }
+
+    /// Removes the records in `root/tar-split` of layers no row claims and no live process
+    /// is building.
+    fn sweep_tar_splits(&self, claimed: &HashSet<String>) -> Result<usize> {
+        let dir = self.root.join(TAR_SPLIT_DIR);
+        let mut removed = 0;
+        for entry in std::fs::read_dir(&dir).ctx_path("listing", &dir)? {
+            let path = entry.ctx_path("listing", &dir)?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let id = name.strip_suffix(TAR_SPLIT_SUFFIX).unwrap_or(name);
+            if claimed.contains(id) || in_use(&self.tmp.join(format!("{id}{INFLIGHT}")))? {
+                continue;
+            }
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::io(format!("removing orphan {}", path.display()), e))
+                }
+                _ => removed += 1,
+            }
+        }
+        Ok(removed)
     }
 
     /// Brings persisted mount counts in line with what the kernel has mounted.

@@ -126,6 +126,8 @@ pub(crate) fn tar_of(files: &[(&str, &str)]) -> Vec<u8> {
         h.set_size(content.len() as u64);
         h.set_mode(0o644);
         h.set_mtime(0);
+        h.set_uid(0);
+        h.set_gid(0);
         h.set_cksum();
         b.append_data(&mut h, name, content.as_bytes()).unwrap();
     }

@@ -14,7 +14,7 @@ use crate::driver::DiffFormat;
 use crate::error::{Error, IoContext, Result};
 use crate::fs::{self, Node};
 
-impl Applier<'_> {
+impl Applier<'_, '_> {
     pub(super) fn whiteout(&mut self, rel: &Path, header: &tar::Header) -> Result<()> {
         let parent = rel.parent().unwrap_or(Path::new(""));
         let name = rel.file_name().unwrap_or_default().as_bytes();

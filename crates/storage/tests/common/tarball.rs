@@ -144,6 +144,9 @@ impl TarBuilder {
         header.set_entry_type(EntryType::XHeader);
         header.set_size(data.len() as u64);
         header.set_mode(0o644);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
         let name = format!("PaxHeaders/{}", path.rsplit('/').find(|s| !s.is_empty()).unwrap_or("x"));
         self.builder.append_data(&mut header, name, &data[..]).expect("append pax header");
     }
@@ -183,6 +186,8 @@ pub fn with_sparse_file(prefix: Vec<u8>, path: &str, size: u64) -> impl Read {
     header.set_entry_type(EntryType::Regular);
     header.set_path(path).expect("sparse path");
     header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
     header.set_mtime(DEFAULT_MTIME);
     header.set_size(size);
     header.set_cksum();
@@ -201,6 +206,8 @@ pub fn raw_entry(name: &str, content: &[u8]) -> Vec<u8> {
     header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
     header.set_entry_type(EntryType::Regular);
     header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
     header.set_size(content.len() as u64);
     header.set_mtime(DEFAULT_MTIME);
     header.set_cksum();

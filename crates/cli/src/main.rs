@@ -1,1 +1,78 @@
-fn main() {}
+//! `strata`: the daemonless command line. Parses arguments, opens the engine, runs one
+//! command, prints the result. All the work happens in `strata-engine` and below.
+
+mod commands;
+mod progress;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// A container engine on a layered copy-on-write store.
+#[derive(Parser)]
+#[command(name = "strata", version, about, long_about = None)]
+struct Cli {
+    /// Where strata keeps layers, images and metadata.
+    #[arg(long, global = true, env = "STRATA_ROOT", default_value = "/var/lib/strata")]
+    root: PathBuf,
+
+    /// Storage driver: overlay2 (kernel overlayfs, needs root) or vfs (full copies, runs
+    /// anywhere). Defaults to the driver the store was created with, else overlay2.
+    #[arg(short = 's', long, global = true, env = "STRATA_STORAGE_DRIVER")]
+    storage_driver: Option<String>,
+
+    /// Driver option KEY=VALUE (repeatable).
+    #[arg(long = "storage-opt", global = true, value_name = "KEY=VALUE")]
+    storage_opts: Vec<String>,
+
+    /// Log level: error, warn, info, debug, trace.
+    #[arg(long, global = true, env = "STRATA_LOG", default_value = "warn")]
+    log_level: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Make a one-layer image from a root filesystem tarball (like `docker import`).
+    Import(commands::ImportArgs),
+    /// List images.
+    Images(commands::ImagesArgs),
+    /// Remove images.
+    Rmi(commands::RmiArgs),
+    /// Show the storage driver, its checks and what the store holds.
+    Info,
+    /// Create a writable layer on an image (or reuse a named one) and mount it; prints the
+    /// merged directory, like `podman mount`.
+    Mount(commands::MountArgs),
+    /// Unmount a writable layer (the layer and its changes are kept).
+    Umount(commands::UmountArgs),
+    /// List the changes of a writable layer against its image, like `docker diff`.
+    Diff(commands::NameArg),
+    /// Remove writable layers and their changes.
+    Rm(commands::RmArgs),
+    /// List writable layers.
+    Layers(commands::LayersArgs),
+    /// Show a writable layer's details as JSON (GraphDriver dirs included).
+    Inspect(commands::NameArg),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log_level);
+    match commands::run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("strata: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}

@@ -1,0 +1,281 @@
+//! One function per command: turn arguments into an engine call and print the answer.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use strata_engine::{Engine, EngineOptions};
+
+use crate::progress::ProgressReader;
+use crate::{Cli, Command};
+
+#[derive(Args)]
+pub struct ImportArgs {
+    /// Tarball of a root filesystem (plain, gzip or zstd), or `-` for standard input.
+    pub source: String,
+    /// Name for the image, `NAME[:TAG]` (tag defaults to `latest`).
+    pub reference: Option<String>,
+    /// Commit message recorded in the image history.
+    #[arg(short, long)]
+    pub message: Option<String>,
+}
+
+#[derive(Args)]
+pub struct ImagesArgs {
+    /// Only show image IDs.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Show full image IDs.
+    #[arg(long)]
+    pub no_trunc: bool,
+}
+
+#[derive(Args)]
+pub struct RmiArgs {
+    /// Images to remove: `NAME[:TAG]`, an ID or a unique ID prefix.
+    #[arg(required = true)]
+    pub images: Vec<String>,
+    /// Remove even if writable layers use the image (they keep their layers).
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Args)]
+pub struct MountArgs {
+    /// An image (`NAME[:TAG]` or ID), or the name of an existing writable layer to remount.
+    pub target: String,
+    /// Name of the new writable layer (generated from the image name otherwise).
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+#[derive(Args)]
+pub struct UmountArgs {
+    /// Writable layers to unmount.
+    #[arg(required = true)]
+    pub names: Vec<String>,
+    /// Unmount even if mounted several times (drops every reference).
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Args)]
+pub struct RmArgs {
+    /// Writable layers to remove.
+    #[arg(required = true)]
+    pub names: Vec<String>,
+    /// Unmount first if mounted.
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Args)]
+pub struct LayersArgs {
+    /// Only show names.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Args)]
+pub struct NameArg {
+    /// Name of the writable layer.
+    pub name: String,
+}
+
+pub fn run(cli: &Cli) -> Result<()> {
+    let options = EngineOptions {
+        root: cli.root.clone(),
+        driver: cli.storage_driver.clone(),
+        driver_options: cli.storage_opts.clone(),
+    };
+    let engine = Engine::open(&options)?;
+    let mut out = io::stdout().lock();
+    match &cli.command {
+        Command::Import(args) => import(&engine, args, &mut out),
+        Command::Images(args) => images(&engine, args, &mut out),
+        Command::Rmi(args) => {
+            for image in &args.images {
+                for line in engine.remove_image(image, args.force)? {
+                    writeln!(out, "{line}")?;
+                }
+            }
+            Ok(())
+        }
+        Command::Info => info(&engine, &mut out),
+        Command::Mount(args) => {
+            let mounted = engine.mount(&args.target, args.name.as_deref())?;
+            if mounted.created {
+                eprintln!("created writable layer {:?} on {}", mounted.name, args.target);
+            }
+            writeln!(out, "{}", mounted.path.display())?;
+            Ok(())
+        }
+        Command::Umount(args) => {
+            for name in &args.names {
+                engine.unmount(name, args.force)?;
+                writeln!(out, "{name}")?;
+            }
+            Ok(())
+        }
+        Command::Diff(arg) => {
+            for change in engine.diff(&arg.name)? {
+                writeln!(out, "{change}")?;
+            }
+            Ok(())
+        }
+        Command::Rm(args) => {
+            for name in &args.names {
+                engine.remove(name, args.force)?;
+                writeln!(out, "{name}")?;
+            }
+            Ok(())
+        }
+        Command::Layers(args) => layers(&engine, args, &mut out),
+        Command::Inspect(arg) => {
+            let details = engine.inspect(&arg.name)?;
+            serde_json::to_writer_pretty(&mut out, &details)?;
+            writeln!(out)?;
+            Ok(())
+        }
+    }
+}
+
+fn import(engine: &Engine, args: &ImportArgs, out: &mut impl Write) -> Result<()> {
+    let (input, total): (Box<dyn Read>, Option<u64>) = if args.source == "-" {
+        (Box::new(io::stdin().lock()), None)
+    } else {
+        let path = PathBuf::from(&args.source);
+        let file = File::open(&path)
+            .with_context(|| format!("cannot open tarball {}", path.display()))?;
+        let len = file.metadata().ok().map(|m| m.len());
+        (Box::new(file), len)
+    };
+    let mut reader = ProgressReader::new(input, "importing", total);
+    let image = engine.import(&mut reader, args.reference.as_deref(), args.message.as_deref());
+    reader.finish();
+    writeln!(out, "{}", image?.id)?;
+    Ok(())
+}
+
+fn images(engine: &Engine, args: &ImagesArgs, out: &mut impl Write) -> Result<()> {
+    let images = engine.images()?;
+    if args.quiet {
+        for image in &images {
+            writeln!(out, "{}", display_id(&image.id, args.no_trunc))?;
+        }
+        return Ok(());
+    }
+    writeln!(out, "{:<30} {:<15} {:<15} {:<20} {:>10}", "REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE")?;
+    for image in &images {
+        let id = display_id(&image.id, args.no_trunc);
+        let created = human_age(image.created);
+        let size = human_size(image.size);
+        if image.tags.is_empty() {
+            writeln!(out, "{:<30} {:<15} {:<15} {:<20} {:>10}", "<none>", "<none>", id, created, size)?;
+        }
+        for (repo, tag) in &image.tags {
+            writeln!(out, "{repo:<30} {tag:<15} {id:<15} {created:<20} {size:>10}")?;
+        }
+    }
+    Ok(())
+}
+
+fn info(engine: &Engine, out: &mut impl Write) -> Result<()> {
+    let info = engine.info()?;
+    writeln!(out, "Storage Driver: {}", info.driver)?;
+    for (key, value) in &info.driver_status {
+        writeln!(out, " {key}: {value}")?;
+    }
+    writeln!(out, "Data Root: {}", info.root.display())?;
+    writeln!(out, "Images: {}", info.images)?;
+    writeln!(out, "Layers: {}", info.layers)?;
+    writeln!(out, "Writable Layers: {} ({} mounted)", info.rw_layers, info.rw_mounted)?;
+    writeln!(out, "Kernel Version: {}", info.kernel)?;
+    Ok(())
+}
+
+fn layers(engine: &Engine, args: &LayersArgs, out: &mut impl Write) -> Result<()> {
+    let layers = engine.rw_layers()?;
+    if args.quiet {
+        for layer in &layers {
+            writeln!(out, "{}", layer.name)?;
+        }
+        return Ok(());
+    }
+    writeln!(out, "{:<24} {:<30} {:<8} {:<20}", "NAME", "IMAGE", "MOUNTS", "CREATED")?;
+    for layer in &layers {
+        writeln!(
+            out,
+            "{:<24} {:<30} {:<8} {:<20}",
+            layer.name,
+            layer.image,
+            layer.mount_count,
+            human_age(layer.created)
+        )?;
+    }
+    Ok(())
+}
+
+fn display_id(id: &str, no_trunc: bool) -> String {
+    if no_trunc {
+        id.to_string()
+    } else {
+        id.trim_start_matches("sha256:").chars().take(12).collect()
+    }
+}
+
+/// "3 minutes ago", as docker prints ages.
+fn human_age(created: i64) -> String {
+    let secs = (chrono::Utc::now().timestamp() - created).max(0);
+    let (n, unit) = match secs {
+        s if s < 60 => return "Less than a minute ago".into(),
+        s if s < 3600 => (s / 60, "minute"),
+        s if s < 86400 => (s / 3600, "hour"),
+        s if s < 86400 * 14 => (s / 86400, "day"),
+        s if s < 86400 * 60 => (s / (86400 * 7), "week"),
+        s if s < 86400 * 365 * 2 => (s / (86400 * 30), "month"),
+        s => (s / (86400 * 365), "year"),
+    };
+    let plural = if n == 1 { "" } else { "s" };
+    if n == 1 && unit == "hour" {
+        return "About an hour ago".into();
+    }
+    format!("{n} {unit}{plural} ago")
+}
+
+/// Decimal units, as docker prints sizes.
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{value:.3}").trim_end_matches('0').trim_end_matches('.').to_string() + UNITS[unit]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_like_docker() {
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size(4_400_000), "4.4MB");
+        assert_eq!(human_size(1_234_567_890), "1.235GB");
+    }
+
+    #[test]
+    fn ids_are_truncated_to_twelve_hex() {
+        let id = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        assert_eq!(display_id(id, false), "0123456789ab");
+        assert_eq!(display_id(id, true), id);
+    }
+}

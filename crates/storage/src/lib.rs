@@ -18,6 +18,7 @@ pub mod error;
 pub mod fs;
 pub mod layer_store;
 pub mod mountinfo;
+pub mod walk;
 
 pub use changes::{Change, ChangeKind};
 pub use digest::Digest;

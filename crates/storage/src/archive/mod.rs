@@ -7,8 +7,11 @@ use std::path::Path;
 
 use crate::digest::Digest;
 use crate::driver::{DiffFormat, DiffView};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
+mod apply;
+pub mod decompress;
+mod export;
 pub mod whiteout;
 
 /// What applying a layer tar produced.
@@ -25,12 +28,10 @@ pub struct ApplyReport {
 /// Applies the layer tar `input` (plain, gzip or zstd) into `target`, a layer directory in
 /// `format`. Every path is resolved inside `target`; nothing is written outside it.
 pub fn apply(target: &Path, format: DiffFormat, input: &mut dyn Read) -> Result<ApplyReport> {
-    let _ = (target, format, input);
-    Err(Error::Unsupported("apply is not implemented yet".into()))
+    apply::apply(target, format, input)
 }
 
 /// Writes the changes in `view` as an uncompressed OCI layer tar to `out`.
 pub fn export(view: &DiffView, out: &mut dyn Write) -> Result<()> {
-    let _ = (view, out);
-    Err(Error::Unsupported("export is not implemented yet".into()))
+    export::export(view, out)
 }

@@ -46,9 +46,15 @@ pub enum DiffFormat {
 #[derive(Clone, Debug)]
 pub enum DiffView {
     /// `upper`: the layer's own diff dir; `lowers`: the diff dirs below it, topmost first.
-    Overlay { upper: PathBuf, lowers: Vec<PathBuf> },
+    Overlay {
+        upper: PathBuf,
+        lowers: Vec<PathBuf>,
+    },
     /// `layer`: the layer's full tree; `parent`: its parent's full tree, if any.
-    Naive { layer: PathBuf, parent: Option<PathBuf> },
+    Naive {
+        layer: PathBuf,
+        parent: Option<PathBuf>,
+    },
 }
 
 /// Disk used by a layer's own directory.
@@ -108,7 +114,10 @@ pub trait Driver: Send + Sync {
 /// Opens driver `name` under the store root `root` (its home is `root/<name>`).
 pub fn open(name: &str, root: &Path, options: &[String]) -> Result<Box<dyn Driver>> {
     match name {
-        "overlay2" => Ok(Box::new(overlay2::Overlay2::open(&root.join("overlay2"), options)?)),
+        "overlay2" => Ok(Box::new(overlay2::Overlay2::open(
+            &root.join("overlay2"),
+            options,
+        )?)),
         "vfs" => Ok(Box::new(vfs::Vfs::open(&root.join("vfs"), options)?)),
         other => Err(Error::Unsupported(format!(
             "unknown storage driver {other:?}; available: {}",

@@ -1,30 +1,286 @@
-//! vfs: each layer a full copy of its parent. (Being written.)
+//! vfs: each layer is a full copy of its parent's tree in `<home>/dir/<id>`. Slow and large,
+//! but it needs no privileges and no kernel feature, so it works anywhere (and is the
+//! reference the overlay2 driver's behaviour is checked against).
+//!
+//! A new layer is copied into `<home>/dir/<id>.tmp-<random>` and renamed into place, so a
+//! crash never leaves a half copy under a layer's name; [`Vfs::cleanup`] sweeps leftovers.
+//! Read-only layers are marked by an empty file `<home>/ro/<id>`, which only decides whether
+//! [`Driver::mounts`] says `ro` or `rw`.
+
+use std::collections::HashSet;
+use std::os::fd::AsFd;
+
+use rustix::fs::{self as rfs, Mode};
+
 use super::*;
+use crate::error::IoContext;
+use crate::walk;
+
+mod copy;
+
+/// Suffix infix of a copy in progress.
+const TMP_INFIX: &str = ".tmp-";
 
 pub struct Vfs {
     home: PathBuf,
 }
 
 impl Vfs {
-    pub fn open(home: &Path, _options: &[String]) -> Result<Vfs> {
-        Err(Error::Unsupported(format!("vfs at {} is not implemented yet", home.display())))
+    /// Opens (creating if needed) the vfs driver in `home`. vfs takes no options.
+    pub fn open(home: &Path, options: &[String]) -> Result<Vfs> {
+        if !options.is_empty() {
+            return Err(Error::Unsupported(format!(
+                "the vfs storage driver takes no storage options, got {options:?}: remove them"
+            )));
+        }
+        for sub in ["dir", "ro"] {
+            std::fs::create_dir_all(home.join(sub)).ctx_path("creating", &home.join(sub))?;
+        }
+        rfs::chmod(home, Mode::from_raw_mode(0o700)).ctx_path("setting mode of", home)?;
+        Ok(Vfs {
+            home: home.to_path_buf(),
+        })
+    }
+
+    fn ro_marker(&self, id: &str) -> PathBuf {
+        self.home.join("ro").join(id)
+    }
+
+    fn existing(&self, id: &str) -> Result<PathBuf> {
+        check_id(id)?;
+        let dir = self.diff_dir(id);
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => Ok(dir),
+            Ok(_) => Err(Error::Corrupt(format!(
+                "vfs layer {} is not a directory",
+                dir.display()
+            ))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::NotFound(format!(
+                "vfs layer {id} does not exist in {}",
+                self.home.display()
+            ))),
+            Err(e) => Err(Error::io(
+                format!("checking vfs layer {}", dir.display()),
+                e,
+            )),
+        }
+    }
+
+    fn copy_into_place(&self, id: &str, parent: Option<&Path>) -> Result<()> {
+        let mut rnd = [0u8; 8];
+        getrandom::fill(&mut rnd)
+            .map_err(|e| Error::io("getting random bytes", std::io::Error::other(e.to_string())))?;
+        let tmp = self
+            .home
+            .join("dir")
+            .join(format!("{id}{TMP_INFIX}{}", hex::encode(rnd)));
+        std::fs::create_dir(&tmp).ctx_path("creating", &tmp)?;
+        let result = match parent {
+            Some(p) => copy::copy_tree(p, &tmp),
+            None => rfs::chmod(&tmp, Mode::from_raw_mode(0o755)).ctx_path("setting mode of", &tmp),
+        }
+        .and_then(|()| std::fs::rename(&tmp, self.diff_dir(id)).ctx_path("publishing", &tmp));
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        result
     }
 }
 
+/// Layer ids become file names: refuse anything that is not one plain name.
+fn check_id(id: &str) -> Result<()> {
+    if id.is_empty()
+        || id == "."
+        || id == ".."
+        || id.contains('/')
+        || id.contains('\0')
+        || id.contains(TMP_INFIX)
+    {
+        return Err(Error::NotFound(format!("{id:?} is not a valid layer id")));
+    }
+    Ok(())
+}
+
 impl Driver for Vfs {
-    fn name(&self) -> &'static str { "vfs" }
-    fn home(&self) -> &Path { &self.home }
-    fn status(&self) -> Vec<(String, String)> { todo!() }
-    fn create(&self, _id: &str, _parent: Option<&str>, _writable: bool) -> Result<()> { todo!() }
-    fn remove(&self, _id: &str) -> Result<()> { todo!() }
-    fn list(&self) -> Result<Vec<String>> { todo!() }
-    fn cleanup(&self) -> Result<()> { todo!() }
-    fn mounts(&self, _id: &str) -> Result<Vec<Mount>> { todo!() }
-    fn mount(&self, _id: &str) -> Result<PathBuf> { todo!() }
-    fn unmount(&self, _id: &str) -> Result<()> { todo!() }
-    fn is_mounted(&self, _id: &str) -> Result<bool> { todo!() }
-    fn diff_dir(&self, id: &str) -> PathBuf { self.home.join("dir").join(id) }
-    fn diff_format(&self) -> DiffFormat { DiffFormat::Naive }
-    fn diff_view(&self, _id: &str, _parent: Option<&str>) -> Result<DiffView> { todo!() }
-    fn usage(&self, _id: &str) -> Result<Usage> { todo!() }
+    fn name(&self) -> &'static str {
+        "vfs"
+    }
+
+    fn home(&self) -> &Path {
+        &self.home
+    }
+
+    fn status(&self) -> Vec<(String, String)> {
+        let fs = match rfs::statfs(&self.home) {
+            #[allow(clippy::unnecessary_cast)] // f_type is i32 or i64 by architecture.
+            Ok(s) => fs_name(s.f_type as i64),
+            Err(e) => format!("unknown ({e})"),
+        };
+        vec![("Backing Filesystem".into(), fs)]
+    }
+
+    fn create(&self, id: &str, parent: Option<&str>, writable: bool) -> Result<()> {
+        check_id(id)?;
+        if self.diff_dir(id).symlink_metadata().is_ok() {
+            return Err(Error::Conflict(format!("vfs layer {id} already exists")));
+        }
+        let parent_dir = parent.map(|p| self.existing(p)).transpose()?;
+        // The marker first: a crash leaves at worst a marker without a layer, which cleanup removes.
+        let marker = self.ro_marker(id);
+        if !writable {
+            std::fs::write(&marker, b"").ctx_path("creating", &marker)?;
+        }
+        let result = self.copy_into_place(id, parent_dir.as_deref());
+        if result.is_err() && !writable {
+            let _ = std::fs::remove_file(&marker);
+        }
+        result
+    }
+
+    fn remove(&self, id: &str) -> Result<()> {
+        check_id(id)?;
+        let dir = self.diff_dir(id);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(Error::io(
+                    format!("removing vfs layer {}", dir.display()),
+                    e,
+                ))
+            }
+        }
+        match std::fs::remove_file(self.ro_marker(id)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(
+                format!("removing {}", self.ro_marker(id).display()),
+                e,
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn list(&self) -> Result<Vec<String>> {
+        let mut ids = Vec::new();
+        let dir = self.home.join("dir");
+        for e in std::fs::read_dir(&dir).ctx_path("listing", &dir)? {
+            let name = e.ctx_path("listing", &dir)?.file_name();
+            if let Some(n) = name.to_str().filter(|n| !n.contains(TMP_INFIX)) {
+                ids.push(n.to_string());
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    fn cleanup(&self) -> Result<()> {
+        let dir = self.home.join("dir");
+        for e in std::fs::read_dir(&dir).ctx_path("listing", &dir)? {
+            let name = e.ctx_path("listing", &dir)?.file_name();
+            if name.to_string_lossy().contains(TMP_INFIX) {
+                let p = dir.join(&name);
+                std::fs::remove_dir_all(&p).ctx_path("removing the interrupted copy", &p)?;
+            }
+        }
+        let ro = self.home.join("ro");
+        let layers: HashSet<String> = self.list()?.into_iter().collect();
+        for e in std::fs::read_dir(&ro).ctx_path("listing", &ro)? {
+            let name = e.ctx_path("listing", &ro)?.file_name();
+            if !layers.contains(&*name.to_string_lossy()) {
+                let p = ro.join(&name);
+                std::fs::remove_file(&p).ctx_path("removing the stray marker", &p)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn mounts(&self, id: &str) -> Result<Vec<Mount>> {
+        let dir = self.existing(id)?;
+        let mode = if self.ro_marker(id).exists() {
+            "ro"
+        } else {
+            "rw"
+        };
+        Ok(vec![Mount {
+            fs_type: "bind".into(),
+            source: dir.to_string_lossy().into_owned(),
+            options: vec!["rbind".into(), mode.into()],
+        }])
+    }
+
+    /// The layer's directory is already its full tree: nothing to mount.
+    fn mount(&self, id: &str) -> Result<PathBuf> {
+        self.existing(id)
+    }
+
+    fn unmount(&self, id: &str) -> Result<()> {
+        check_id(id)
+    }
+
+    fn is_mounted(&self, id: &str) -> Result<bool> {
+        check_id(id)?;
+        Ok(false)
+    }
+
+    fn diff_dir(&self, id: &str) -> PathBuf {
+        self.home.join("dir").join(id)
+    }
+
+    fn diff_format(&self) -> DiffFormat {
+        DiffFormat::Naive
+    }
+
+    fn diff_view(&self, id: &str, parent: Option<&str>) -> Result<DiffView> {
+        let layer = self.existing(id)?;
+        let parent = parent.map(|p| self.existing(p)).transpose()?;
+        Ok(DiffView::Naive { layer, parent })
+    }
+
+    fn usage(&self, id: &str) -> Result<Usage> {
+        let dir = self.existing(id)?;
+        let root = walk::open_root(&dir)?;
+        let mut seen = HashSet::new();
+        let mut usage = Usage::default();
+        let st = rfs::fstat(&root).ctx_path("stat", &dir)?;
+        add_usage(&mut usage, &mut seen, &st);
+        usage_dir(root.as_fd(), &mut usage, &mut seen).ctx_path("measuring", &dir)?;
+        Ok(usage)
+    }
+}
+
+fn add_usage(u: &mut Usage, seen: &mut HashSet<(u64, u64)>, st: &rfs::Stat) {
+    // A hard-linked inode occupies its blocks once.
+    if st.st_nlink > 1 && !seen.insert(walk::inode_key(st)) {
+        return;
+    }
+    u.bytes += st.st_blocks as u64 * 512;
+    u.inodes += 1;
+}
+
+fn usage_dir(
+    dir: std::os::fd::BorrowedFd<'_>,
+    u: &mut Usage,
+    seen: &mut HashSet<(u64, u64)>,
+) -> std::io::Result<()> {
+    for e in walk::read_dir(dir)? {
+        add_usage(u, seen, &e.stat);
+        if walk::is_dir(&e.stat) {
+            let sub = walk::open_dir(dir, &e.name)?;
+            usage_dir(sub.as_fd(), u, seen)?;
+        }
+    }
+    Ok(())
+}
+
+/// The backing filesystem as Docker names it in `docker info`.
+fn fs_name(magic: i64) -> String {
+    match magic {
+        0xEF53 => "extfs".into(),
+        0x9123683E => "btrfs".into(),
+        0x58465342 => "xfs".into(),
+        0x01021994 => "tmpfs".into(),
+        0x794c7630 => "overlayfs".into(),
+        0x2fc12fc1 => "zfs".into(),
+        0xF2F52010 => "f2fs".into(),
+        other => format!("<unknown> (0x{other:x})"),
+    }
 }

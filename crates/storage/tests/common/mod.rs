@@ -1,244 +1,272 @@
-//! Shared harness for the storage integration tests: a fresh driver per test in its own
-//! tempdir (whose mounts are detached when the test ends, pass or fail), layer helpers that
-//! go through the `Driver` trait only, and readers for exported tars.
+//! Helpers shared by the archive integration tests: building real tars (hostile ones
+//! included, with raw header bytes), compressing them, and snapshotting directory trees.
 #![allow(dead_code)]
 
-pub mod tarball;
-pub mod tree;
-
-use std::fs;
-use std::io::{self, Read};
-use std::os::unix::fs::symlink;
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use strata_storage::archive::ApplyReport;
-use strata_storage::driver::{self, Driver};
+use sha2::{Digest as _, Sha256};
+use strata_storage::archive::{self, ApplyReport};
+use strata_storage::driver::DiffFormat;
 
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
 
-pub fn kernel_has_overlayfs() -> bool {
-    let filesystems = fs::read_to_string("/proc/filesystems").unwrap_or_default();
-    filesystems.lines().any(|l| l.split_whitespace().last() == Some("overlay"))
+/// A tar under construction.
+pub struct Tar {
+    builder: tar::Builder<Vec<u8>>,
 }
 
-/// One driver on a fresh, empty store root.
-pub struct Fixture {
-    pub driver: Box<dyn Driver>,
-    pub root: PathBuf,
-    // Declared last so it is dropped (deleted) after the mounts are detached in `drop`.
-    _dir: tempfile::TempDir,
+fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_mode(mode);
+    h.set_size(size);
+    h.set_mtime(1_600_000_000);
+    h.set_uid(0);
+    h.set_gid(0);
+    h
 }
 
-impl Fixture {
-    /// The driver `name` on a fresh root, or `None` (with a printed reason) when this machine
-    /// cannot run it.
-    pub fn new(name: &str) -> Option<Fixture> {
-        if name == "overlay2" && !(is_root() && kernel_has_overlayfs()) {
-            println!("skipped: overlay2 needs root and kernel overlayfs");
-            return None;
-        }
-        let dir = tempfile::Builder::new().prefix("strata-conformance-").tempdir().expect("tempdir");
-        let root = dir.path().to_path_buf();
-        let driver = driver::open(name, &root, &[])
-            .unwrap_or_else(|e| panic!("opening driver {name} at {}: {e}", root.display()));
-        assert_eq!(driver.name(), name);
-        Some(Fixture { driver, root, _dir: dir })
-    }
-
-    pub fn is_overlay2(&self) -> bool {
-        self.driver.name() == "overlay2"
-    }
-
-    /// False (with a printed reason) when not root; for tests that chown or mknod.
-    pub fn require_root(&self, why: &str) -> bool {
-        if !is_root() {
-            println!("skipped: {} test needs root ({why})", self.driver.name());
-        }
-        is_root()
-    }
-
-    /// Creates read-only layer `id` on `parent` and applies `tar` into it.
-    pub fn layer(&self, id: &str, parent: Option<&str>, tar: &[u8]) -> ApplyReport {
-        self.layer_from(id, parent, &mut &tar[..])
-    }
-
-    pub fn layer_from(&self, id: &str, parent: Option<&str>, tar: &mut dyn Read) -> ApplyReport {
-        self.driver.create(id, parent, false).unwrap_or_else(|e| panic!("create layer {id}: {e}"));
-        self.driver.apply(id, tar).unwrap_or_else(|e| panic!("apply into layer {id}: {e}"))
-    }
-
-    /// Creates writable layer `id` on `parent`, mounts it and returns the merged dir.
-    pub fn container(&self, id: &str, parent: &str) -> PathBuf {
-        self.driver.create(id, Some(parent), true).unwrap_or_else(|e| panic!("create writable {id}: {e}"));
-        self.driver.mount(id).unwrap_or_else(|e| panic!("mount {id}: {e}"))
-    }
-
-    /// `id`'s changes against `parent` as an exported tar.
-    pub fn export(&self, id: &str, parent: Option<&str>) -> Vec<u8> {
-        let mut out = Vec::new();
-        self.driver.export(id, parent, &mut out).unwrap_or_else(|e| panic!("export {id}: {e}"));
-        out
-    }
-
-    /// `docker diff` lines for `id` against `parent`.
-    pub fn changes(&self, id: &str, parent: Option<&str>) -> Vec<String> {
-        let changes = self.driver.changes(id, parent).unwrap_or_else(|e| panic!("changes {id}: {e}"));
-        changes.iter().map(|c| c.to_string()).collect()
-    }
-
-    /// Exports `id` against `parent`, applies that into a new layer `copy` on `parent`, and
-    /// mounts a writable layer `<copy>-rw` on it, returning its merged dir.
-    pub fn round_trip(&self, id: &str, parent: Option<&str>, copy: &str) -> PathBuf {
-        let tar = self.export(id, parent);
-        self.layer(copy, parent, &tar);
-        self.container(&format!("{copy}-rw"), copy)
-    }
-}
-
-impl Drop for Fixture {
-    /// Detaches whatever is still mounted under the root, so a failed test leaves neither
-    /// mounts nor an undeletable tempdir behind.
-    fn drop(&mut self) {
-        let mut points = mount_points_under(&self.root);
-        points.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
-        for point in points {
-            let _ = rustix::mount::unmount(&point, rustix::mount::UnmountFlags::DETACH);
+impl Default for Tar {
+    fn default() -> Self {
+        Tar {
+            builder: tar::Builder::new(Vec::new()),
         }
     }
 }
 
-/// Mount points at or below `dir`, from /proc/self/mountinfo.
-pub fn mount_points_under(dir: &Path) -> Vec<PathBuf> {
-    let info = fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
-    info.lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .map(|field| PathBuf::from(unescape_mountinfo(field)))
-        .filter(|point| point.starts_with(dir))
-        .collect()
+impl Tar {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn dir(&mut self, path: &str, mode: u32) -> &mut Self {
+        let mut h = header(tar::EntryType::Directory, mode, 0);
+        self.builder.append_data(&mut h, path, &[][..]).unwrap();
+        self
+    }
+
+    pub fn file(&mut self, path: &str, data: &[u8], mode: u32) -> &mut Self {
+        let mut h = header(tar::EntryType::Regular, mode, data.len() as u64);
+        self.builder.append_data(&mut h, path, data).unwrap();
+        self
+    }
+
+    /// A file with owner, mtime and extra PAX records (xattrs, path, ...).
+    pub fn file_with(
+        &mut self,
+        path: &str,
+        data: &[u8],
+        mode: u32,
+        owner: (u64, u64),
+        mtime: u64,
+        pax: &[(&str, &[u8])],
+    ) -> &mut Self {
+        if !pax.is_empty() {
+            self.pax(pax);
+        }
+        let mut h = header(tar::EntryType::Regular, mode, data.len() as u64);
+        h.set_uid(owner.0);
+        h.set_gid(owner.1);
+        h.set_mtime(mtime);
+        self.builder.append_data(&mut h, path, data).unwrap();
+        self
+    }
+
+    /// A PAX extended header applying to the next entry.
+    pub fn pax(&mut self, records: &[(&str, &[u8])]) -> &mut Self {
+        let mut body = Vec::new();
+        for (key, value) in records {
+            let rest = key.len() + value.len() + 3; // ' ', '=', '\n'
+            let mut len = rest + 1;
+            while len.to_string().len() + rest != len {
+                len += 1;
+            }
+            body.extend_from_slice(format!("{len} {key}=").as_bytes());
+            body.extend_from_slice(value);
+            body.push(b'\n');
+        }
+        let mut h = header(tar::EntryType::XHeader, 0o644, body.len() as u64);
+        self.builder
+            .append_data(&mut h, "PaxHeaders/x", &body[..])
+            .unwrap();
+        self
+    }
+
+    pub fn symlink(&mut self, path: &str, target: &str) -> &mut Self {
+        let mut h = header(tar::EntryType::Symlink, 0o777, 0);
+        self.builder.append_link(&mut h, path, target).unwrap();
+        self
+    }
+
+    pub fn hardlink(&mut self, path: &str, target: &str) -> &mut Self {
+        let mut h = header(tar::EntryType::Link, 0o644, 0);
+        self.builder.append_link(&mut h, path, target).unwrap();
+        self
+    }
+
+    pub fn node(
+        &mut self,
+        path: &str,
+        kind: tar::EntryType,
+        mode: u32,
+        dev: (u32, u32),
+    ) -> &mut Self {
+        let mut h = header(kind, mode, 0);
+        h.set_device_major(dev.0).unwrap();
+        h.set_device_minor(dev.1).unwrap();
+        self.builder.append_data(&mut h, path, &[][..]).unwrap();
+        self
+    }
+
+    /// An entry whose name and link name are written byte for byte, bypassing the checks
+    /// `tar::Header::set_path` makes (`..`, absolute paths).
+    pub fn raw(
+        &mut self,
+        kind: tar::EntryType,
+        name: &[u8],
+        link: &[u8],
+        data: &[u8],
+    ) -> &mut Self {
+        let mut h = header(kind, 0o644, data.len() as u64);
+        h.as_old_mut().name[..name.len()].copy_from_slice(name);
+        h.as_old_mut().linkname[..link.len()].copy_from_slice(link);
+        h.set_cksum();
+        self.builder.append(&h, data).unwrap();
+        self
+    }
+
+    pub fn bytes(&mut self) -> Vec<u8> {
+        self.builder.finish().unwrap();
+        self.builder.get_ref().clone()
+    }
 }
 
-/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
-fn unescape_mountinfo(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 3 < bytes.len() && bytes[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
-            let octal = std::str::from_utf8(&bytes[i + 1..i + 4]).expect("ascii");
-            out.push(u8::from_str_radix(octal, 8).expect("octal escape"));
-            i += 4;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(data).unwrap();
+    enc.finish().unwrap()
+}
+
+pub fn zstd(data: &[u8]) -> Vec<u8> {
+    zstd::encode_all(data, 3).unwrap()
+}
+
+pub fn sha256(data: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+}
+
+pub fn apply(dir: &Path, format: DiffFormat, data: &[u8]) -> strata_storage::Result<ApplyReport> {
+    archive::apply(dir, format, &mut &data[..])
+}
+
+/// A layer dir and, beside it, an `outside` dir with a sentinel file that must never change.
+pub struct Sandbox {
+    pub tmp: tempfile::TempDir,
+    pub layer: PathBuf,
+    pub outside: PathBuf,
+    before: Vec<String>,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        let tmp = tempfile::tempdir().unwrap();
+        let layer = tmp.path().join("layer");
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir(&layer).unwrap();
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join("sentinel"), b"untouched").unwrap();
+        let before = snapshot(&outside);
+        Sandbox {
+            tmp,
+            layer,
+            outside,
+            before,
         }
     }
-    String::from_utf8(out).expect("utf-8 mount point")
-}
 
-/// What `mv` does: rename, and when the kernel refuses with EXDEV (overlayfs without
-/// redirect_dir renaming a lower directory), copy then delete.
-pub fn move_path(from: &Path, to: &Path) {
-    match fs::rename(from, to) {
-        Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::XDEV.raw_os_error()) => {
-            copy_tree(from, to).unwrap_or_else(|e| panic!("copy {} for mv: {e}", from.display()));
-            fs::remove_dir_all(from).unwrap_or_else(|e| panic!("rm {} for mv: {e}", from.display()));
-        }
-        Err(e) => panic!("rename {} -> {}: {e}", from.display(), to.display()),
+    /// Panics if anything under `outside` (or the sandbox's other siblings) changed.
+    pub fn assert_outside_untouched(&self) {
+        assert_eq!(
+            snapshot(&self.outside),
+            self.before,
+            "the outside directory changed"
+        );
+        let siblings: Vec<_> = std::fs::read_dir(self.tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            siblings.len(),
+            2,
+            "something was created beside the layer: {siblings:?}"
+        );
     }
 }
 
-fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
-    let meta = fs::symlink_metadata(from)?;
-    if meta.is_dir() {
-        fs::create_dir(to)?;
-        for entry in fs::read_dir(from)? {
-            let entry = entry?;
-            copy_tree(&entry.path(), &to.join(entry.file_name()))?;
-        }
-        fs::set_permissions(to, meta.permissions())
-    } else if meta.file_type().is_symlink() {
-        symlink(fs::read_link(from)?, to)
-    } else {
-        fs::copy(from, to).map(drop)
-    }
-}
-
-/// One entry of an exported tar, path normalised (`etc/passwd`, no `./`, no trailing `/`).
-#[derive(Clone, Debug)]
-pub struct TarEntry {
-    pub path: String,
-    pub kind: tar::EntryType,
-    pub mode: u32,
-    pub uid: u64,
-    pub gid: u64,
-    pub mtime: u64,
-    pub size: u64,
-    pub link: Option<String>,
-    pub content: Vec<u8>,
-}
-
-pub fn tar_entries(tar: &[u8]) -> Vec<TarEntry> {
-    let mut archive = tar::Archive::new(tar);
+/// One line per object under `root`: path, type+mode, owner, size, mtime, link target or
+/// content digest, device number, user xattrs. Equal snapshots mean equal trees.
+pub fn snapshot(root: &Path) -> Vec<String> {
     let mut out = Vec::new();
-    for entry in archive.entries().expect("read tar") {
-        let mut entry = entry.expect("tar entry");
-        let path = entry.path().expect("entry path").to_string_lossy().into_owned();
-        let path = path.trim_start_matches("./").trim_end_matches('/').to_string();
-        let header = entry.header().clone();
-        let link = entry.link_name().expect("link name").map(|l| l.to_string_lossy().into_owned());
-        let mut content = Vec::new();
-        if header.entry_type() == tar::EntryType::Regular && header.size().unwrap_or(0) < (1 << 20) {
-            entry.read_to_end(&mut content).expect("entry content");
-        }
-        out.push(TarEntry {
-            path,
-            kind: header.entry_type(),
-            mode: header.mode().expect("mode"),
-            uid: header.uid().expect("uid"),
-            gid: header.gid().expect("gid"),
-            mtime: header.mtime().expect("mtime"),
-            size: header.size().expect("size"),
-            link,
-            content,
-        });
-    }
+    walk(root, Path::new(""), &mut out);
+    out.sort();
     out
 }
 
-pub fn tar_paths(tar: &[u8]) -> Vec<String> {
-    tar_entries(tar).into_iter().map(|e| e.path).collect()
+fn walk(root: &Path, rel: &Path, out: &mut Vec<String>) {
+    let path = root.join(rel);
+    let md = std::fs::symlink_metadata(&path).unwrap();
+    let ft = md.file_type();
+    let what = if ft.is_symlink() {
+        format!("-> {}", std::fs::read_link(&path).unwrap().display())
+    } else if ft.is_file() {
+        sha256(&std::fs::read(&path).unwrap())
+    } else {
+        format!("rdev {}", md.rdev())
+    };
+    let mtime = if ft.is_dir() && rel.as_os_str().is_empty() {
+        0
+    } else {
+        md.mtime()
+    };
+    out.push(format!(
+        "{} {:o} {}:{} {} {} {} {:?}",
+        rel.display(),
+        md.mode(),
+        md.uid(),
+        md.gid(),
+        if ft.is_dir() { 0 } else { md.size() },
+        mtime,
+        what,
+        user_xattrs(&path, ft.is_symlink())
+    ));
+    if ft.is_dir() {
+        for entry in std::fs::read_dir(&path).unwrap() {
+            walk(root, &rel.join(entry.unwrap().file_name()), out);
+        }
+    }
 }
 
-/// Names in `dir`, sorted.
-pub fn ls(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("read_dir {}: {e}", dir.display()))
-        .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
+pub fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; 4096];
+    let n = rustix::fs::lgetxattr(path, name, &mut buf[..]).ok()?;
+    buf.truncate(n);
+    Some(buf)
 }
 
-pub fn read(path: &Path) -> String {
-    fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-}
-
-pub fn exists(path: &Path) -> bool {
-    fs::symlink_metadata(path).is_ok()
-}
-
-/// Deterministic pseudo-random bytes (xorshift), for content that does not compress or dedupe.
-pub fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
+fn user_xattrs(path: &Path, symlink: bool) -> Vec<(String, Vec<u8>)> {
+    if symlink {
+        return Vec::new();
+    }
+    let mut buf = vec![0u8; 4096];
+    let n = rustix::fs::llistxattr(path, &mut buf[..]).unwrap_or(0);
+    buf[..n]
+        .split(|&b| b == 0)
+        .filter(|n| !n.is_empty())
+        .map(|n| String::from_utf8_lossy(n).to_string())
+        .map(|name| (name.clone(), xattr(path, &name).unwrap_or_default()))
         .collect()
 }

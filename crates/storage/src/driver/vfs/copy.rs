@@ -1,0 +1,212 @@
+//! The full, faithful tree copy a vfs layer starts from: every file type but sockets, hard
+//! links kept as hard links, owners, modes (setuid included), xattrs (trusted.* and
+//! security.* included), atime/mtime, and sparse files kept sparse (reflinked where the
+//! filesystem can). All fd-relative; no symlink is ever followed.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::Timespec;
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, SeekFrom, Stat, Timestamps};
+use rustix::fs::{Gid, Uid};
+use rustix::io::Errno;
+
+use crate::error::{IoContext, Result};
+use crate::walk::{self, Entry};
+
+/// Copies the contents and metadata of the directory `src` into the existing, empty
+/// directory `dst`.
+pub fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
+    let src_fd = walk::open_root(src)?;
+    let dst_fd = walk::open_root(dst)?;
+    let mut c = Copier {
+        links: HashMap::new(),
+        src,
+        dst_root: dst_fd.try_clone().ctx_path("dup", dst)?,
+    };
+    c.dir(src_fd.as_fd(), dst_fd.as_fd(), Path::new(""))?;
+    let root_stat = rfs::fstat(&src_fd).ctx_path("stat", src)?;
+    copy_meta(src_fd.as_fd(), dst_fd.as_fd(), OsStr::new("."), &root_stat)
+        .ctx_path("copying the root's metadata to", dst)
+}
+
+struct Copier<'a> {
+    /// First copied path (relative to the destination root) of each multiply-linked inode.
+    links: HashMap<(u64, u64), PathBuf>,
+    src: &'a Path,
+    dst_root: OwnedFd,
+}
+
+impl Copier<'_> {
+    fn dir(&mut self, src: BorrowedFd<'_>, dst: BorrowedFd<'_>, rel: &Path) -> Result<()> {
+        let entries = walk::read_dir(src).ctx(|| format!("reading {}", self.at(rel)))?;
+        for e in &entries {
+            let child = rel.join(&e.name);
+            self.entry(src, dst, e, &child)
+                .ctx(|| format!("copying {}", self.at(&child)))?;
+        }
+        Ok(())
+    }
+
+    fn at(&self, rel: &Path) -> String {
+        format!("{}/{}", self.src.display(), rel.display())
+    }
+
+    fn entry(
+        &mut self,
+        src: BorrowedFd<'_>,
+        dst: BorrowedFd<'_>,
+        e: &Entry,
+        rel: &Path,
+    ) -> io::Result<()> {
+        let st = &e.stat;
+        let ft = walk::file_type(st);
+        if ft == FileType::Socket {
+            return Ok(()); // A socket is only meaningful to the process that bound it.
+        }
+        if ft != FileType::Directory && st.st_nlink > 1 {
+            let key = walk::inode_key(st);
+            if let Some(first) = self.links.get(&key) {
+                rfs::linkat(&self.dst_root, first, dst, &e.name, AtFlags::empty())?;
+                return Ok(());
+            }
+            self.links.insert(key, rel.to_path_buf());
+        }
+        let name = e.name.as_os_str();
+        match ft {
+            FileType::Directory => {
+                rfs::mkdirat(dst, name, Mode::from_raw_mode(0o700))?;
+                let s = walk::open_dir(src, name)?;
+                let d = walk::open_dir(dst, name)?;
+                self.dir(s.as_fd(), d.as_fd(), rel)
+                    .map_err(io::Error::other)?;
+                // After the children, whose creation changed its mtime.
+                copy_meta(src, dst, name, st)
+            }
+            FileType::RegularFile => copy_file(src, dst, name, st),
+            FileType::Symlink => {
+                rfs::symlinkat(walk::read_link(src, name)?, dst, name)?;
+                copy_meta(src, dst, name, st)
+            }
+            FileType::Fifo | FileType::CharacterDevice | FileType::BlockDevice => {
+                rfs::mknodat(dst, name, ft, Mode::from_raw_mode(0o600), st.st_rdev as _)?;
+                copy_meta(src, dst, name, st)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+fn copy_file(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, name: &OsStr, st: &Stat) -> io::Result<()> {
+    let from = walk::open_file(src, name)?;
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let to = rfs::openat(dst, name, flags, Mode::from_raw_mode(0o600))?;
+    // A reflink shares the extents (btrfs, xfs); elsewhere copy only the data extents.
+    if rfs::ioctl_ficlone(&to, &from).is_err() {
+        copy_sparse(&from, &to, st.st_size as u64)?;
+    }
+    copy_meta(src, dst, name, st)
+}
+
+/// Copies the data extents of `from` into `to` and sets its length, so holes stay holes.
+fn copy_sparse(from: &OwnedFd, to: &OwnedFd, size: u64) -> io::Result<()> {
+    let mut off = 0u64;
+    while off < size {
+        let data = match rfs::seek(from, SeekFrom::Data(off)) {
+            Ok(d) => d,
+            Err(Errno::NXIO) => break, // Only a hole remains.
+            Err(e) => return Err(e.into()),
+        };
+        let end = match rfs::seek(from, SeekFrom::Hole(data)) {
+            Ok(h) => h.min(size),
+            Err(e) => return Err(e.into()),
+        };
+        copy_range(from, to, data, end)?;
+        off = end;
+    }
+    rfs::ftruncate(to, size)?;
+    Ok(())
+}
+
+fn copy_range(from: &OwnedFd, to: &OwnedFd, start: u64, end: u64) -> io::Result<()> {
+    let (mut i, mut o) = (start, start);
+    while i < end {
+        let len = (end - i).min(1 << 30) as usize;
+        match rfs::copy_file_range(from, Some(&mut i), to, Some(&mut o), len) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file shrank while being copied",
+                ))
+            }
+            Ok(_) => {}
+            Err(Errno::XDEV | Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
+                return copy_range_rw(from, to, i, end);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// The read/write fallback for filesystems without `copy_file_range`.
+fn copy_range_rw(from: &OwnedFd, to: &OwnedFd, start: u64, end: u64) -> io::Result<()> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut off = start;
+    while off < end {
+        let want = ((end - off) as usize).min(buf.len());
+        let n = rustix::io::pread(from, &mut buf[..want], off)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shrank while being copied",
+            ));
+        }
+        let mut done = 0;
+        while done < n {
+            done += rustix::io::pwrite(to, &buf[done..n], off + done as u64)?;
+        }
+        off += n as u64;
+    }
+    Ok(())
+}
+
+/// Owner, then mode (chown clears setuid), then xattrs (chown clears security.capability),
+/// then times, of `name` in `dst` from `name` in `src` (`.` for the directories themselves).
+fn copy_meta(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, name: &OsStr, st: &Stat) -> io::Result<()> {
+    let nofollow = AtFlags::SYMLINK_NOFOLLOW;
+    let (uid, gid) = (Uid::from_raw(st.st_uid), Gid::from_raw(st.st_gid));
+    rfs::chownat(dst, name, Some(uid), Some(gid), nofollow)?;
+    if walk::file_type(st) != FileType::Symlink {
+        rfs::chmodat(
+            dst,
+            name,
+            Mode::from_raw_mode(st.st_mode & 0o7777),
+            AtFlags::empty(),
+        )?;
+    }
+    let target = walk::proc_path(dst, name);
+    for (key, value) in walk::xattrs(src, name)? {
+        rfs::lsetxattr(&target, &key, &value, rfs::XattrFlags::empty()).map_err(|e| {
+            io::Error::new(
+                io::Error::from(e).kind(),
+                format!("setting xattr {key:?}: {e}"),
+            )
+        })?;
+    }
+    let times = Timestamps {
+        last_access: Timespec {
+            tv_sec: st.st_atime as _,
+            tv_nsec: st.st_atime_nsec as _,
+        },
+        last_modification: Timespec {
+            tv_sec: st.st_mtime as _,
+            tv_nsec: st.st_mtime_nsec as _,
+        },
+    };
+    rfs::utimensat(dst, name, &times, nofollow)?;
+    Ok(())
+}

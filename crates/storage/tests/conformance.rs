@@ -6,15 +6,15 @@
 //! overlay2 tests skip (with a printed message) when not root or without kernel overlayfs;
 //! tests that chown or mknod skip for every driver when not root.
 
-mod common;
+mod harness;
 
 use std::fs;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 
-use common::tarball::{raw_entry, with_sparse_file, Attrs, TarBuilder};
-use common::tree::{self, assert_same_tree, get_xattr, snapshot};
-use common::*;
+use harness::tarball::{raw_entry, with_sparse_file, Attrs, TarBuilder};
+use harness::tree::{self, assert_same_tree, get_xattr, snapshot};
+use harness::*;
 use strata_storage::Digest;
 
 macro_rules! for_driver {
@@ -23,7 +23,7 @@ macro_rules! for_driver {
             $(
                 #[test]
                 fn $test() {
-                    if let Some(fx) = crate::common::Fixture::new(stringify!($driver)) {
+                    if let Some(fx) = crate::harness::Fixture::new(stringify!($driver)) {
                         super::$test(&fx)
                     }
                 }

@@ -19,12 +19,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let base = std::env::var("BENCH_DIR").unwrap_or_else(|_| "/var/tmp".to_string());
     std::fs::create_dir_all(&base)?;
-    let dir = tempfile::Builder::new().prefix("strata-deep-mount-").tempdir_in(base)?;
+    let dir = tempfile::Builder::new()
+        .prefix("strata-deep-mount-")
+        .tempdir_in(base)?;
     let driver = driver::open(&driver_name, dir.path(), &[])?;
 
     let started = Instant::now();
     build_stack(driver.as_ref(), layers)?;
-    println!("{layers} layers created and applied in {:.2} s", started.elapsed().as_secs_f64());
+    println!(
+        "{layers} layers created and applied in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
 
     let result = time_mounts(driver.as_ref(), layers);
     let _ = driver.unmount("container");
@@ -68,7 +73,10 @@ fn tiny_tar(i: usize) -> std::io::Result<Vec<u8>> {
 
 /// The first mount's time and the median of five unmount/mount cycles, checking each time
 /// that every layer's file is visible.
-fn time_mounts(driver: &dyn Driver, layers: usize) -> Result<(Duration, Duration), Box<dyn std::error::Error>> {
+fn time_mounts(
+    driver: &dyn Driver,
+    layers: usize,
+) -> Result<(Duration, Duration), Box<dyn std::error::Error>> {
     let mut times = Vec::new();
     for _ in 0..6 {
         driver.unmount("container")?;

@@ -20,7 +20,9 @@ pub fn is_root() -> bool {
 
 pub fn kernel_has_overlayfs() -> bool {
     let filesystems = fs::read_to_string("/proc/filesystems").unwrap_or_default();
-    filesystems.lines().any(|l| l.split_whitespace().last() == Some("overlay"))
+    filesystems
+        .lines()
+        .any(|l| l.split_whitespace().last() == Some("overlay"))
 }
 
 /// One driver on a fresh, empty store root.
@@ -39,12 +41,19 @@ impl Fixture {
             println!("skipped: overlay2 needs root and kernel overlayfs");
             return None;
         }
-        let dir = tempfile::Builder::new().prefix("strata-conformance-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("strata-conformance-")
+            .tempdir()
+            .expect("tempdir");
         let root = dir.path().to_path_buf();
         let driver = driver::open(name, &root, &[])
             .unwrap_or_else(|e| panic!("opening driver {name} at {}: {e}", root.display()));
         assert_eq!(driver.name(), name);
-        Some(Fixture { driver, root, _dir: dir })
+        Some(Fixture {
+            driver,
+            root,
+            _dir: dir,
+        })
     }
 
     pub fn is_overlay2(&self) -> bool {
@@ -65,26 +74,39 @@ impl Fixture {
     }
 
     pub fn layer_from(&self, id: &str, parent: Option<&str>, tar: &mut dyn Read) -> ApplyReport {
-        self.driver.create(id, parent, false).unwrap_or_else(|e| panic!("create layer {id}: {e}"));
-        self.driver.apply(id, tar).unwrap_or_else(|e| panic!("apply into layer {id}: {e}"))
+        self.driver
+            .create(id, parent, false)
+            .unwrap_or_else(|e| panic!("create layer {id}: {e}"));
+        self.driver
+            .apply(id, tar)
+            .unwrap_or_else(|e| panic!("apply into layer {id}: {e}"))
     }
 
     /// Creates writable layer `id` on `parent`, mounts it and returns the merged dir.
     pub fn container(&self, id: &str, parent: &str) -> PathBuf {
-        self.driver.create(id, Some(parent), true).unwrap_or_else(|e| panic!("create writable {id}: {e}"));
-        self.driver.mount(id).unwrap_or_else(|e| panic!("mount {id}: {e}"))
+        self.driver
+            .create(id, Some(parent), true)
+            .unwrap_or_else(|e| panic!("create writable {id}: {e}"));
+        self.driver
+            .mount(id)
+            .unwrap_or_else(|e| panic!("mount {id}: {e}"))
     }
 
     /// `id`'s changes against `parent` as an exported tar.
     pub fn export(&self, id: &str, parent: Option<&str>) -> Vec<u8> {
         let mut out = Vec::new();
-        self.driver.export(id, parent, &mut out).unwrap_or_else(|e| panic!("export {id}: {e}"));
+        self.driver
+            .export(id, parent, &mut out)
+            .unwrap_or_else(|e| panic!("export {id}: {e}"));
         out
     }
 
     /// `docker diff` lines for `id` against `parent`.
     pub fn changes(&self, id: &str, parent: Option<&str>) -> Vec<String> {
-        let changes = self.driver.changes(id, parent).unwrap_or_else(|e| panic!("changes {id}: {e}"));
+        let changes = self
+            .driver
+            .changes(id, parent)
+            .unwrap_or_else(|e| panic!("changes {id}: {e}"));
         changes.iter().map(|c| c.to_string()).collect()
     }
 
@@ -125,7 +147,10 @@ fn unescape_mountinfo(field: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 3 < bytes.len() && bytes[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && bytes[i + 1..i + 4].iter().all(u8::is_ascii_digit)
+        {
             let octal = std::str::from_utf8(&bytes[i + 1..i + 4]).expect("ascii");
             out.push(u8::from_str_radix(octal, 8).expect("octal escape"));
             i += 4;
@@ -144,7 +169,8 @@ pub fn move_path(from: &Path, to: &Path) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(rustix::io::Errno::XDEV.raw_os_error()) => {
             copy_tree(from, to).unwrap_or_else(|e| panic!("copy {} for mv: {e}", from.display()));
-            fs::remove_dir_all(from).unwrap_or_else(|e| panic!("rm {} for mv: {e}", from.display()));
+            fs::remove_dir_all(from)
+                .unwrap_or_else(|e| panic!("rm {} for mv: {e}", from.display()));
         }
         Err(e) => panic!("rename {} -> {}: {e}", from.display(), to.display()),
     }
@@ -178,6 +204,9 @@ pub struct TarEntry {
     pub size: u64,
     pub link: Option<String>,
     pub content: Vec<u8>,
+    /// Whether every numeric header field (mode, uid, gid, mtime, size) parses: strict
+    /// readers such as the `tar` crate refuse an entry whose fields are left empty.
+    pub numeric_fields_ok: bool,
 }
 
 pub fn tar_entries(tar: &[u8]) -> Vec<TarEntry> {
@@ -185,24 +214,41 @@ pub fn tar_entries(tar: &[u8]) -> Vec<TarEntry> {
     let mut out = Vec::new();
     for entry in archive.entries().expect("read tar") {
         let mut entry = entry.expect("tar entry");
-        let path = entry.path().expect("entry path").to_string_lossy().into_owned();
-        let path = path.trim_start_matches("./").trim_end_matches('/').to_string();
+        let path = entry
+            .path()
+            .expect("entry path")
+            .to_string_lossy()
+            .into_owned();
+        let path = path
+            .trim_start_matches("./")
+            .trim_end_matches('/')
+            .to_string();
         let header = entry.header().clone();
-        let link = entry.link_name().expect("link name").map(|l| l.to_string_lossy().into_owned());
+        let link = entry
+            .link_name()
+            .expect("link name")
+            .map(|l| l.to_string_lossy().into_owned());
         let mut content = Vec::new();
-        if header.entry_type() == tar::EntryType::Regular && header.size().unwrap_or(0) < (1 << 20) {
+        if header.entry_type() == tar::EntryType::Regular && header.size().unwrap_or(0) < (1 << 20)
+        {
             entry.read_to_end(&mut content).expect("entry content");
         }
+        let numeric_fields_ok = header.mode().is_ok()
+            && header.uid().is_ok()
+            && header.gid().is_ok()
+            && header.mtime().is_ok()
+            && header.size().is_ok();
         out.push(TarEntry {
             path,
             kind: header.entry_type(),
-            mode: header.mode().expect("mode"),
-            uid: header.uid().expect("uid"),
-            gid: header.gid().expect("gid"),
-            mtime: header.mtime().expect("mtime"),
-            size: header.size().expect("size"),
+            mode: header.mode().unwrap_or(u32::MAX),
+            uid: header.uid().unwrap_or(u64::MAX),
+            gid: header.gid().unwrap_or(u64::MAX),
+            mtime: header.mtime().unwrap_or(u64::MAX),
+            size: header.size().unwrap_or(0),
             link,
             content,
+            numeric_fields_ok,
         });
     }
     out
@@ -212,11 +258,29 @@ pub fn tar_paths(tar: &[u8]) -> Vec<String> {
     tar_entries(tar).into_iter().map(|e| e.path).collect()
 }
 
+/// Asserts every entry of an exported tar has well-formed numeric header fields.
+pub fn assert_numeric_fields(what: &str, tar: &[u8]) {
+    let bad: Vec<String> = tar_entries(tar)
+        .into_iter()
+        .filter(|e| !e.numeric_fields_ok)
+        .map(|e| e.path)
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{what}: entries with empty or malformed uid/gid/mode/mtime header fields: {bad:?}"
+    );
+}
+
 /// Names in `dir`, sorted.
 pub fn ls(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("read_dir {}: {e}", dir.display()))
-        .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     names.sort();
     names

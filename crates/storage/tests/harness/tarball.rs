@@ -25,7 +25,13 @@ pub struct Attrs {
 
 impl Attrs {
     pub fn mode(mode: u32) -> Attrs {
-        Attrs { mode, uid: 0, gid: 0, mtime: DEFAULT_MTIME, xattrs: Vec::new() }
+        Attrs {
+            mode,
+            uid: 0,
+            gid: 0,
+            mtime: DEFAULT_MTIME,
+            xattrs: Vec::new(),
+        }
     }
     pub fn owner(mut self, uid: u64, gid: u64) -> Attrs {
         (self.uid, self.gid) = (uid, gid);
@@ -49,7 +55,9 @@ impl Default for TarBuilder {
 
 impl TarBuilder {
     pub fn new() -> TarBuilder {
-        TarBuilder { builder: tar::Builder::new(Vec::new()) }
+        TarBuilder {
+            builder: tar::Builder::new(Vec::new()),
+        }
     }
 
     pub fn dir(&mut self, path: &str) -> &mut Self {
@@ -71,13 +79,17 @@ impl TarBuilder {
 
     pub fn symlink(&mut self, path: &str, target: &str) -> &mut Self {
         let mut header = self.header(EntryType::Symlink, &Attrs::mode(0o777), 0);
-        self.builder.append_link(&mut header, path, target).expect("append symlink");
+        self.builder
+            .append_link(&mut header, path, target)
+            .expect("append symlink");
         self
     }
 
     pub fn hardlink(&mut self, path: &str, target: &str) -> &mut Self {
         let mut header = self.header(EntryType::Link, &Attrs::mode(0o644), 0);
-        self.builder.append_link(&mut header, path, target).expect("append hard link");
+        self.builder
+            .append_link(&mut header, path, target)
+            .expect("append hard link");
         self
     }
 
@@ -130,7 +142,9 @@ impl TarBuilder {
         }
         let mut header = self.header(kind, attrs, content.len() as u64);
         tweak(&mut header);
-        self.builder.append_data(&mut header, path, content).expect("append entry");
+        self.builder
+            .append_data(&mut header, path, content)
+            .expect("append entry");
         self
     }
 
@@ -147,8 +161,13 @@ impl TarBuilder {
         header.set_uid(0);
         header.set_gid(0);
         header.set_mtime(0);
-        let name = format!("PaxHeaders/{}", path.rsplit('/').find(|s| !s.is_empty()).unwrap_or("x"));
-        self.builder.append_data(&mut header, name, &data[..]).expect("append pax header");
+        let name = format!(
+            "PaxHeaders/{}",
+            path.rsplit('/').find(|s| !s.is_empty()).unwrap_or("x")
+        );
+        self.builder
+            .append_data(&mut header, name, &data[..])
+            .expect("append pax header");
     }
 
     /// The finished tar, end-of-archive blocks included.
@@ -160,7 +179,10 @@ impl TarBuilder {
     pub fn finish_open(self) -> Vec<u8> {
         let mut bytes = self.finish();
         let end = bytes.len() - 1024;
-        assert!(bytes[end..].iter().all(|&b| b == 0), "tar trailer is not two zero blocks");
+        assert!(
+            bytes[end..].iter().all(|&b| b == 0),
+            "tar trailer is not two zero blocks"
+        );
         bytes.truncate(end);
         bytes
     }

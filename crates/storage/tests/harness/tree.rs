@@ -45,7 +45,12 @@ pub fn snapshot(root: &Path) -> Tree {
 fn walk(dir: &Path, prefix: &str, tree: &mut Tree, inodes: &mut BTreeMap<(u64, u64), String>) {
     let mut names: Vec<_> = fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("read_dir {}: {e}", dir.display()))
-        .map(|e| e.expect("dir entry").file_name().into_string().expect("utf-8 name"))
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .into_string()
+                .expect("utf-8 name")
+        })
         .collect();
     names.sort();
     for name in names {
@@ -68,7 +73,8 @@ fn walk(dir: &Path, prefix: &str, tree: &mut Tree, inodes: &mut BTreeMap<(u64, u
 
 /// The snapshot of one path (no hard-link group, which needs the whole tree).
 pub fn node(path: &Path) -> Node {
-    let meta = fs::symlink_metadata(path).unwrap_or_else(|e| panic!("lstat {}: {e}", path.display()));
+    let meta =
+        fs::symlink_metadata(path).unwrap_or_else(|e| panic!("lstat {}: {e}", path.display()));
     let ft = meta.file_type();
     let kind = if ft.is_file() {
         'f'
@@ -91,8 +97,16 @@ pub fn node(path: &Path) -> Node {
         uid: meta.uid(),
         gid: meta.gid(),
         mtime: meta.mtime(),
-        size: if matches!(kind, 'f' | 'l') { meta.size() } else { 0 },
-        rdev: if matches!(kind, 'c' | 'b') { meta.rdev() } else { 0 },
+        size: if matches!(kind, 'f' | 'l') {
+            meta.size()
+        } else {
+            0
+        },
+        rdev: if matches!(kind, 'c' | 'b') {
+            meta.rdev()
+        } else {
+            0
+        },
         content: (kind == 'f').then(|| file_digest(path)),
         link: (kind == 'l').then(|| fs::read_link(path).expect("readlink")),
         xattrs: xattrs(path),
@@ -157,7 +171,11 @@ pub fn assert_same_tree(what: &str, left: &Tree, right: &Tree) {
     for path in right.keys().filter(|p| !left.contains_key(*p)) {
         diffs.push(format!("  only in right: {path}"));
     }
-    assert!(diffs.is_empty(), "{what}: trees differ:\n{}", diffs.join("\n"));
+    assert!(
+        diffs.is_empty(),
+        "{what}: trees differ:\n{}",
+        diffs.join("\n")
+    );
 }
 
 /// `tree` without the paths under `prefix` (e.g. a subtree another test covers).

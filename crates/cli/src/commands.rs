@@ -175,7 +175,8 @@ fn images(engine: &Engine, args: &ImagesArgs, out: &mut impl Write) -> Result<()
         if image.tags.is_empty() {
             writeln!(out, "{:<30} {:<15} {:<15} {:<20} {:>10}", "<none>", "<none>", id, created, size)?;
         }
-        for (repo, tag) in &image.tags {
+        for tag in &image.tags {
+            let (repo, tag) = (&tag.name, &tag.tag);
             writeln!(out, "{repo:<30} {tag:<15} {id:<15} {created:<20} {size:>10}")?;
         }
     }

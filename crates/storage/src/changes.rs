@@ -53,8 +53,8 @@ impl fmt::Display for Change {
 /// children of added directories included; children of deleted ones are not.
 ///
 /// An opaque directory (deleted and re-created in this layer) that existed below is `C`, and
-/// each name it hid directly below it is `D`: the same listing a full-copy diff gives. (Docker's
-/// overlay2 lists such a directory as `D` followed by its new contents.)
+/// each name it hid directly below it is `D`: the same listing a full-copy diff gives, and the
+/// one Docker 20.10's overlay2 gives (checked by `bench/docker-parity.sh`).
 pub fn changes(view: &crate::driver::DiffView) -> crate::Result<Vec<Change>> {
     let mut found = Found::default();
     match view {
@@ -134,13 +134,13 @@ mod overlay {
 
     use super::{ChangeKind, Found};
     use crate::error::{IoContext, Result};
-    use crate::walk::{self, Entry};
+    use crate::fs::{self, Entry};
 
     pub(super) fn changes(upper: &Path, lowers: &[PathBuf], found: &mut Found) -> Result<()> {
-        let root = walk::open_root(upper)?;
+        let root = fs::open_dir_path(upper)?;
         let lower_fds = lowers
             .iter()
-            .map(|l| walk::open_root(l))
+            .map(|l| fs::open_dir_path(l))
             .collect::<Result<Vec<_>>>()?;
         let mut w = Walk { found, upper };
         w.dir(root.as_fd(), &lower_fds, Path::new(""))
@@ -161,15 +161,15 @@ mod overlay {
                     p.display()
                 )
             };
-            let entries = walk::read_dir(dir).ctx(|| at(rel))?;
+            let entries = fs::read_dir(dir).ctx(|| at(rel))?;
             for e in &entries {
                 let child = rel.join(&e.name);
-                if walk::is_whiteout(&e.stat) {
+                if fs::is_whiteout(&e.stat) {
                     self.found.add(&child, ChangeKind::Deleted);
                     continue;
                 }
                 let below = find(lowers, &e.name).ctx(|| at(&child))?;
-                if !walk::is_dir(&e.stat) {
+                if !fs::is_dir(&e.stat) {
                     let kind = if below.is_some() {
                         ChangeKind::Modified
                     } else {
@@ -192,7 +192,7 @@ mod overlay {
             child: &Path,
         ) -> Result<()> {
             let at = format!("{}/{}", self.upper.display(), child.display());
-            let opaque = walk::is_opaque(dir, &e.name).ctx(|| format!("reading xattrs of {at}"))?;
+            let opaque = fs::is_opaque(dir, &e.name).ctx(|| format!("reading xattrs of {at}"))?;
             let lower_dirs = lower_dirs(lowers, &e.name)
                 .ctx(|| format!("opening the lower directories under {at}"))?;
             match below {
@@ -205,7 +205,7 @@ mod overlay {
                 Some(st) if same_dir(&e.stat, &st) => {}
                 Some(_) => self.found.add(child, ChangeKind::Modified),
             }
-            let sub = walk::open_dir(dir, &e.name).ctx(|| format!("opening {at}"))?;
+            let sub = fs::open_dir_at(dir, &e.name).ctx(|| format!("opening {at}"))?;
             let shown = if opaque { &[][..] } else { &lower_dirs[..] };
             self.dir(sub.as_fd(), shown, child)
         }
@@ -225,18 +225,18 @@ mod overlay {
                     child.display()
                 )
             };
-            let sub = walk::open_dir(dir, &e.name).ctx(at)?;
-            let in_upper: HashSet<OsString> = walk::read_dir(sub.as_fd())
+            let sub = fs::open_dir_at(dir, &e.name).ctx(at)?;
+            let in_upper: HashSet<OsString> = fs::read_dir(sub.as_fd())
                 .ctx(at)?
                 .into_iter()
                 .map(|e| e.name)
                 .collect();
             let mut decided = HashSet::new();
             for lower in lower_dirs {
-                for le in walk::read_dir(lower.as_fd()).ctx(at)? {
+                for le in fs::read_dir(lower.as_fd()).ctx(at)? {
                     // The topmost lower that has a name decides: a whiteout there means gone.
                     if decided.insert(le.name.clone())
-                        && !walk::is_whiteout(&le.stat)
+                        && !fs::is_whiteout(&le.stat)
                         && !in_upper.contains(&le.name)
                     {
                         self.found.add(&child.join(&le.name), ChangeKind::Deleted);
@@ -250,8 +250,8 @@ mod overlay {
     /// The first lower that has `name` decides whether it exists below.
     fn find(lowers: &[OwnedFd], name: &std::ffi::OsStr) -> std::io::Result<Option<Stat>> {
         for lower in lowers {
-            if let Some(st) = walk::lstat(lower.as_fd(), name)? {
-                return Ok((!walk::is_whiteout(&st)).then_some(st));
+            if let Some(st) = fs::lstat_at(lower.as_fd(), name)? {
+                return Ok((!fs::is_whiteout(&st)).then_some(st));
             }
         }
         Ok(None)
@@ -262,11 +262,11 @@ mod overlay {
     fn lower_dirs(lowers: &[OwnedFd], name: &std::ffi::OsStr) -> std::io::Result<Vec<OwnedFd>> {
         let mut out = Vec::new();
         for lower in lowers {
-            match walk::lstat(lower.as_fd(), name)? {
+            match fs::lstat_at(lower.as_fd(), name)? {
                 None => continue,
-                Some(st) if walk::is_dir(&st) => {
-                    out.push(walk::open_dir(lower.as_fd(), name)?);
-                    if walk::is_opaque(lower.as_fd(), name)? {
+                Some(st) if fs::is_dir(&st) => {
+                    out.push(fs::open_dir_at(lower.as_fd(), name)?);
+                    if fs::is_opaque(lower.as_fd(), name)? {
                         break;
                     }
                 }
@@ -278,7 +278,7 @@ mod overlay {
 
     /// Docker's test for a directory that was only copied up, not changed itself.
     fn same_dir(a: &Stat, b: &Stat) -> bool {
-        walk::is_dir(b)
+        fs::is_dir(b)
             && a.st_mode == b.st_mode
             && a.st_uid == b.st_uid
             && a.st_gid == b.st_gid

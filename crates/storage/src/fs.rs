@@ -7,15 +7,28 @@
 //! The final component is then acted on with `*at` calls that never follow it
 //! (`O_NOFOLLOW`, `AT_SYMLINK_NOFOLLOW`, `unlinkat`, `linkat` without `AT_SYMLINK_FOLLOW`).
 //! Metadata is set through a [`Node`], which picks the non-following call for each kind of
-//! object (symlinks get no mode and no xattrs: Linux has neither for them).
+//! object.
+//!
+//! The `*_at` functions are the primitives everything that reads or writes layer content
+//! uses (apply, the vfs copy, export, change listing, disk usage): each acts on one name in
+//! an open directory and never follows it. Only store paths (a layer dir, a mount point) are
+//! opened by path, with [`Root::open`] or [`open_dir_path`].
+
+mod node;
+mod usage;
+mod xattr;
+
+pub use node::{open_path_at, Node};
+pub use usage::disk_usage;
+pub use xattr::{is_opaque, xattr, xattrs};
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStringExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
 
-use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, ResolveFlags, Timespec, Timestamps};
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat};
 use rustix::io::Errno;
 
 use crate::error::{Error, IoContext, Result};
@@ -126,7 +139,7 @@ impl Root {
     }
 
     /// `lstat` of the normalised `rel`; `None` if it (or its parent) does not exist.
-    pub fn lstat(&self, rel: &Path) -> Result<Option<rfs::Stat>> {
+    pub fn lstat(&self, rel: &Path) -> Result<Option<Stat>> {
         let Some((parent, name)) = split_name(rel) else {
             return rfs::fstat(&self.fd)
                 .map(Some)
@@ -187,8 +200,20 @@ impl Root {
     }
 }
 
+/// Opens the directory at the trusted store path `path` (a layer dir, not content) for
+/// reading, refusing a final symlink.
+pub fn open_dir_path(path: &Path) -> Result<OwnedFd> {
+    open_dir_at(rfs::CWD, path.as_os_str()).ctx_path("opening directory", path)
+}
+
+/// Removes the trusted store path `path` and everything under it, never following a symlink
+/// inside it; absent is fine.
+pub fn remove_tree(path: &Path) -> Result<()> {
+    remove_all_at(rfs::CWD, path.as_os_str()).ctx_path("removing", path)
+}
+
 /// `lstat` of `name` in `dir`; `None` if absent.
-pub fn lstat_at(dir: BorrowedFd<'_>, name: &OsStr) -> rustix::io::Result<Option<rfs::Stat>> {
+pub fn lstat_at(dir: BorrowedFd<'_>, name: &OsStr) -> rustix::io::Result<Option<Stat>> {
     match rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(st) => Ok(Some(st)),
         Err(Errno::NOENT) => Ok(None),
@@ -200,6 +225,69 @@ pub fn lstat_at(dir: BorrowedFd<'_>, name: &OsStr) -> rustix::io::Result<Option<
 /// symlink or not a directory).
 pub fn open_dir_at(dir: BorrowedFd<'_>, name: &OsStr) -> rustix::io::Result<OwnedFd> {
     rfs::openat(dir, name, DIR_FLAGS | OFlags::NOFOLLOW, Mode::empty())
+}
+
+/// Opens the regular file `name` in `dir` for reading, refusing a symlink.
+pub fn open_file_at(dir: BorrowedFd<'_>, name: &OsStr) -> rustix::io::Result<OwnedFd> {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY;
+    rfs::openat(dir, name, flags, Mode::empty())
+}
+
+/// The target of the symlink `name` in `dir`.
+pub fn read_link_at(dir: BorrowedFd<'_>, name: &OsStr) -> rustix::io::Result<OsString> {
+    let target = rfs::readlinkat(dir, name, Vec::new())?;
+    Ok(OsString::from_vec(target.into_bytes()))
+}
+
+/// One directory entry and its `lstat`.
+pub struct Entry {
+    pub name: OsString,
+    pub stat: Stat,
+}
+
+/// The names in `dir`, without `.` and `..`, in the order the filesystem gives them.
+pub fn names(dir: BorrowedFd<'_>) -> rustix::io::Result<Vec<OsString>> {
+    let mut names = Vec::new();
+    for entry in rfs::Dir::read_from(dir)? {
+        let entry = entry?;
+        let bytes = entry.file_name().to_bytes();
+        if bytes != b"." && bytes != b".." {
+            names.push(OsString::from_vec(bytes.to_vec()));
+        }
+    }
+    Ok(names)
+}
+
+/// The entries of `dir` (without `.` and `..`), sorted bytewise by name, each `lstat`ed.
+pub fn read_dir(dir: BorrowedFd<'_>) -> rustix::io::Result<Vec<Entry>> {
+    let mut out = Vec::new();
+    for name in names(dir)? {
+        // An entry removed between readdir and lstat is simply not there any more.
+        if let Some(stat) = lstat_at(dir, &name)? {
+            out.push(Entry { name, stat });
+        }
+    }
+    out.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+    Ok(out)
+}
+
+pub fn file_type(st: &Stat) -> FileType {
+    FileType::from_raw_mode(st.st_mode as _)
+}
+
+pub fn is_dir(st: &Stat) -> bool {
+    file_type(st) == FileType::Directory
+}
+
+/// An overlay whiteout: a 0/0 character device.
+pub fn is_whiteout(st: &Stat) -> bool {
+    file_type(st) == FileType::CharacterDevice && st.st_rdev == 0
+}
+
+/// The identity of an inode, for keeping hard links together.
+#[allow(clippy::unnecessary_cast)] // The field types differ between architectures.
+pub fn inode_key(st: &Stat) -> (u64, u64) {
+    (st.st_dev as u64, st.st_ino as u64)
 }
 
 /// Creates the regular file `name` in `dir` for writing with `mode`; fails with `EEXIST` if
@@ -234,105 +322,13 @@ pub fn remove_children_at(
     dir: BorrowedFd<'_>,
     keep: &mut dyn FnMut(&OsStr) -> bool,
 ) -> rustix::io::Result<()> {
-    let mut reader = rfs::Dir::read_from(dir)?;
-    let mut names = Vec::new();
     // Collect first: deleting while reading may make getdents skip entries on some filesystems.
-    while let Some(entry) = reader.read() {
-        let entry = entry?;
-        let bytes = entry.file_name().to_bytes();
-        if bytes != b"." && bytes != b".." {
-            names.push(OsString::from_vec(bytes.to_vec()));
-        }
-    }
-    drop(reader);
-    for name in names {
+    for name in names(dir)? {
         if !keep(&name) {
             remove_all_at(dir, &name)?;
         }
     }
     Ok(())
-}
-
-/// A filesystem object whose metadata is to be set, in the form that lets each call act on
-/// the object itself and never on what a symlink points to.
-#[derive(Clone, Copy, Debug)]
-pub enum Node<'a> {
-    /// A regular file or directory opened (not `O_PATH`) by the caller.
-    Open(BorrowedFd<'a>),
-    /// The symlink `name` in directory `dir`: owner and times only.
-    Symlink {
-        dir: BorrowedFd<'a>,
-        name: &'a OsStr,
-    },
-    /// A device node, FIFO or socket opened with `O_PATH | O_NOFOLLOW` (see [`open_path_at`]);
-    /// mode and xattrs go through its `/proc/self/fd` link, which names exactly that inode.
-    Path(BorrowedFd<'a>),
-}
-
-/// Opens `name` in `dir` as an `O_PATH | O_NOFOLLOW` handle, for use as [`Node::Path`]. Unlike
-/// a real open, this has no side effect on device nodes and does not block on FIFOs.
-pub fn open_path_at(dir: BorrowedFd<'_>, name: &OsStr) -> rustix::io::Result<OwnedFd> {
-    let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    rfs::openat(dir, name, flags, Mode::empty())
-}
-
-fn proc_path(fd: BorrowedFd<'_>) -> PathBuf {
-    use std::os::fd::AsRawFd;
-    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-}
-
-impl Node<'_> {
-    /// Sets owner and group (`lchown` semantics).
-    pub fn chown(&self, uid: u32, gid: u32) -> rustix::io::Result<()> {
-        // -1 means "leave unchanged" to the kernel: never a real owner.
-        if uid == u32::MAX || gid == u32::MAX {
-            return Err(Errno::INVAL);
-        }
-        let (uid, gid) = (rfs::Uid::from_raw(uid), rfs::Gid::from_raw(gid));
-        match *self {
-            Node::Open(fd) => rfs::fchown(fd, Some(uid), Some(gid)),
-            Node::Symlink { dir, name } => {
-                rfs::chownat(dir, name, Some(uid), Some(gid), AtFlags::SYMLINK_NOFOLLOW)
-            }
-            Node::Path(fd) => rfs::chownat(fd, "", Some(uid), Some(gid), AtFlags::EMPTY_PATH),
-        }
-    }
-
-    /// Sets the permission bits (`0o7777`, setuid included); a no-op on symlinks. Call after
-    /// [`Node::chown`], which clears setuid/setgid.
-    pub fn chmod(&self, mode: u32) -> rustix::io::Result<()> {
-        let mode = Mode::from_bits_truncate(mode & 0o7777);
-        match *self {
-            Node::Open(fd) => rfs::fchmod(fd, mode),
-            Node::Symlink { .. } => Ok(()),
-            Node::Path(fd) => rfs::chmodat(rfs::CWD, proc_path(fd), mode, AtFlags::empty()),
-        }
-    }
-
-    /// Sets the xattr `name` to `value`; `EOPNOTSUPP` on symlinks.
-    pub fn set_xattr(&self, name: &str, value: &[u8]) -> rustix::io::Result<()> {
-        let flags = rfs::XattrFlags::empty();
-        match *self {
-            Node::Open(fd) => rfs::fsetxattr(fd, name, value, flags),
-            Node::Symlink { .. } => Err(Errno::OPNOTSUPP),
-            Node::Path(fd) => rfs::setxattr(proc_path(fd), name, value, flags),
-        }
-    }
-
-    /// Sets modification and access time.
-    pub fn set_times(&self, mtime: Timespec, atime: Timespec) -> rustix::io::Result<()> {
-        let times = Timestamps {
-            last_access: atime,
-            last_modification: mtime,
-        };
-        match *self {
-            Node::Open(fd) => rfs::futimens(fd, &times),
-            Node::Symlink { dir, name } => {
-                rfs::utimensat(dir, name, &times, AtFlags::SYMLINK_NOFOLLOW)
-            }
-            Node::Path(fd) => rfs::utimensat(rfs::CWD, proc_path(fd), &times, AtFlags::empty()),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -394,36 +390,5 @@ mod tests {
         assert!(!root_path.join("d").exists());
         assert!(tmp.path().join("keep/file").exists());
         assert!(root.remove_all(Path::new("")).is_err());
-    }
-
-    #[test]
-    fn node_metadata_does_not_follow_symlinks() {
-        let tmp = tempfile::tempdir().unwrap();
-        std::fs::write(tmp.path().join("target"), b"x").unwrap();
-        symlink("target", tmp.path().join("link")).unwrap();
-        let root = Root::open(tmp.path()).unwrap();
-        let (dir, name) = root.parent(Path::new("link"), false).unwrap();
-        let node = Node::Symlink {
-            dir: dir.as_fd(),
-            name,
-        };
-        node.chmod(0o777).unwrap();
-        node.set_times(
-            Timespec {
-                tv_sec: 1000,
-                tv_nsec: 0,
-            },
-            Timespec {
-                tv_sec: 1000,
-                tv_nsec: 0,
-            },
-        )
-        .unwrap();
-        let link = std::fs::symlink_metadata(tmp.path().join("link")).unwrap();
-        let target = std::fs::metadata(tmp.path().join("target")).unwrap();
-        use std::os::unix::fs::MetadataExt;
-        assert_eq!(link.mtime(), 1000);
-        assert_ne!(target.mtime(), 1000);
-        assert_ne!(target.mode() & 0o777, 0o777);
     }
 }

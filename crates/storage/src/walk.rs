@@ -1,32 +1,24 @@
-//! fd-relative reading of layer trees, shared by the vfs copy, export and change listing.
+//! The parallel walk of a full-copy (vfs) layer tree against its parent tree ([`naive_diff`])
+//! that both export and change listing use, and the [`Node`] it reports: an entry with what
+//! a diff compares or an archive records.
 //!
-//! Every entry is named by (directory fd, single name): directories are opened with
-//! `O_NOFOLLOW | O_DIRECTORY`, entries are `lstat`ed, and xattrs are read through
-//! `/proc/self/fd/<dir>/<name>` with the `l*` calls, so no symlink inside a layer is ever
-//! followed, whatever it points at. Only the layer roots themselves are opened by path: they
-//! are store paths, not content.
-//!
-//! Also here: the parallel walk of a layer tree against its parent tree ([`naive_diff`]) that
-//! both export and change listing of full-copy (vfs) layers use.
+//! Every entry is reached with the fd-relative primitives of [`crate::fs`] (directories
+//! opened with `O_NOFOLLOW`, entries `lstat`ed, xattrs read with the `l*` calls), so no
+//! symlink inside a layer is ever followed, whatever it points at.
 
 use std::cmp::Ordering;
 use std::ffi::{OsStr, OsString};
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Stat};
+use rustix::fs::{FileType, Stat};
 
-use crate::archive::whiteout::{OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX};
+use crate::archive::whiteout::WHITEOUT_PREFIX;
 use crate::changes::ChangeKind;
 use crate::error::{IoContext, Result};
-
-/// One directory entry and its `lstat`.
-pub struct Entry {
-    pub name: OsString,
-    pub stat: Stat,
-}
+use crate::fs::{self, file_type, is_dir, open_dir_at, read_dir, Entry};
 
 /// An entry with everything a diff compares or an archive records about it.
 pub struct Node {
@@ -39,163 +31,13 @@ pub struct Node {
     pub link: Option<OsString>,
 }
 
-/// Opens a layer root (a store path, trusted) as a directory, refusing a symlink.
-pub fn open_root(path: &Path) -> Result<OwnedFd> {
-    rfs::open(path, dir_flags(), Mode::empty()).ctx_path("opening layer directory", path)
-}
-
-/// Opens the directory `name` inside `dir`, refusing symlinks.
-pub fn open_dir(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OwnedFd> {
-    Ok(rfs::openat(dir, name, dir_flags(), Mode::empty())?)
-}
-
-/// Opens the regular file `name` inside `dir` for reading, refusing symlinks.
-pub fn open_file(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OwnedFd> {
-    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY;
-    Ok(rfs::openat(dir, name, flags, Mode::empty())?)
-}
-
-fn dir_flags() -> OFlags {
-    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
-}
-
-/// `lstat` of `name` in `dir`; `None` if it does not exist.
-pub fn lstat(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Option<Stat>> {
-    match rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(st) => Ok(Some(st)),
-        Err(rustix::io::Errno::NOENT) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// The entries of `dir` (without `.` and `..`), sorted bytewise by name, each `lstat`ed.
-pub fn read_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<Entry>> {
-    let mut out = Vec::new();
-    for ent in rfs::Dir::read_from(dir)? {
-        let ent = ent?;
-        let name = ent.file_name().to_bytes();
-        if name == b"." || name == b".." {
-            continue;
-        }
-        let name = OsStr::from_bytes(name).to_os_string();
-        // An entry removed between readdir and lstat is simply not there any more.
-        if let Some(stat) = lstat(dir, &name)? {
-            out.push(Entry { name, stat });
-        }
-    }
-    out.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
-    Ok(out)
-}
-
-pub fn file_type(st: &Stat) -> FileType {
-    FileType::from_raw_mode(st.st_mode as _)
-}
-
-pub fn is_dir(st: &Stat) -> bool {
-    file_type(st) == FileType::Directory
-}
-
-/// An overlay whiteout: a 0/0 character device.
-pub fn is_whiteout(st: &Stat) -> bool {
-    file_type(st) == FileType::CharacterDevice && st.st_rdev == 0
-}
-
-/// The path through which `name` in `dir` can be named to the `l*xattr` calls without
-/// following anything but the magic link to `dir` itself.
-pub fn proc_path(dir: BorrowedFd<'_>, name: &OsStr) -> PathBuf {
-    use std::os::fd::AsRawFd;
-    let mut p = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
-    p.push(name);
-    p
-}
-
-/// All xattrs of `name` in `dir`, sorted by name. Filesystems without xattrs give none.
-pub fn xattrs(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Vec<(OsString, Vec<u8>)>> {
-    let path = proc_path(dir, name);
-    let names = match list_names(&path) {
-        Ok(n) => n,
-        Err(e) if e.raw_os_error() == Some(libc_enotsup()) => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    let mut out = Vec::with_capacity(names.len());
-    for key in names {
-        match get_value(&path, &key)? {
-            Some(v) => out.push((key, v)),
-            None => continue,
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
-/// The xattr `key` of `name` in `dir`, if set.
-pub fn xattr(dir: BorrowedFd<'_>, name: &OsStr, key: &str) -> io::Result<Option<Vec<u8>>> {
-    get_value(&proc_path(dir, name), OsStr::new(key))
-}
-
-/// Whether the directory `name` in `dir` is an overlay opaque directory.
-pub fn is_opaque(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<bool> {
-    Ok(xattr(dir, name, OVERLAY_OPAQUE_XATTR)?.as_deref() == Some(b"y"))
-}
-
-fn libc_enotsup() -> i32 {
-    rustix::io::Errno::OPNOTSUPP.raw_os_error()
-}
-
-fn list_names(path: &Path) -> io::Result<Vec<OsString>> {
-    loop {
-        let size = rfs::llistxattr_query(path)?;
-        if size == 0 {
-            return Ok(Vec::new());
-        }
-        let mut buf = vec![0u8; size];
-        match rfs::llistxattr(path, &mut buf[..]) {
-            Ok(n) => {
-                buf.truncate(n);
-                let names = buf.split(|b| *b == 0).filter(|s| !s.is_empty());
-                return Ok(names.map(|s| OsStr::from_bytes(s).to_os_string()).collect());
-            }
-            // The list grew between the two calls: ask again.
-            Err(rustix::io::Errno::RANGE) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
-fn get_value(path: &Path, key: &OsStr) -> io::Result<Option<Vec<u8>>> {
-    loop {
-        let size = match rfs::lgetxattr_query(path, key) {
-            Ok(n) => n,
-            Err(rustix::io::Errno::NODATA) => return Ok(None),
-            Err(e) if e.raw_os_error() == libc_enotsup() => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        let mut buf = vec![0u8; size];
-        match rfs::lgetxattr(path, key, &mut buf[..]) {
-            Ok(n) => {
-                buf.truncate(n);
-                return Ok(Some(buf));
-            }
-            Err(rustix::io::Errno::RANGE) => continue,
-            Err(rustix::io::Errno::NODATA) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
-/// The target of the symlink `name` in `dir`.
-pub fn read_link(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OsString> {
-    let target = rfs::readlinkat(dir, name, Vec::new())?;
-    Ok(OsStr::from_bytes(target.as_bytes()).to_os_string())
-}
-
 /// Reads everything about `entry` (in `dir`, at `rel`) that diffs and archives need.
 pub fn node(dir: BorrowedFd<'_>, entry: &Entry, rel: PathBuf) -> io::Result<Node> {
     let link = match file_type(&entry.stat) {
-        FileType::Symlink => Some(read_link(dir, &entry.name)?),
+        FileType::Symlink => Some(fs::read_link_at(dir, &entry.name)?),
         _ => None,
     };
-    let xattrs = xattrs(dir, &entry.name)?;
+    let xattrs = fs::xattrs(dir, &entry.name)?;
     Ok(Node {
         rel,
         stat: entry.stat,
@@ -239,8 +81,8 @@ pub trait DiffSink {
 /// Walks the full tree `layer` against the full tree `parent` (both roots, trusted) and
 /// reports what differs to `sink`.
 pub fn naive_diff(layer: &Path, parent: Option<&Path>, sink: &mut dyn DiffSink) -> Result<()> {
-    let layer_fd = open_root(layer)?;
-    let parent_fd = parent.map(open_root).transpose()?;
+    let layer_fd = fs::open_dir_path(layer)?;
+    let parent_fd = parent.map(fs::open_dir_path).transpose()?;
     let mut w = NaiveWalk {
         sink,
         pending: Vec::new(),
@@ -345,11 +187,12 @@ impl NaiveWalk<'_> {
         if !is_dir(&e.stat) {
             return Ok(());
         }
-        let sub = open_dir(dir, &e.name).ctx(here)?;
+        let sub = open_dir_at(dir, &e.name).ctx(here)?;
         // Compare children only with a directory of the same name in the parent.
         let old_sub = match (old, &old_node) {
             (Some((fd, oe)), Some(o)) if is_dir(&o.stat) => Some(
-                open_dir(fd, &oe.name).ctx(|| format!("opening parent's {}", child.display()))?,
+                open_dir_at(fd, &oe.name)
+                    .ctx(|| format!("opening parent's {}", child.display()))?,
             ),
             _ => None,
         };
@@ -373,10 +216,4 @@ impl NaiveWalk<'_> {
 fn node_of(dir: BorrowedFd<'_>, e: &Entry, rel: PathBuf) -> Result<Node> {
     let what = rel.display().to_string();
     node(dir, e, rel).ctx(|| format!("reading the parent's {what}"))
-}
-
-/// The identity of an inode, for keeping hard links together.
-#[allow(clippy::unnecessary_cast)] // The field types differ between architectures.
-pub fn inode_key(st: &Stat) -> (u64, u64) {
-    (st.st_dev as u64, st.st_ino as u64)
 }

@@ -22,6 +22,7 @@ use super::whiteout::{OPAQUE_MARKER, OVERLAY_XATTR_PREFIX, WHITEOUT_PREFIX};
 use crate::changes::ChangeKind;
 use crate::driver::DiffView;
 use crate::error::{Error, IoContext, Result};
+use crate::fs;
 use crate::walk::{self, DiffSink, Node};
 
 /// Writes the changes in `view` as an uncompressed OCI layer tar to `out`.
@@ -30,7 +31,7 @@ pub fn export(view: &DiffView, out: &mut dyn Write) -> Result<()> {
     match view {
         // Only the upper dir is read: its content is exactly the layer's changes.
         DiffView::Overlay { upper, .. } => {
-            let root = walk::open_root(upper)?;
+            let root = fs::open_dir_path(upper)?;
             overlay_dir(&mut tar, root.as_fd(), Path::new(""), upper)?;
         }
         DiffView::Naive { layer, parent } => walk::naive_diff(layer, parent.as_deref(), &mut tar)?,
@@ -42,10 +43,10 @@ pub fn export(view: &DiffView, out: &mut dyn Write) -> Result<()> {
 
 fn overlay_dir(tar: &mut TarOut<'_>, dir: BorrowedFd<'_>, rel: &Path, upper: &Path) -> Result<()> {
     let here = |p: &Path| format!("exporting {}/{}", upper.display(), p.display());
-    let mut entries = walk::read_dir(dir).ctx(|| here(rel))?;
+    let mut entries = fs::read_dir(dir).ctx(|| here(rel))?;
     // Sort by the name each entry will have in the tar.
-    let tar_name = |e: &walk::Entry| -> OsString {
-        if walk::is_whiteout(&e.stat) {
+    let tar_name = |e: &fs::Entry| -> OsString {
+        if fs::is_whiteout(&e.stat) {
             whiteout_name(&e.name)
         } else {
             e.name.clone()
@@ -54,18 +55,18 @@ fn overlay_dir(tar: &mut TarOut<'_>, dir: BorrowedFd<'_>, rel: &Path, upper: &Pa
     entries.sort_by_cached_key(|e| tar_name(e).into_vec());
     for e in &entries {
         let child = rel.join(&e.name);
-        if walk::is_whiteout(&e.stat) {
+        if fs::is_whiteout(&e.stat) {
             tar.whiteout(&rel.join(whiteout_name(&e.name)), here(&child))?;
             continue;
         }
         let node = walk::node(dir, e, child.clone()).ctx(|| here(&child))?;
         tar.entry(&node, Some((dir, &e.name)))
             .map_err(|e| ctx_err(e, here(&child)))?;
-        if walk::is_dir(&e.stat) {
-            if walk::is_opaque(dir, &e.name).ctx(|| here(&child))? {
+        if fs::is_dir(&e.stat) {
+            if fs::is_opaque(dir, &e.name).ctx(|| here(&child))? {
                 tar.whiteout(&child.join(OPAQUE_MARKER), here(&child))?;
             }
-            let sub = walk::open_dir(dir, &e.name).ctx(|| here(&child))?;
+            let sub = fs::open_dir_at(dir, &e.name).ctx(|| here(&child))?;
             overlay_dir(tar, sub.as_fd(), &child, upper)?;
         }
     }
@@ -134,7 +135,7 @@ impl<'a> TarOut<'a> {
     /// Writes `node`; `src` (its dir and name) is needed to read a regular file's content.
     fn entry(&mut self, node: &Node, src: Option<(BorrowedFd<'_>, &OsStr)>) -> io::Result<()> {
         let st = &node.stat;
-        let ft = walk::file_type(st);
+        let ft = fs::file_type(st);
         if ft == FileType::Socket {
             return Ok(()); // Sockets cannot be archived (as Docker).
         }
@@ -145,7 +146,7 @@ impl<'a> TarOut<'a> {
         h.set_gid(st.st_gid as u64);
         h.set_mtime(st.st_mtime.max(0) as u64);
         h.set_size(0);
-        let key = walk::inode_key(st);
+        let key = fs::inode_key(st);
         if ft != FileType::Directory && st.st_nlink > 1 {
             if let Some(first) = self.links.get(&key) {
                 h.set_entry_type(EntryType::Link);
@@ -168,7 +169,7 @@ impl<'a> TarOut<'a> {
             }
             FileType::RegularFile => {
                 let (dir, name) = src.ok_or_else(|| io::Error::other("no source for a file"))?;
-                let file = std::fs::File::from(walk::open_file(dir, name)?);
+                let file = std::fs::File::from(fs::open_file_at(dir, name)?);
                 let size = st.st_size as u64;
                 h.set_entry_type(EntryType::Regular);
                 h.set_size(size);

@@ -8,13 +8,12 @@
 //! [`Driver::mounts`] says `ro` or `rw`.
 
 use std::collections::HashSet;
-use std::os::fd::AsFd;
 
 use rustix::fs::{self as rfs, Mode};
 
 use super::*;
 use crate::error::IoContext;
-use crate::walk;
+use crate::fs::remove_tree;
 
 mod copy;
 
@@ -81,7 +80,7 @@ impl Vfs {
         }
         .and_then(|()| std::fs::rename(&tmp, self.diff_dir(id)).ctx_path("publishing", &tmp));
         if result.is_err() {
-            let _ = std::fs::remove_dir_all(&tmp);
+            let _ = remove_tree(&tmp);
         }
         result
     }
@@ -139,17 +138,7 @@ impl Driver for Vfs {
 
     fn remove(&self, id: &str) -> Result<()> {
         check_id(id)?;
-        let dir = self.diff_dir(id);
-        match std::fs::remove_dir_all(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(Error::io(
-                    format!("removing vfs layer {}", dir.display()),
-                    e,
-                ))
-            }
-        }
+        remove_tree(&self.diff_dir(id))?;
         match std::fs::remove_file(self.ro_marker(id)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(
                 format!("removing {}", self.ro_marker(id).display()),
@@ -178,7 +167,7 @@ impl Driver for Vfs {
             let name = e.ctx_path("listing", &dir)?.file_name();
             if name.to_string_lossy().contains(TMP_INFIX) {
                 let p = dir.join(&name);
-                std::fs::remove_dir_all(&p).ctx_path("removing the interrupted copy", &p)?;
+                remove_tree(&p)?;
             }
         }
         let ro = self.home.join("ro");
@@ -236,39 +225,8 @@ impl Driver for Vfs {
     }
 
     fn usage(&self, id: &str) -> Result<Usage> {
-        let dir = self.existing(id)?;
-        let root = walk::open_root(&dir)?;
-        let mut seen = HashSet::new();
-        let mut usage = Usage::default();
-        let st = rfs::fstat(&root).ctx_path("stat", &dir)?;
-        add_usage(&mut usage, &mut seen, &st);
-        usage_dir(root.as_fd(), &mut usage, &mut seen).ctx_path("measuring", &dir)?;
-        Ok(usage)
+        crate::fs::disk_usage(&self.existing(id)?)
     }
-}
-
-fn add_usage(u: &mut Usage, seen: &mut HashSet<(u64, u64)>, st: &rfs::Stat) {
-    // A hard-linked inode occupies its blocks once.
-    if st.st_nlink > 1 && !seen.insert(walk::inode_key(st)) {
-        return;
-    }
-    u.bytes += st.st_blocks as u64 * 512;
-    u.inodes += 1;
-}
-
-fn usage_dir(
-    dir: std::os::fd::BorrowedFd<'_>,
-    u: &mut Usage,
-    seen: &mut HashSet<(u64, u64)>,
-) -> std::io::Result<()> {
-    for e in walk::read_dir(dir)? {
-        add_usage(u, seen, &e.stat);
-        if walk::is_dir(&e.stat) {
-            let sub = walk::open_dir(dir, &e.name)?;
-            usage_dir(sub.as_fd(), u, seen)?;
-        }
-    }
-    Ok(())
 }
 
 /// The backing filesystem as Docker names it in `docker info`.

@@ -130,8 +130,7 @@ fn probe(home: &Path) -> Result<()> {
     std::fs::create_dir_all(&scratch).ctx_path("creating", &scratch)?;
     let result = check_d_type(&scratch).and_then(|()| test_mount(&scratch));
     let merged = scratch.join("merged");
-    let cleanup = unmount_all(&merged)
-        .and_then(|()| std::fs::remove_dir_all(&scratch).ctx_path("removing", &scratch));
+    let cleanup = unmount_all(&merged).and_then(|()| crate::fs::remove_tree(&scratch));
     result.and(cleanup)
 }
 

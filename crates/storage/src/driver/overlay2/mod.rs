@@ -22,7 +22,6 @@ mod checks;
 mod mount;
 #[cfg(test)]
 mod tests;
-mod usage;
 
 use std::os::unix::fs::symlink;
 
@@ -320,7 +319,7 @@ impl Driver for Overlay2 {
             })
         });
         if result.is_err() {
-            let _ = std::fs::remove_dir_all(&tmp);
+            let _ = crate::fs::remove_tree(&tmp);
         }
         result
     }
@@ -345,7 +344,7 @@ impl Driver for Overlay2 {
                 std::fs::remove_file(&link).ctx_path("removing", &link)?;
             }
         }
-        std::fs::remove_dir_all(&doomed).ctx_path("removing", &doomed)
+        crate::fs::remove_tree(&doomed)
     }
 
     fn list(&self) -> Result<Vec<String>> {
@@ -382,7 +381,7 @@ impl Driver for Overlay2 {
         }
         for entry in std::fs::read_dir(&tmp).ctx_path("listing", &tmp)? {
             let path = entry.ctx_path("listing", &tmp)?.path();
-            std::fs::remove_dir_all(&path).ctx_path("removing", &path)?;
+            crate::fs::remove_tree(&path)?;
         }
         Ok(())
     }
@@ -445,7 +444,7 @@ impl Driver for Overlay2 {
     }
 
     fn usage(&self, id: &str) -> Result<Usage> {
-        usage::of_dir(&self.existing_layer(id)?.join("diff"))
+        crate::fs::disk_usage(&self.existing_layer(id)?.join("diff"))
     }
 }
 

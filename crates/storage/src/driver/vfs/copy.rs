@@ -9,19 +9,17 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::Timespec;
-use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, SeekFrom, Stat, Timestamps};
-use rustix::fs::{Gid, Uid};
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, SeekFrom, Stat, Timespec};
 use rustix::io::Errno;
 
 use crate::error::{IoContext, Result};
-use crate::walk::{self, Entry};
+use crate::fs::{self, Entry, Node};
 
 /// Copies the contents and metadata of the directory `src` into the existing, empty
 /// directory `dst`.
 pub fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
-    let src_fd = walk::open_root(src)?;
-    let dst_fd = walk::open_root(dst)?;
+    let src_fd = fs::open_dir_path(src)?;
+    let dst_fd = fs::open_dir_path(dst)?;
     let mut c = Copier {
         links: HashMap::new(),
         src,
@@ -29,7 +27,8 @@ pub fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
     };
     c.dir(src_fd.as_fd(), dst_fd.as_fd(), Path::new(""))?;
     let root_stat = rfs::fstat(&src_fd).ctx_path("stat", src)?;
-    copy_meta(src_fd.as_fd(), dst_fd.as_fd(), OsStr::new("."), &root_stat)
+    let node = Node::Open(dst_fd.as_fd());
+    copy_meta(node, src_fd.as_fd(), OsStr::new("."), &root_stat)
         .ctx_path("copying the root's metadata to", dst)
 }
 
@@ -42,7 +41,7 @@ struct Copier<'a> {
 
 impl Copier<'_> {
     fn dir(&mut self, src: BorrowedFd<'_>, dst: BorrowedFd<'_>, rel: &Path) -> Result<()> {
-        let entries = walk::read_dir(src).ctx(|| format!("reading {}", self.at(rel)))?;
+        let entries = fs::read_dir(src).ctx(|| format!("reading {}", self.at(rel)))?;
         for e in &entries {
             let child = rel.join(&e.name);
             self.entry(src, dst, e, &child)
@@ -63,12 +62,12 @@ impl Copier<'_> {
         rel: &Path,
     ) -> io::Result<()> {
         let st = &e.stat;
-        let ft = walk::file_type(st);
+        let ft = fs::file_type(st);
         if ft == FileType::Socket {
             return Ok(()); // A socket is only meaningful to the process that bound it.
         }
         if ft != FileType::Directory && st.st_nlink > 1 {
-            let key = walk::inode_key(st);
+            let key = fs::inode_key(st);
             if let Some(first) = self.links.get(&key) {
                 rfs::linkat(&self.dst_root, first, dst, &e.name, AtFlags::empty())?;
                 return Ok(());
@@ -79,21 +78,22 @@ impl Copier<'_> {
         match ft {
             FileType::Directory => {
                 rfs::mkdirat(dst, name, Mode::from_raw_mode(0o700))?;
-                let s = walk::open_dir(src, name)?;
-                let d = walk::open_dir(dst, name)?;
+                let s = fs::open_dir_at(src, name)?;
+                let d = fs::open_dir_at(dst, name)?;
                 self.dir(s.as_fd(), d.as_fd(), rel)
                     .map_err(io::Error::other)?;
                 // After the children, whose creation changed its mtime.
-                copy_meta(src, dst, name, st)
+                copy_meta(Node::Open(d.as_fd()), src, name, st)
             }
             FileType::RegularFile => copy_file(src, dst, name, st),
             FileType::Symlink => {
-                rfs::symlinkat(walk::read_link(src, name)?, dst, name)?;
-                copy_meta(src, dst, name, st)
+                rfs::symlinkat(fs::read_link_at(src, name)?, dst, name)?;
+                copy_meta(Node::Symlink { dir: dst, name }, src, name, st)
             }
             FileType::Fifo | FileType::CharacterDevice | FileType::BlockDevice => {
                 rfs::mknodat(dst, name, ft, Mode::from_raw_mode(0o600), st.st_rdev as _)?;
-                copy_meta(src, dst, name, st)
+                let fd = fs::open_path_at(dst, name)?;
+                copy_meta(Node::Path(fd.as_fd()), src, name, st)
             }
             _ => Ok(()),
         }
@@ -101,14 +101,13 @@ impl Copier<'_> {
 }
 
 fn copy_file(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, name: &OsStr, st: &Stat) -> io::Result<()> {
-    let from = walk::open_file(src, name)?;
-    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let to = rfs::openat(dst, name, flags, Mode::from_raw_mode(0o600))?;
+    let from = fs::open_file_at(src, name)?;
+    let to = OwnedFd::from(fs::create_file_at(dst, name, 0o600)?);
     // A reflink shares the extents (btrfs, xfs); elsewhere copy only the data extents.
     if rfs::ioctl_ficlone(&to, &from).is_err() {
         copy_sparse(&from, &to, st.st_size as u64)?;
     }
-    copy_meta(src, dst, name, st)
+    copy_meta(Node::Open(to.as_fd()), src, name, st)
 }
 
 /// Copies the data extents of `from` into `to` and sets its length, so holes stay holes.
@@ -175,38 +174,25 @@ fn copy_range_rw(from: &OwnedFd, to: &OwnedFd, start: u64, end: u64) -> io::Resu
 }
 
 /// Owner, then mode (chown clears setuid), then xattrs (chown clears security.capability),
-/// then times, of `name` in `dst` from `name` in `src` (`.` for the directories themselves).
-fn copy_meta(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, name: &OsStr, st: &Stat) -> io::Result<()> {
-    let nofollow = AtFlags::SYMLINK_NOFOLLOW;
-    let (uid, gid) = (Uid::from_raw(st.st_uid), Gid::from_raw(st.st_gid));
-    rfs::chownat(dst, name, Some(uid), Some(gid), nofollow)?;
-    if walk::file_type(st) != FileType::Symlink {
-        rfs::chmodat(
-            dst,
-            name,
-            Mode::from_raw_mode(st.st_mode & 0o7777),
-            AtFlags::empty(),
-        )?;
-    }
-    let target = walk::proc_path(dst, name);
-    for (key, value) in walk::xattrs(src, name)? {
-        rfs::lsetxattr(&target, &key, &value, rfs::XattrFlags::empty()).map_err(|e| {
+/// then times, onto `node` from `name` in `src` (`.` for the directory itself).
+fn copy_meta(node: Node<'_>, src: BorrowedFd<'_>, name: &OsStr, st: &Stat) -> io::Result<()> {
+    node.chown(st.st_uid, st.st_gid)?;
+    node.chmod(st.st_mode)?;
+    for (key, value) in fs::xattrs(src, name)? {
+        node.set_xattr(&key, &value).map_err(|e| {
             io::Error::new(
                 io::Error::from(e).kind(),
                 format!("setting xattr {key:?}: {e}"),
             )
         })?;
     }
-    let times = Timestamps {
-        last_access: Timespec {
-            tv_sec: st.st_atime as _,
-            tv_nsec: st.st_atime_nsec as _,
-        },
-        last_modification: Timespec {
-            tv_sec: st.st_mtime as _,
-            tv_nsec: st.st_mtime_nsec as _,
-        },
+    let time = |sec, nsec| Timespec {
+        tv_sec: sec as _,
+        tv_nsec: nsec as _,
     };
-    rfs::utimensat(dst, name, &times, nofollow)?;
+    node.set_times(
+        time(st.st_mtime, st.st_mtime_nsec),
+        time(st.st_atime, st.st_atime_nsec),
+    )?;
     Ok(())
 }

@@ -1,0 +1,14 @@
+//! The engine's error: whatever the layer or image store said, passed through unchanged so
+//! the message keeps naming the object and the remedy.
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Storage(#[from] strata_storage::Error),
+    #[error(transparent)]
+    Image(#[from] strata_image::Error),
+    #[error("invalid name {name:?}: {why}")]
+    InvalidName { name: String, why: &'static str },
+}

@@ -1,0 +1,23 @@
+//! The image error type; storage errors pass through unchanged.
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Storage(#[from] strata_storage::Error),
+    #[error("invalid reference format {input:?}: {why}")]
+    InvalidReference { input: String, why: String },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("image config {digest}: {why}")]
+    BadConfig { digest: String, why: String },
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Storage(e.into())
+    }
+}

@@ -1,0 +1,282 @@
+//! The image store: config blobs under `blobs/sha256/`, and the `images` and `tags` tables in
+//! the layer store's database, changed in the same transactions as layer reference counts.
+//!
+//! Order of a new image: config blob written and made durable first, then one transaction
+//! (image row, a reference on its top layer, tags). A crash before the commit leaves at most
+//! an unreferenced blob, never an image without its config.
+
+use std::path::PathBuf;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use strata_storage::layer_store::{LayerStore, Tx};
+use strata_storage::{error::IoContext, Digest};
+
+use crate::config::ImageConfig;
+use crate::error::{Error, Result};
+use crate::reference::Reference;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS images (
+    id        TEXT PRIMARY KEY,   -- sha256:<hex> of the config bytes
+    top_layer TEXT,               -- chainID of the top layer, NULL for an image without layers
+    created   INTEGER NOT NULL,   -- unix seconds
+    size      INTEGER NOT NULL    -- bytes of all its layers' tars
+);
+CREATE TABLE IF NOT EXISTS tags (
+    reference TEXT PRIMARY KEY,   -- name:tag
+    image_id  TEXT NOT NULL REFERENCES images(id)
+);
+CREATE INDEX IF NOT EXISTS tags_by_image ON tags(image_id);
+";
+
+/// An image as the store lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Image {
+    /// `sha256:<hex>` of its config.
+    pub id: String,
+    pub top_layer: Option<Digest>,
+    /// Unix seconds.
+    pub created: i64,
+    pub size: u64,
+    pub tags: Vec<Reference>,
+}
+
+/// What `rmi` did, line by line, as Docker prints it (`Untagged: ...`, `Deleted: ...`).
+pub type Removal = Vec<String>;
+
+pub struct ImageStore<'a> {
+    layers: &'a LayerStore,
+    blobs: PathBuf,
+}
+
+impl<'a> ImageStore<'a> {
+    pub fn open(layers: &'a LayerStore) -> Result<ImageStore<'a>> {
+        let blobs = layers.root().join("blobs").join("sha256");
+        std::fs::create_dir_all(&blobs).ctx_path("creating blob directory", &blobs)?;
+        layers.write(|tx| tx.ensure_schema("images", 1, SCHEMA))?;
+        Ok(ImageStore { layers, blobs })
+    }
+
+    /// Stores `config` as an image whose top layer is `top_layer`, and points `tags` at it
+    /// (taking them from any image that had them, as Docker does).
+    pub fn create_image(&self, config: &ImageConfig, top_layer: Option<&Digest>, tags: &[Reference]) -> Result<Image> {
+        self.write_blob(&config.digest, &config.bytes)?;
+        let id = config.digest.to_string();
+        let created = chrono::Utc::now().timestamp();
+        self.layers.write(|tx| {
+            let exists = image_row(tx.sql(), &id)?.is_some();
+            if !exists {
+                let size = match top_layer {
+                    Some(top) => chain_size(tx, top)?,
+                    None => 0,
+                };
+                tx.sql().execute(
+                    "INSERT INTO images (id, top_layer, created, size) VALUES (?1, ?2, ?3, ?4)",
+                    params![id, top_layer.map(|d| d.to_string()), created, size as i64],
+                )?;
+                if let Some(top) = top_layer {
+                    tx.retain_layer(top)?;
+                }
+            }
+            for tag in tags {
+                tx.sql().execute(
+                    "INSERT OR REPLACE INTO tags (reference, image_id) VALUES (?1, ?2)",
+                    params![tag.to_string(), id],
+                )?;
+            }
+            Ok::<_, Error>(())
+        })?;
+        self.image(&id)
+    }
+
+    /// Every image, newest first.
+    pub fn images(&self) -> Result<Vec<Image>> {
+        self.layers.read(|conn| {
+            let mut stmt = conn.prepare("SELECT id FROM images ORDER BY created DESC, id")?;
+            let ids = stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+            ids.iter().map(|id| load_image(conn, id)).collect()
+        })
+    }
+
+    /// The image with full ID `id`.
+    pub fn image(&self, id: &str) -> Result<Image> {
+        self.layers.read(|conn| load_image(conn, id))
+    }
+
+    /// Finds an image by `name[:tag]`, full ID, or unique ID prefix, as Docker does.
+    pub fn resolve(&self, name_or_id: &str) -> Result<Image> {
+        let id = self.layers.read(|conn| resolve_id(conn, name_or_id))?;
+        self.image(&id)
+    }
+
+    /// The exact config bytes of image `id`, checked against the digest.
+    pub fn config(&self, id: &str) -> Result<ImageConfig> {
+        let digest: Digest = id.parse()?;
+        let path = self.blobs.join(digest.hex());
+        let bytes = std::fs::read(&path).ctx_path("reading image config", &path)?;
+        if Digest::of_bytes(&bytes) != digest {
+            return Err(Error::BadConfig {
+                digest: digest.to_string(),
+                why: format!("{} does not match its digest; run `strata check --repair`", path.display()),
+            });
+        }
+        ImageConfig::from_bytes(bytes)
+    }
+
+    /// Points `reference` at the image `name_or_id`.
+    pub fn tag(&self, name_or_id: &str, reference: &Reference) -> Result<()> {
+        let image = self.resolve(name_or_id)?;
+        self.layers.write(|tx| {
+            tx.sql().execute(
+                "INSERT OR REPLACE INTO tags (reference, image_id) VALUES (?1, ?2)",
+                params![reference.to_string(), image.id],
+            )?;
+            Ok::<_, Error>(())
+        })
+    }
+
+    /// `rmi`: a tag of an image with other tags is only untagged; otherwise the image goes,
+    /// and its top layer is released. Refused while writable layers use it, unless `force`.
+    pub fn remove(&self, name_or_id: &str, force: bool) -> Result<Removal> {
+        let (lines, deleted) = self.layers.write(|tx| {
+            let id = resolve_id(tx.sql(), name_or_id)?;
+            let image = load_image(tx.sql(), &id)?;
+            let by_tag = name_or_id.parse::<Reference>().ok().filter(|r| image.tags.contains(r));
+            let mut lines = Vec::new();
+            if let (Some(tag), true) = (&by_tag, image.tags.len() > 1) {
+                untag(tx, tag)?;
+                lines.push(format!("Untagged: {tag}"));
+                return Ok::<_, Error>((lines, None));
+            }
+            if by_tag.is_none() && image.tags.len() > 1 && !force {
+                return Err(Error::Conflict(format!(
+                    "unable to delete {} (must be forced): the image is tagged {} times; remove the tags by name or use -f",
+                    short(&id),
+                    image.tags.len()
+                )));
+            }
+            let users = tx.rw_layers_of_image(&id)?;
+            if !users.is_empty() && !force {
+                return Err(Error::Conflict(format!(
+                    "unable to remove image {}: writable layers use it ({}); remove them first (strata rm) or use -f",
+                    short(&id),
+                    users.join(", ")
+                )));
+            }
+            for tag in &image.tags {
+                untag(tx, tag)?;
+                lines.push(format!("Untagged: {tag}"));
+            }
+            tx.sql().execute("DELETE FROM images WHERE id = ?1", [&id])?;
+            if let Some(top) = &image.top_layer {
+                tx.release_layer(top)?;
+            }
+            lines.push(format!("Deleted: {id}"));
+            Ok((lines, Some(id)))
+        })?;
+        if let Some(id) = deleted {
+            self.remove_blob(&id);
+        }
+        Ok(lines)
+    }
+
+    fn write_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<()> {
+        let dest = self.blobs.join(digest.hex());
+        if dest.exists() {
+            return Ok(());
+        }
+        let mut staged = self.layers.staging_file(".blob")?;
+        std::io::Write::write_all(staged.file(), bytes).ctx_path("writing blob", staged.path())?;
+        staged.persist(&dest)?;
+        Ok(())
+    }
+
+    fn remove_blob(&self, id: &str) {
+        // Another image cannot share the blob: the blob is this image's own config.
+        if let Ok(digest) = id.parse::<Digest>() {
+            let path = self.blobs.join(digest.hex());
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!("removing config blob {}: {e}", path.display());
+            }
+        }
+    }
+}
+
+fn untag(tx: &Tx<'_>, tag: &Reference) -> Result<()> {
+    tx.sql().execute("DELETE FROM tags WHERE reference = ?1", [tag.to_string()])?;
+    Ok(())
+}
+
+fn short(id: &str) -> &str {
+    let hex = id.trim_start_matches("sha256:");
+    &hex[..hex.len().min(12)]
+}
+
+/// Sum of the tar sizes of `top` and every layer below it.
+fn chain_size(tx: &Tx<'_>, top: &Digest) -> Result<u64> {
+    let mut size = 0;
+    let mut next = Some(top.clone());
+    while let Some(chain) = next {
+        let layer = tx.layer(&chain)?;
+        size += layer.size;
+        next = layer.parent;
+    }
+    Ok(size)
+}
+
+fn image_row(conn: &Connection, id: &str) -> Result<Option<(Option<String>, i64, i64)>> {
+    Ok(conn
+        .query_row("SELECT top_layer, created, size FROM images WHERE id = ?1", [id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?)
+}
+
+fn load_image(conn: &Connection, id: &str) -> Result<Image> {
+    let (top, created, size) =
+        image_row(conn, id)?.ok_or_else(|| Error::NotFound(format!("no such image: {id}")))?;
+    let mut stmt = conn.prepare("SELECT reference FROM tags WHERE image_id = ?1 ORDER BY reference")?;
+    let tags = stmt
+        .query_map([id], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?
+        .iter()
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    Ok(Image {
+        id: id.to_string(),
+        top_layer: top.map(|t| t.parse()).transpose()?,
+        created,
+        size: size as u64,
+        tags,
+    })
+}
+
+fn resolve_id(conn: &Connection, name_or_id: &str) -> Result<String> {
+    if let Ok(reference) = name_or_id.parse::<Reference>() {
+        let found: Option<String> = conn
+            .query_row("SELECT image_id FROM tags WHERE reference = ?1", [reference.to_string()], |r| r.get(0))
+            .optional()?;
+        if let Some(id) = found {
+            return Ok(id);
+        }
+    }
+    let hex = name_or_id.strip_prefix("sha256:").unwrap_or(name_or_id);
+    if !hex.is_empty() && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+        let mut stmt = conn.prepare("SELECT id FROM images WHERE substr(id, 8, ?1) = ?2 LIMIT 2")?;
+        let ids = stmt
+            .query_map(params![hex.len() as i64, hex], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        match ids.as_slice() {
+            [id] => return Ok(id.clone()),
+            [] => {}
+            _ => {
+                return Err(Error::Conflict(format!(
+                    "image ID prefix {name_or_id:?} is ambiguous; give more characters"
+                )))
+            }
+        }
+    }
+    Err(Error::NotFound(format!(
+        "no such image: {name_or_id} (see `strata images`; import one with `strata import`)"
+    )))
+}

@@ -106,8 +106,13 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Info => info(&engine, &mut out),
         Command::Mount(args) => {
             let mounted = engine.mount(&args.target, args.name.as_deref())?;
-            if mounted.created {
-                eprintln!("created writable layer {:?} on {}", mounted.name, args.target);
+            // Stdout stays the path alone (for `$(strata mount ...)`); a generated name is
+            // told on stderr, since the user needs it for diff, umount and rm.
+            if mounted.created && args.name.is_none() {
+                eprintln!(
+                    "created writable layer {:?} on {}",
+                    mounted.name, args.target
+                );
             }
             writeln!(out, "{}", mounted.path.display())?;
             Ok(())
@@ -147,13 +152,17 @@ fn import(engine: &Engine, args: &ImportArgs, out: &mut impl Write) -> Result<()
         (Box::new(io::stdin().lock()), None)
     } else {
         let path = PathBuf::from(&args.source);
-        let file = File::open(&path)
-            .with_context(|| format!("cannot open tarball {}", path.display()))?;
+        let file =
+            File::open(&path).with_context(|| format!("cannot open tarball {}", path.display()))?;
         let len = file.metadata().ok().map(|m| m.len());
         (Box::new(file), len)
     };
     let mut reader = ProgressReader::new(input, "importing", total);
-    let image = engine.import(&mut reader, args.reference.as_deref(), args.message.as_deref());
+    let image = engine.import(
+        &mut reader,
+        args.reference.as_deref(),
+        args.message.as_deref(),
+    );
     reader.finish();
     writeln!(out, "{}", image?.id)?;
     Ok(())
@@ -167,17 +176,28 @@ fn images(engine: &Engine, args: &ImagesArgs, out: &mut impl Write) -> Result<()
         }
         return Ok(());
     }
-    writeln!(out, "{:<30} {:<15} {:<15} {:<20} {:>10}", "REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE")?;
+    writeln!(
+        out,
+        "{:<30} {:<15} {:<15} {:<20} {:>10}",
+        "REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"
+    )?;
     for image in &images {
         let id = display_id(&image.id, args.no_trunc);
         let created = human_age(image.created);
         let size = human_size(image.size);
         if image.tags.is_empty() {
-            writeln!(out, "{:<30} {:<15} {:<15} {:<20} {:>10}", "<none>", "<none>", id, created, size)?;
+            writeln!(
+                out,
+                "{:<30} {:<15} {:<15} {:<20} {:>10}",
+                "<none>", "<none>", id, created, size
+            )?;
         }
         for tag in &image.tags {
             let (repo, tag) = (&tag.name, &tag.tag);
-            writeln!(out, "{repo:<30} {tag:<15} {id:<15} {created:<20} {size:>10}")?;
+            writeln!(
+                out,
+                "{repo:<30} {tag:<15} {id:<15} {created:<20} {size:>10}"
+            )?;
         }
     }
     Ok(())
@@ -192,7 +212,11 @@ fn info(engine: &Engine, out: &mut impl Write) -> Result<()> {
     writeln!(out, "Data Root: {}", info.root.display())?;
     writeln!(out, "Images: {}", info.images)?;
     writeln!(out, "Layers: {}", info.layers)?;
-    writeln!(out, "Writable Layers: {} ({} mounted)", info.rw_layers, info.rw_mounted)?;
+    writeln!(
+        out,
+        "Writable Layers: {} ({} mounted)",
+        info.rw_layers, info.rw_mounted
+    )?;
     writeln!(out, "Kernel Version: {}", info.kernel)?;
     Ok(())
 }
@@ -205,7 +229,11 @@ fn layers(engine: &Engine, args: &LayersArgs, out: &mut impl Write) -> Result<()
         }
         return Ok(());
     }
-    writeln!(out, "{:<24} {:<30} {:<8} {:<20}", "NAME", "IMAGE", "MOUNTS", "CREATED")?;
+    writeln!(
+        out,
+        "{:<24} {:<30} {:<8} {:<20}",
+        "NAME", "IMAGE", "MOUNTS", "CREATED"
+    )?;
     for layer in &layers {
         writeln!(
             out,
@@ -258,7 +286,11 @@ fn human_size(bytes: u64) -> String {
     if unit == 0 {
         format!("{bytes}B")
     } else {
-        format!("{value:.3}").trim_end_matches('0').trim_end_matches('.').to_string() + UNITS[unit]
+        format!("{value:.3}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+            + UNITS[unit]
     }
 }
 

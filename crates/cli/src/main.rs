@@ -14,7 +14,12 @@ use clap::{Parser, Subcommand};
 #[command(name = "strata", version, about, long_about = None)]
 struct Cli {
     /// Where strata keeps layers, images and metadata.
-    #[arg(long, global = true, env = "STRATA_ROOT", default_value = "/var/lib/strata")]
+    #[arg(
+        long,
+        global = true,
+        env = "STRATA_ROOT",
+        default_value = "/var/lib/strata"
+    )]
     root: PathBuf,
 
     /// Storage driver: overlay2 (kernel overlayfs, needs root) or vfs (full copies, runs
@@ -74,5 +79,8 @@ fn main() -> ExitCode {
 fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }

@@ -91,7 +91,8 @@ impl Engine {
     pub fn open(options: &EngineOptions) -> Result<Engine> {
         let driver = match &options.driver {
             Some(d) => d.clone(),
-            None => layer_store::recorded_driver(&options.root)?.unwrap_or_else(|| DEFAULT_DRIVER.into()),
+            None => layer_store::recorded_driver(&options.root)?
+                .unwrap_or_else(|| DEFAULT_DRIVER.into()),
         };
         let layers = LayerStore::open(&options.root, &driver, &options.driver_options)?;
         ImageStore::open(&layers)?; // creates the image tables on first use
@@ -103,10 +104,21 @@ impl Engine {
     }
 
     /// `import`: a rootfs tarball (plain, gzip, zstd) as a one-layer image.
-    pub fn import(&self, tar: &mut dyn Read, reference: Option<&str>, message: Option<&str>) -> Result<Image> {
+    pub fn import(
+        &self,
+        tar: &mut dyn Read,
+        reference: Option<&str>,
+        message: Option<&str>,
+    ) -> Result<Image> {
         let reference = reference.map(str::parse::<Reference>).transpose()?;
         let images = self.images_store();
-        Ok(strata_image::import(&self.layers, &images, tar, reference.as_ref(), message)?)
+        Ok(strata_image::import(
+            &self.layers,
+            &images,
+            tar,
+            reference.as_ref(),
+            message,
+        )?)
     }
 
     pub fn images(&self) -> Result<Vec<Image>> {
@@ -129,7 +141,10 @@ impl Engine {
             layers: self.layers.layers()?.len(),
             rw_layers: rw.len(),
             rw_mounted: rw.iter().filter(|l| l.mount_count > 0).count(),
-            kernel: rustix::system::uname().release().to_string_lossy().into_owned(),
+            kernel: rustix::system::uname()
+                .release()
+                .to_string_lossy()
+                .into_owned(),
         })
     }
 
@@ -139,7 +154,11 @@ impl Engine {
         if name.is_none() {
             if let Ok(layer) = self.layers.rw_layer(target) {
                 let path = self.layers.mount_rw(&layer.name)?;
-                return Ok(Mounted { name: layer.name, path, created: false });
+                return Ok(Mounted {
+                    name: layer.name,
+                    path,
+                    created: false,
+                });
             }
         }
         let image = self.images_store().resolve(target)?;
@@ -147,9 +166,14 @@ impl Engine {
             Some(n) => names::validate(n)?.to_string(),
             None => names::generate(&image, |n| self.layers.rw_layer(n).is_ok()),
         };
-        self.layers.create_rw(&name, image.top_layer.as_ref(), Some(&image.id))?;
+        self.layers
+            .create_rw(&name, image.top_layer.as_ref(), Some(&image.id))?;
         match self.layers.mount_rw(&name) {
-            Ok(path) => Ok(Mounted { name, path, created: true }),
+            Ok(path) => Ok(Mounted {
+                name,
+                path,
+                created: true,
+            }),
             Err(e) => {
                 // Nothing half made: a layer that could not be mounted is not kept.
                 let _ = self.layers.remove_rw(&name, true);
@@ -194,8 +218,14 @@ impl Engine {
                 }
                 data.insert("UpperDir".into(), upper.display().to_string());
                 let layer_dir = upper.parent().unwrap_or(Path::new("/"));
-                data.insert("MergedDir".into(), layer_dir.join("merged").display().to_string());
-                data.insert("WorkDir".into(), layer_dir.join("work").display().to_string());
+                data.insert(
+                    "MergedDir".into(),
+                    layer_dir.join("merged").display().to_string(),
+                );
+                data.insert(
+                    "WorkDir".into(),
+                    layer_dir.join("work").display().to_string(),
+                );
             }
             DiffView::Naive { layer: dir, .. } => {
                 data.insert("Dir".into(), dir.display().to_string());
@@ -207,7 +237,10 @@ impl Engine {
             parent_layer: layer.parent.as_ref().map(|p| p.to_string()),
             mount_count: layer.mount_count,
             created: rfc3339(layer.created),
-            graph_driver: GraphDriver { name: driver.name().to_string(), data },
+            graph_driver: GraphDriver {
+                name: driver.name().to_string(),
+                data,
+            },
             mounts: driver.mounts(&layer.storage_id)?,
         })
     }
@@ -217,16 +250,28 @@ fn summarize(images: &ImageStore<'_>, layer: RwLayer) -> RwSummary {
     let image = match layer.image.as_deref().map(|id| images.image(id)) {
         Some(Ok(img)) => match img.tags.first() {
             Some(tag) => tag.to_string(),
-            None => img.id.trim_start_matches("sha256:").chars().take(12).collect(),
+            None => img
+                .id
+                .trim_start_matches("sha256:")
+                .chars()
+                .take(12)
+                .collect(),
         },
         Some(Err(_)) => "<removed>".into(),
         None => "<none>".into(),
     };
-    RwSummary { name: layer.name, image, mount_count: layer.mount_count, created: unix(layer.created) }
+    RwSummary {
+        name: layer.name,
+        image,
+        mount_count: layer.mount_count,
+        created: unix(layer.created),
+    }
 }
 
 fn unix(t: std::time::SystemTime) -> i64 {
-    t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 fn rfc3339(t: std::time::SystemTime) -> String {

@@ -9,10 +9,16 @@ use crate::error::{Error, Result};
 pub fn validate(name: &str) -> Result<&str> {
     let mut chars = name.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
-    if first_ok && name.len() <= 128 && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
+    if first_ok
+        && name.len() <= 128
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+    {
         Ok(name)
     } else {
-        Err(Error::InvalidName { name: name.into(), why: "names are 1-128 of [a-zA-Z0-9_.-], starting with a letter or digit" })
+        Err(Error::InvalidName {
+            name: name.into(),
+            why: "names are 1-128 of [a-zA-Z0-9_.-], starting with a letter or digit",
+        })
     }
 }
 
@@ -21,9 +27,17 @@ pub fn validate(name: &str) -> Result<&str> {
 pub fn generate(image: &Image, taken: impl Fn(&str) -> bool) -> String {
     let base = match image.tags.first() {
         Some(tag) => tag.name.rsplit('/').next().unwrap_or("layer").to_string(),
-        None => image.id.trim_start_matches("sha256:").chars().take(12).collect(),
+        None => image
+            .id
+            .trim_start_matches("sha256:")
+            .chars()
+            .take(12)
+            .collect(),
     };
-    (1..).map(|n| format!("{base}-working-{n}")).find(|n| !taken(n)).expect("some n is free")
+    (1..)
+        .map(|n| format!("{base}-working-{n}"))
+        .find(|n| !taken(n))
+        .expect("some n is free")
 }
 
 #[cfg(test)]

@@ -21,14 +21,24 @@ pub struct ImageConfig {
 impl ImageConfig {
     pub fn from_bytes(bytes: Vec<u8>) -> Result<ImageConfig> {
         let digest = Digest::of_bytes(&bytes);
-        let parsed = ImageConfiguration::from_reader(bytes.as_slice())
-            .map_err(|e| Error::BadConfig { digest: digest.to_string(), why: e.to_string() })?;
-        Ok(ImageConfig { digest, bytes, parsed })
+        let parsed =
+            ImageConfiguration::from_reader(bytes.as_slice()).map_err(|e| Error::BadConfig {
+                digest: digest.to_string(),
+                why: e.to_string(),
+            })?;
+        Ok(ImageConfig {
+            digest,
+            bytes,
+            parsed,
+        })
     }
 
     /// The layer diffIDs, bottom first.
     pub fn diff_ids(&self) -> Result<Vec<Digest>> {
-        let bad = |why: String| Error::BadConfig { digest: self.digest.to_string(), why };
+        let bad = |why: String| Error::BadConfig {
+            digest: self.digest.to_string(),
+            why,
+        };
         self.parsed
             .rootfs()
             .diff_ids()
@@ -40,13 +50,22 @@ impl ImageConfig {
 
 /// A new config for an image of `diff_ids` (bottom first) made by `created_by`, with a
 /// history entry per layer, for this machine's platform.
-pub fn new_config(diff_ids: &[Digest], created_by: &str, comment: Option<&str>) -> Result<ImageConfig> {
+pub fn new_config(
+    diff_ids: &[Digest],
+    created_by: &str,
+    comment: Option<&str>,
+) -> Result<ImageConfig> {
     let now = Utc::now().to_rfc3339_opts(SecondsFormat::Nanos, true);
-    let err = |e: oci_spec::OciSpecError| Error::BadConfig { digest: "(new)".into(), why: e.to_string() };
+    let err = |e: oci_spec::OciSpecError| Error::BadConfig {
+        digest: "(new)".into(),
+        why: e.to_string(),
+    };
     let history = diff_ids
         .iter()
         .map(|_| {
-            let mut h = HistoryBuilder::default().created(now.clone()).created_by(created_by.to_string());
+            let mut h = HistoryBuilder::default()
+                .created(now.clone())
+                .created_by(created_by.to_string());
             if let Some(c) = comment {
                 h = h.comment(c.to_string());
             }
@@ -78,7 +97,8 @@ mod tests {
     #[test]
     fn new_config_round_trips_and_is_digested_as_bytes() {
         let diff = Digest::of_bytes(b"layer");
-        let config = new_config(&[diff.clone()], "strata import", Some("hello")).unwrap();
+        let config =
+            new_config(std::slice::from_ref(&diff), "strata import", Some("hello")).unwrap();
         assert_eq!(config.digest, Digest::of_bytes(&config.bytes));
         assert_eq!(config.diff_ids().unwrap(), vec![diff]);
         let text = String::from_utf8(config.bytes.clone()).unwrap();

@@ -19,8 +19,18 @@ pub fn import(
     comment: Option<&str>,
 ) -> Result<Image> {
     let layer = layers.create_layer(None, tar)?;
-    let result = new_config(std::slice::from_ref(&layer.diff_id), "strata import", comment)
-        .and_then(|config| images.create_image(&config, Some(&layer.chain_id), reference.cloned().as_slice()));
+    let result = new_config(
+        std::slice::from_ref(&layer.diff_id),
+        "strata import",
+        comment,
+    )
+    .and_then(|config| {
+        images.create_image(
+            &config,
+            Some(&layer.chain_id),
+            reference.cloned().as_slice(),
+        )
+    });
     if result.is_err() {
         // A layer no image took is not kept; if another image shares it, this does nothing.
         let _ = layers.remove_if_unused(&layer.chain_id);

@@ -21,9 +21,14 @@ impl FromStr for Reference {
     type Err = Error;
 
     fn from_str(input: &str) -> Result<Reference, Error> {
-        let bad = |why: &str| Error::InvalidReference { input: input.into(), why: why.into() };
+        let bad = |why: &str| Error::InvalidReference {
+            input: input.into(),
+            why: why.into(),
+        };
         if input.contains('@') {
-            return Err(bad("digest references (@sha256:...) are not supported here; use NAME[:TAG]"));
+            return Err(bad(
+                "digest references (@sha256:...) are not supported here; use NAME[:TAG]",
+            ));
         }
         let (name, tag) = match input.rfind(':') {
             Some(i) if !input[i + 1..].contains('/') => (&input[..i], &input[i + 1..]),
@@ -36,7 +41,9 @@ impl FromStr for Reference {
             return Err(bad("the repository name is longer than 255 characters"));
         }
         if !valid_tag(tag) {
-            return Err(bad("a tag is 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'"));
+            return Err(bad(
+                "a tag is 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'",
+            ));
         }
         let mut components = name.split('/').peekable();
         let first = components.peek().copied().unwrap_or_default();
@@ -45,7 +52,9 @@ impl FromStr for Reference {
         if has_domain {
             components.next();
             if !valid_domain(first) {
-                return Err(bad("the registry part must be a host name with an optional :port"));
+                return Err(bad(
+                    "the registry part must be a host name with an optional :port",
+                ));
             }
         }
         for component in components {
@@ -55,7 +64,10 @@ impl FromStr for Reference {
                 ));
             }
         }
-        Ok(Reference { name: name.to_string(), tag: tag.to_string() })
+        Ok(Reference {
+            name: familiar(name),
+            tag: tag.to_string(),
+        })
     }
 }
 
@@ -65,9 +77,25 @@ impl fmt::Display for Reference {
     }
 }
 
+/// Docker's familiar form of a repository name: `docker.io/library/busybox` and
+/// `library/busybox` are `busybox`, `docker.io/me/app` is `me/app`; so that every spelling
+/// finds the same tag.
+fn familiar(name: &str) -> String {
+    let rest = ["docker.io/", "index.docker.io/"]
+        .iter()
+        .find_map(|d| name.strip_prefix(d))
+        .unwrap_or(name);
+    match rest.strip_prefix("library/") {
+        Some(official) if !official.contains('/') => official.to_string(),
+        _ => rest.to_string(),
+    }
+}
+
 fn valid_tag(tag: &str) -> bool {
     let mut chars = tag.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
     first_ok
         && tag.len() <= MAX_TAG
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
@@ -123,25 +151,50 @@ mod tests {
         for (input, name, tag) in [
             ("busybox", "busybox", "latest"),
             ("busybox:1.36", "busybox", "1.36"),
-            ("library/busybox:v1_x-y", "library/busybox", "v1_x-y"),
+            ("library/busybox:v1_x-y", "busybox", "v1_x-y"),
+            ("docker.io/library/busybox", "busybox", "latest"),
+            ("index.docker.io/me/app:1", "me/app", "1"),
+            ("library/a/b", "library/a/b", "latest"),
             ("localhost:5000/app", "localhost:5000/app", "latest"),
-            ("registry.example.com:5000/team/app:2", "registry.example.com:5000/team/app", "2"),
+            (
+                "registry.example.com:5000/team/app:2",
+                "registry.example.com:5000/team/app",
+                "2",
+            ),
             ("a__b.c-d---e", "a__b.c-d---e", "latest"),
         ] {
             let r: Reference = input.parse().unwrap_or_else(|e| panic!("{input}: {e}"));
             assert_eq!((r.name.as_str(), r.tag.as_str()), (name, tag), "{input}");
         }
-        assert_eq!("busybox".parse::<Reference>().unwrap().to_string(), "busybox:latest");
+        assert_eq!(
+            "busybox".parse::<Reference>().unwrap().to_string(),
+            "busybox:latest"
+        );
     }
 
     #[test]
     fn invalid_references_are_refused_with_the_rule() {
         for input in [
-            "", "Bad:Name", "UPPER", "a//b", "-a", "a-", "a..b", "a___b", "name:", "name:.tag",
-            "name:-tag", "a/b@sha256:00", "name:tag:extra/x", "bad host:5000/x",
+            "",
+            "Bad:Name",
+            "UPPER",
+            "a//b",
+            "-a",
+            "a-",
+            "a..b",
+            "a___b",
+            "name:",
+            "name:.tag",
+            "name:-tag",
+            "a/b@sha256:00",
+            "name:tag:extra/x",
+            "bad host:5000/x",
         ] {
             let err = input.parse::<Reference>().expect_err(input);
-            assert!(err.to_string().contains("invalid reference format"), "{input}: {err}");
+            assert!(
+                err.to_string().contains("invalid reference format"),
+                "{input}: {err}"
+            );
         }
         let long_tag = format!("x:{}", "t".repeat(129));
         assert!(long_tag.parse::<Reference>().is_err());

@@ -59,7 +59,13 @@ impl<'a> ImageStore<'a> {
 
     /// Stores `config` as an image whose top layer is `top_layer`, and points `tags` at it
     /// (taking them from any image that had them, as Docker does).
-    pub fn create_image(&self, config: &ImageConfig, top_layer: Option<&Digest>, tags: &[Reference]) -> Result<Image> {
+    pub fn create_image(
+        &self,
+        config: &ImageConfig,
+        top_layer: Option<&Digest>,
+        tags: &[Reference],
+    ) -> Result<Image> {
+        check_top_layer(config, top_layer)?;
         self.write_blob(&config.digest, &config.bytes)?;
         let id = config.digest.to_string();
         let created = chrono::Utc::now().timestamp();
@@ -93,7 +99,9 @@ impl<'a> ImageStore<'a> {
     pub fn images(&self) -> Result<Vec<Image>> {
         self.layers.read(|conn| {
             let mut stmt = conn.prepare("SELECT id FROM images ORDER BY created DESC, id")?;
-            let ids = stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+            let ids = stmt
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
             ids.iter().map(|id| load_image(conn, id)).collect()
         })
     }
@@ -117,7 +125,10 @@ impl<'a> ImageStore<'a> {
         if Digest::of_bytes(&bytes) != digest {
             return Err(Error::BadConfig {
                 digest: digest.to_string(),
-                why: format!("{} does not match its digest; run `strata check --repair`", path.display()),
+                why: format!(
+                    "{} does not match its digest; run `strata check --repair`",
+                    path.display()
+                ),
             });
         }
         ImageConfig::from_bytes(bytes)
@@ -203,13 +214,37 @@ impl<'a> ImageStore<'a> {
 }
 
 fn untag(tx: &Tx<'_>, tag: &Reference) -> Result<()> {
-    tx.sql().execute("DELETE FROM tags WHERE reference = ?1", [tag.to_string()])?;
+    tx.sql()
+        .execute("DELETE FROM tags WHERE reference = ?1", [tag.to_string()])?;
     Ok(())
 }
 
 fn short(id: &str) -> &str {
     let hex = id.trim_start_matches("sha256:");
     &hex[..hex.len().min(12)]
+}
+
+/// The config's diffIDs must describe exactly the chain that ends at `top_layer`, or the
+/// image would list layers it does not have.
+fn check_top_layer(config: &ImageConfig, top_layer: Option<&Digest>) -> Result<()> {
+    let chain = config
+        .diff_ids()?
+        .iter()
+        .fold(None, |parent: Option<Digest>, d| {
+            Some(Digest::chain(parent.as_ref(), d))
+        });
+    if chain.as_ref() == top_layer {
+        return Ok(());
+    }
+    let show = |d: Option<&Digest>| d.map_or("(none)".to_string(), Digest::to_string);
+    Err(Error::BadConfig {
+        digest: config.digest.to_string(),
+        why: format!(
+            "its rootfs.diff_ids make chain {} but the top layer given is {}",
+            show(chain.as_ref()),
+            show(top_layer)
+        ),
+    })
 }
 
 /// Sum of the tar sizes of `top` and every layer below it.
@@ -226,16 +261,19 @@ fn chain_size(tx: &Tx<'_>, top: &Digest) -> Result<u64> {
 
 fn image_row(conn: &Connection, id: &str) -> Result<Option<(Option<String>, i64, i64)>> {
     Ok(conn
-        .query_row("SELECT top_layer, created, size FROM images WHERE id = ?1", [id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
+        .query_row(
+            "SELECT top_layer, created, size FROM images WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
         .optional()?)
 }
 
 fn load_image(conn: &Connection, id: &str) -> Result<Image> {
     let (top, created, size) =
         image_row(conn, id)?.ok_or_else(|| Error::NotFound(format!("no such image: {id}")))?;
-    let mut stmt = conn.prepare("SELECT reference FROM tags WHERE image_id = ?1 ORDER BY reference")?;
+    let mut stmt =
+        conn.prepare("SELECT reference FROM tags WHERE image_id = ?1 ORDER BY reference")?;
     let tags = stmt
         .query_map([id], |r| r.get::<_, String>(0))?
         .collect::<rusqlite::Result<Vec<_>>>()?
@@ -254,15 +292,25 @@ fn load_image(conn: &Connection, id: &str) -> Result<Image> {
 fn resolve_id(conn: &Connection, name_or_id: &str) -> Result<String> {
     if let Ok(reference) = name_or_id.parse::<Reference>() {
         let found: Option<String> = conn
-            .query_row("SELECT image_id FROM tags WHERE reference = ?1", [reference.to_string()], |r| r.get(0))
+            .query_row(
+                "SELECT image_id FROM tags WHERE reference = ?1",
+                [reference.to_string()],
+                |r| r.get(0),
+            )
             .optional()?;
         if let Some(id) = found {
             return Ok(id);
         }
     }
     let hex = name_or_id.strip_prefix("sha256:").unwrap_or(name_or_id);
-    if !hex.is_empty() && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
-        let mut stmt = conn.prepare("SELECT id FROM images WHERE substr(id, 8, ?1) = ?2 LIMIT 2")?;
+    if !hex.is_empty()
+        && hex.len() <= 64
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    {
+        let mut stmt =
+            conn.prepare("SELECT id FROM images WHERE substr(id, 8, ?1) = ?2 LIMIT 2")?;
         let ids = stmt
             .query_map(params![hex.len() as i64, hex], |r| r.get::<_, String>(0))?
             .collect::<rusqlite::Result<Vec<_>>>()?;

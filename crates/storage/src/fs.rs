@@ -15,10 +15,12 @@
 //! opened by path, with [`Root::open`] or [`open_dir_path`].
 
 mod node;
+mod privileges;
 mod usage;
 mod xattr;
 
 pub use node::{open_path_at, Node};
+pub use privileges::{Privileges, Skipped};
 pub use usage::disk_usage;
 pub use xattr::{is_opaque, xattr, xattrs};
 
@@ -309,7 +311,14 @@ pub fn remove_all_at(dir: BorrowedFd<'_>, name: &OsStr) -> rustix::io::Result<()
         Err(Errno::NOENT) => return Ok(()),
         Err(e) => return Err(e),
     };
-    remove_children_at(child.as_fd(), &mut |_| false)?;
+    match remove_children_at(child.as_fd(), &mut |_| false) {
+        // A read-only directory (0555) we own, without CAP_DAC_OVERRIDE: make it writable.
+        Err(Errno::ACCESS) => {
+            rfs::fchmod(&child, Mode::from_raw_mode(0o700))?;
+            remove_children_at(child.as_fd(), &mut |_| false)?;
+        }
+        other => other?,
+    }
     match rfs::unlinkat(dir, name, AtFlags::REMOVEDIR) {
         Ok(()) | Err(Errno::NOENT) => Ok(()),
         Err(e) => Err(e),

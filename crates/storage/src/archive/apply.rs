@@ -25,7 +25,7 @@ mod whiteouts;
 use crate::digest::HashingReader;
 use crate::driver::DiffFormat;
 use crate::error::{Error, IoContext, Result};
-use crate::fs::{self, Node, Root};
+use crate::fs::{self, Node, Privileges, Root, Skipped};
 
 /// Big enough that large files stream in few syscalls, small enough for the memory budget.
 const COPY_BUFFER: usize = 1 << 20;
@@ -58,6 +58,7 @@ pub fn apply(target: &Path, format: DiffFormat, input: &mut dyn Read) -> Result<
 }
 
 /// Owner, mode, times and xattrs of one entry, PAX overrides applied.
+#[derive(Clone)]
 struct Meta {
     uid: u32,
     gid: u32,
@@ -74,27 +75,27 @@ struct Applier<'r> {
     parent_cache: Option<(PathBuf, Rc<OwnedFd>)>,
     /// Paths this apply created (and their ancestors); only kept for Naive opaque dirs.
     created: HashSet<PathBuf>,
-    /// Directory mtimes, set at the end since creating children changes them.
-    dir_times: Vec<(PathBuf, Timespec)>,
-    chown: bool,
+    /// Directory mtimes (and, unprivileged, modes), set at the end since creating children
+    /// changes the mtime, and needs write permission.
+    dir_meta: Vec<(PathBuf, Timespec, Option<u32>)>,
+    privileges: Privileges,
+    /// What an unprivileged apply left out, for one warning at the end.
+    skipped: Skipped,
     entries: u64,
     buf: Vec<u8>,
 }
 
 impl<'r> Applier<'r> {
     fn new(root: &'r Root, format: DiffFormat, compression: Compression) -> Self {
-        let chown = rustix::process::geteuid().is_root();
-        if !chown {
-            tracing::warn!("not running as root: file owners from the layer are not applied");
-        }
         Applier {
             root,
             format,
             compression,
             parent_cache: None,
             created: HashSet::new(),
-            dir_times: Vec::new(),
-            chown,
+            dir_meta: Vec::new(),
+            privileges: Privileges::current(),
+            skipped: Skipped::default(),
             entries: 0,
             buf: Vec::new(),
         }
@@ -135,6 +136,10 @@ impl<'r> Applier<'r> {
             EntryType::Directory => self.dir(&rel, &meta)?,
             EntryType::Symlink => self.symlink(&rel, &link_name(entry, &raw)?, &meta)?,
             EntryType::Link => self.hardlink(&rel, &link_name(entry, &raw)?)?,
+            EntryType::Char | EntryType::Block if !self.privileges.mknod => {
+                self.skipped.devices.insert(rel);
+                return Ok(());
+            }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
                 self.special(&rel, kind, entry.header(), &meta)?
             }
@@ -321,9 +326,21 @@ impl<'r> Applier<'r> {
         self.set_dir_meta(fd.as_fd(), Path::new(""), meta)
     }
 
+    /// Unprivileged, a directory stays writable by its owner (us) until the end: without
+    /// `CAP_DAC_OVERRIDE` its entries could not be created under a mode like 0555.
     fn set_dir_meta(&mut self, fd: BorrowedFd<'_>, rel: &Path, meta: &Meta) -> Result<()> {
-        self.set_owner_mode_xattrs(Node::Open(fd), rel, meta)?;
-        self.dir_times.push((rel.to_path_buf(), meta.mtime));
+        let late_mode = (!self.privileges.chown && meta.mode & 0o700 != 0o700).then_some(meta.mode);
+        if late_mode.is_some() {
+            let now = Meta {
+                mode: meta.mode | 0o700,
+                ..meta.clone()
+            };
+            self.set_owner_mode_xattrs(Node::Open(fd), rel, &now)?;
+        } else {
+            self.set_owner_mode_xattrs(Node::Open(fd), rel, meta)?;
+        }
+        self.dir_meta
+            .push((rel.to_path_buf(), meta.mtime, late_mode));
         Ok(())
     }
 
@@ -372,6 +389,11 @@ impl<'r> Applier<'r> {
         if target == rel {
             return Ok(());
         }
+        if self.skipped.devices.contains(&target) {
+            // A second name of a device node not created: not created either.
+            self.skipped.devices.insert(rel.to_path_buf());
+            return Ok(());
+        }
         let (target_dir, _) = self.root.parent(&target, false)?;
         let dir = self.parent(rel)?;
         let name = rel.file_name().unwrap_or_default();
@@ -395,12 +417,19 @@ impl<'r> Applier<'r> {
     ) -> Result<()> {
         let bad =
             |e: std::io::Error| Error::Archive(format!("device entry {}: {e}", rel.display()));
-        let major = header.device_major().map_err(bad)?.unwrap_or(0);
-        let minor = header.device_minor().map_err(bad)?.unwrap_or(0);
         let file_type = match kind {
             EntryType::Char => FileType::CharacterDevice,
             EntryType::Block => FileType::BlockDevice,
             _ => FileType::Fifo,
+        };
+        // A FIFO has no device number; some writers (Python's tarfile) leave the fields blank.
+        let (major, minor) = if file_type == FileType::Fifo {
+            (0, 0)
+        } else {
+            (
+                header.device_major().map_err(bad)?.unwrap_or(0),
+                header.device_minor().map_err(bad)?.unwrap_or(0),
+            )
         };
         let dir = self.parent(rel)?;
         let name = rel.file_name().unwrap_or_default();
@@ -419,15 +448,15 @@ impl<'r> Applier<'r> {
         self.set_meta(Node::Path(fd.as_fd()), rel, meta)
     }
 
-    fn set_meta(&self, node: Node<'_>, rel: &Path, meta: &Meta) -> Result<()> {
+    fn set_meta(&mut self, node: Node<'_>, rel: &Path, meta: &Meta) -> Result<()> {
         self.set_owner_mode_xattrs(node, rel, meta)?;
         node.set_times(meta.mtime, meta.mtime)
             .ctx(|| format!("setting times of {}", self.root.display(rel)))
     }
 
     /// chown first: it clears setuid/setgid, which chmod then sets.
-    fn set_owner_mode_xattrs(&self, node: Node<'_>, rel: &Path, meta: &Meta) -> Result<()> {
-        if self.chown {
+    fn set_owner_mode_xattrs(&mut self, node: Node<'_>, rel: &Path, meta: &Meta) -> Result<()> {
+        if self.privileges.chown {
             node.chown(meta.uid, meta.gid).ctx(|| {
                 format!(
                     "setting owner {}:{} of {}",
@@ -443,6 +472,10 @@ impl<'r> Applier<'r> {
             return Ok(());
         }
         for (name, value) in &meta.xattrs {
+            if !self.privileges.may_set_xattr(name.as_bytes()) {
+                self.skipped.xattrs += 1;
+                continue;
+            }
             match node.set_xattr(name, value) {
                 Ok(()) => {}
                 // As Docker: a filesystem without that namespace is not a reason to fail.
@@ -470,9 +503,17 @@ impl<'r> Applier<'r> {
         }
     }
 
-    /// Sets the directory mtimes collected on the way, now that no child will change them.
+    /// Sets the directory mtimes (and late modes) collected on the way, now that no child
+    /// will change them, and says what an unprivileged apply left out.
     fn finish(&mut self) -> Result<()> {
-        for (rel, mtime) in std::mem::take(&mut self.dir_times) {
+        self.skipped.warn(&format!(
+            "applying a layer tar into {}",
+            self.root.path().display()
+        ));
+        // Deepest first: a late mode may take away the permission to reach what is below.
+        let mut dirs = std::mem::take(&mut self.dir_meta);
+        dirs.reverse();
+        for (rel, mtime, late_mode) in dirs {
             let fd = match fs::split_name(&rel) {
                 None => self.root.open_dir(&rel)?,
                 Some((parent, name)) => {
@@ -490,8 +531,12 @@ impl<'r> Applier<'r> {
                     }
                 }
             };
-            Node::Open(fd.as_fd())
-                .set_times(mtime, mtime)
+            let node = Node::Open(fd.as_fd());
+            if let Some(mode) = late_mode {
+                node.chmod(mode)
+                    .ctx(|| format!("setting mode of {}", self.root.display(&rel)))?;
+            }
+            node.set_times(mtime, mtime)
                 .ctx(|| format!("setting times of {}", self.root.display(&rel)))?;
         }
         Ok(())

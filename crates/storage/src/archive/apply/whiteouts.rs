@@ -54,7 +54,7 @@ impl Applier<'_> {
                 dev,
             )
         })?;
-        if self.chown {
+        if self.privileges.chown {
             let id =
                 |v: std::io::Result<u64>| v.ok().and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
             let (uid, gid) = (id(header.uid()), id(header.gid()));

@@ -2,18 +2,23 @@
 //! links kept as hard links, owners, modes (setuid included), xattrs (trusted.* and
 //! security.* included), atime/mtime, and sparse files kept sparse (reflinked where the
 //! filesystem can). All fd-relative; no symlink is ever followed.
+//!
+//! Unprivileged (see [`Privileges`]) the copy is as faithful as an owner can make it: the
+//! current user owns everything, device nodes and `trusted.*`/`security.*` xattrs are left
+//! out (with one warning), and directories are made read-only only once their entries exist.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, SeekFrom, Stat, Timespec};
 use rustix::io::Errno;
 
 use crate::error::{IoContext, Result};
-use crate::fs::{self, Entry, Node};
+use crate::fs::{self, Entry, Node, Privileges, Skipped};
 
 /// Copies the contents and metadata of the directory `src` into the existing, empty
 /// directory `dst`.
@@ -24,12 +29,16 @@ pub fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
         links: HashMap::new(),
         src,
         dst_root: dst_fd.try_clone().ctx_path("dup", dst)?,
+        privileges: Privileges::current(),
+        skipped: Skipped::default(),
     };
     c.dir(src_fd.as_fd(), dst_fd.as_fd(), Path::new(""))?;
     let root_stat = rfs::fstat(&src_fd).ctx_path("stat", src)?;
     let node = Node::Open(dst_fd.as_fd());
-    copy_meta(node, src_fd.as_fd(), OsStr::new("."), &root_stat)
-        .ctx_path("copying the root's metadata to", dst)
+    c.copy_meta(node, src_fd.as_fd(), OsStr::new("."), &root_stat)
+        .ctx_path("copying the root's metadata to", dst)?;
+    c.skipped.warn(&format!("copying {}", src.display()));
+    Ok(())
 }
 
 struct Copier<'a> {
@@ -37,6 +46,8 @@ struct Copier<'a> {
     links: HashMap<(u64, u64), PathBuf>,
     src: &'a Path,
     dst_root: OwnedFd,
+    privileges: Privileges,
+    skipped: Skipped,
 }
 
 impl Copier<'_> {
@@ -66,6 +77,11 @@ impl Copier<'_> {
         if ft == FileType::Socket {
             return Ok(()); // A socket is only meaningful to the process that bound it.
         }
+        let device = matches!(ft, FileType::CharacterDevice | FileType::BlockDevice);
+        if device && !self.privileges.mknod {
+            self.skipped.devices.insert(rel.to_path_buf());
+            return Ok(());
+        }
         if ft != FileType::Directory && st.st_nlink > 1 {
             let key = fs::inode_key(st);
             if let Some(first) = self.links.get(&key) {
@@ -83,31 +99,40 @@ impl Copier<'_> {
                 self.dir(s.as_fd(), d.as_fd(), rel)
                     .map_err(io::Error::other)?;
                 // After the children, whose creation changed its mtime.
-                copy_meta(Node::Open(d.as_fd()), src, name, st)
+                self.copy_meta(Node::Open(d.as_fd()), src, name, st)
             }
-            FileType::RegularFile => copy_file(src, dst, name, st),
+            FileType::RegularFile => {
+                let to = copy_file(src, dst, name, st)?;
+                self.copy_meta(Node::Open(to.as_fd()), src, name, st)
+            }
             FileType::Symlink => {
                 rfs::symlinkat(fs::read_link_at(src, name)?, dst, name)?;
-                copy_meta(Node::Symlink { dir: dst, name }, src, name, st)
+                self.copy_meta(Node::Symlink { dir: dst, name }, src, name, st)
             }
             FileType::Fifo | FileType::CharacterDevice | FileType::BlockDevice => {
                 rfs::mknodat(dst, name, ft, Mode::from_raw_mode(0o600), st.st_rdev as _)?;
                 let fd = fs::open_path_at(dst, name)?;
-                copy_meta(Node::Path(fd.as_fd()), src, name, st)
+                self.copy_meta(Node::Path(fd.as_fd()), src, name, st)
             }
             _ => Ok(()),
         }
     }
 }
 
-fn copy_file(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, name: &OsStr, st: &Stat) -> io::Result<()> {
+/// Copies the data of a regular file; the caller copies its metadata.
+fn copy_file(
+    src: BorrowedFd<'_>,
+    dst: BorrowedFd<'_>,
+    name: &OsStr,
+    st: &Stat,
+) -> io::Result<OwnedFd> {
     let from = fs::open_file_at(src, name)?;
     let to = OwnedFd::from(fs::create_file_at(dst, name, 0o600)?);
     // A reflink shares the extents (btrfs, xfs); elsewhere copy only the data extents.
     if rfs::ioctl_ficlone(&to, &from).is_err() {
         copy_sparse(&from, &to, st.st_size as u64)?;
     }
-    copy_meta(Node::Open(to.as_fd()), src, name, st)
+    Ok(to)
 }
 
 /// Copies the data extents of `from` into `to` and sets its length, so holes stay holes.
@@ -173,26 +198,41 @@ fn copy_range_rw(from: &OwnedFd, to: &OwnedFd, start: u64, end: u64) -> io::Resu
     Ok(())
 }
 
-/// Owner, then mode (chown clears setuid), then xattrs (chown clears security.capability),
-/// then times, onto `node` from `name` in `src` (`.` for the directory itself).
-fn copy_meta(node: Node<'_>, src: BorrowedFd<'_>, name: &OsStr, st: &Stat) -> io::Result<()> {
-    node.chown(st.st_uid, st.st_gid)?;
-    node.chmod(st.st_mode)?;
-    for (key, value) in fs::xattrs(src, name)? {
-        node.set_xattr(&key, &value).map_err(|e| {
-            io::Error::new(
-                io::Error::from(e).kind(),
-                format!("setting xattr {key:?}: {e}"),
-            )
-        })?;
+impl Copier<'_> {
+    /// Owner, then mode (chown clears setuid), then xattrs (chown clears security.capability),
+    /// then times, onto `node` from `name` in `src` (`.` for the directory itself).
+    /// Unprivileged, the owner is left as the current user and system xattrs are left out.
+    fn copy_meta(
+        &mut self,
+        node: Node<'_>,
+        src: BorrowedFd<'_>,
+        name: &OsStr,
+        st: &Stat,
+    ) -> io::Result<()> {
+        if self.privileges.chown {
+            node.chown(st.st_uid, st.st_gid)?;
+        }
+        node.chmod(st.st_mode)?;
+        for (key, value) in fs::xattrs(src, name)? {
+            if !self.privileges.may_set_xattr(key.as_bytes()) {
+                self.skipped.xattrs += 1;
+                continue;
+            }
+            node.set_xattr(&key, &value).map_err(|e| {
+                io::Error::new(
+                    io::Error::from(e).kind(),
+                    format!("setting xattr {key:?}: {e}"),
+                )
+            })?;
+        }
+        let time = |sec, nsec| Timespec {
+            tv_sec: sec as _,
+            tv_nsec: nsec as _,
+        };
+        node.set_times(
+            time(st.st_mtime, st.st_mtime_nsec),
+            time(st.st_atime, st.st_atime_nsec),
+        )?;
+        Ok(())
     }
-    let time = |sec, nsec| Timespec {
-        tv_sec: sec as _,
-        tv_nsec: nsec as _,
-    };
-    node.set_times(
-        time(st.st_mtime, st.st_mtime_nsec),
-        time(st.st_atime, st.st_atime_nsec),
-    )?;
-    Ok(())
 }

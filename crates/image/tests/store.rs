@@ -1,0 +1,137 @@
+//! The image store on a real store (vfs driver, real SQLite file): resolving by tag, full ID
+//! and ID prefix, tags moving between images, `rmi` refused while a writable layer uses the
+//! image, and layers released with their last image.
+
+use strata_image::{new_config, ImageStore, Reference};
+use strata_storage::layer_store::LayerStore;
+
+fn tar_of(name: &str, data: &[u8]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_ustar();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_mtime(1_600_000_000);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_cksum();
+    b.append_data(&mut h, name, data).unwrap();
+    b.into_inner().unwrap()
+}
+
+fn reference(s: &str) -> Reference {
+    s.parse().unwrap()
+}
+
+#[test]
+fn resolve_by_tag_id_and_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let layers = LayerStore::open(dir.path(), "vfs", &[]).unwrap();
+    let images = ImageStore::open(&layers).unwrap();
+    let tar = tar_of("hello", b"world");
+    let img = strata_image::import(
+        &layers,
+        &images,
+        &mut &tar[..],
+        Some(&reference("busybox")),
+        Some("m"),
+    )
+    .unwrap();
+    assert_eq!(img.size, tar.len() as u64);
+    assert_eq!(img.tags, vec![reference("busybox:latest")]);
+    let hex = img.id.trim_start_matches("sha256:").to_string();
+
+    for name in [
+        "busybox",
+        "busybox:latest",
+        "docker.io/library/busybox:latest",
+        &img.id,
+        &hex,
+        &hex[..12],
+        &hex[..1],
+    ] {
+        assert_eq!(images.resolve(name).unwrap().id, img.id, "{name}");
+    }
+    let wrong = new_config(&[], "strata test", None).unwrap();
+    let err = images
+        .create_image(&wrong, img.top_layer.as_ref(), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("top layer given is sha256:"), "{err}");
+    let err = images.resolve("busybox:1.0").unwrap_err().to_string();
+    assert!(err.contains("busybox:1.0"), "{err}");
+
+    // Enough layerless images that two IDs must share a first hex digit.
+    let mut ids = vec![img.id.clone()];
+    for i in 0..17 {
+        let config = new_config(&[], "strata test", Some(&format!("image {i}"))).unwrap();
+        ids.push(images.create_image(&config, None, &[]).unwrap().id);
+    }
+    let first = |id: &String| id.as_bytes()[7];
+    let shared = ids
+        .iter()
+        .find(|a| ids.iter().filter(|b| first(b) == first(a)).count() > 1)
+        .unwrap();
+    let prefix = (first(shared) as char).to_string();
+    let err = images.resolve(&prefix).unwrap_err().to_string();
+    assert!(err.contains("ambiguous"), "{err}");
+}
+
+#[test]
+fn tags_move_and_rmi_respects_writable_layers() {
+    let dir = tempfile::tempdir().unwrap();
+    let layers = LayerStore::open(dir.path(), "vfs", &[]).unwrap();
+    let images = ImageStore::open(&layers).unwrap();
+    let a = strata_image::import(
+        &layers,
+        &images,
+        &mut &tar_of("a", b"1")[..],
+        Some(&reference("app:1")),
+        None,
+    )
+    .unwrap();
+    let b = strata_image::import(
+        &layers,
+        &images,
+        &mut &tar_of("b", b"2")[..],
+        Some(&reference("app:1")),
+        None,
+    )
+    .unwrap();
+    assert!(
+        images.image(&a.id).unwrap().tags.is_empty(),
+        "the tag moved to b"
+    );
+    assert_eq!(images.resolve("app:1").unwrap().id, b.id);
+
+    let top = b.top_layer.clone().unwrap();
+    layers.create_rw("box", Some(&top), Some(&b.id)).unwrap();
+    assert_eq!(
+        layers.layer(&top).unwrap().refs,
+        2,
+        "the image and the writable layer"
+    );
+    let err = images.remove(&b.id, false).unwrap_err().to_string();
+    assert!(err.contains("box"), "{err}");
+    images.remove(&b.id, true).unwrap();
+    assert!(images.resolve("app:1").is_err());
+    assert_eq!(
+        layers.layer(&top).unwrap().refs,
+        1,
+        "still held by the writable layer"
+    );
+    layers.remove_rw("box", false).unwrap();
+    assert!(layers.layer(&top).is_err(), "released with its last user");
+
+    // Reopening finds everything as it was.
+    drop(images);
+    drop(layers);
+    let layers = LayerStore::open(dir.path(), "vfs", &[]).unwrap();
+    let images = ImageStore::open(&layers).unwrap();
+    let all = images.images().unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].id, a.id);
+    assert_eq!(layers.layers().unwrap().len(), 1);
+    images.remove(&a.id, false).unwrap();
+    assert!(layers.layers().unwrap().is_empty());
+    assert!(layers.driver().list().unwrap().is_empty());
+}

@@ -1,1 +1,0 @@
-//! Layers by diffID/chainID, crash-safe publication, SQLite metadata. (Being written.)

@@ -1,0 +1,440 @@
+//! Layers addressed by diffID and chainID, stored through a [`Driver`], with their metadata
+//! in SQLite (`root/strata.db`) and crash-safe publication.
+//!
+//! A new layer is built under a fresh random storage id while an in-flight marker in
+//! `root/tmp` is held, synced to disk (`syncfs`), and only then published by the metadata
+//! transaction. Rows are the truth: at open, under the store lock, recovery removes every
+//! driver dir no row claims and no live process is building, so a kill -9 at any instant
+//! leaves no half layer visible. Removal goes the other way: the row goes first, the dir after
+//! the commit.
+//!
+//! Reference counts (children layers + images with the layer on top + writable layers on it)
+//! decide when a layer goes. Writers take an exclusive `flock` on `root/strata.lock` for each
+//! mutating operation; readers use SQLite's WAL snapshots and never wait for it.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::changes::Change;
+use crate::digest::Digest;
+use crate::driver::{self, Driver};
+use crate::error::{Error, IoContext, Result};
+
+mod db;
+mod recovery;
+mod rw;
+mod staging;
+#[cfg(test)]
+mod tests;
+
+pub use recovery::RecoveryReport;
+pub use staging::{sync_dir, StagingFile};
+
+use staging::{LockGuard, StoreLock, INFLIGHT};
+
+/// An immutable layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layer {
+    pub chain_id: Digest,
+    pub diff_id: Digest,
+    pub parent: Option<Digest>,
+    /// The driver's name for it (32 hex characters).
+    pub storage_id: String,
+    /// Bytes of its uncompressed tar.
+    pub size: u64,
+    pub created: SystemTime,
+    /// Children layers + images with it on top + writable layers on it.
+    pub refs: u64,
+}
+
+/// A writable layer (what `strata mount IMAGE` creates; later containers' root filesystems).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RwLayer {
+    pub name: String,
+    pub storage_id: String,
+    pub parent: Option<Digest>,
+    /// The image it was made from, if any.
+    pub image: Option<String>,
+    pub mount_count: u64,
+    pub created: SystemTime,
+}
+
+pub struct LayerStore {
+    root: PathBuf,
+    tmp: PathBuf,
+    driver: Box<dyn Driver>,
+    conn: Mutex<Connection>,
+    lock: StoreLock,
+    recovery: RecoveryReport,
+}
+
+/// A metadata transaction under the store lock, for the image store to change its rows and
+/// layer reference counts atomically. Driver dirs of layers it releases are removed after
+/// the commit.
+pub struct Tx<'a> {
+    tx: rusqlite::Transaction<'a>,
+    doomed: Vec<String>,
+}
+
+impl Tx<'_> {
+    /// The connection, for the caller's own tables.
+    pub fn sql(&self) -> &Connection {
+        &self.tx
+    }
+    pub fn layer(&self, chain: &Digest) -> Result<Layer> {
+        db::layer(&self.tx, chain)
+    }
+    /// Adds a reference to `chain` (an image now has it on top).
+    pub fn retain_layer(&self, chain: &Digest) -> Result<()> {
+        db::retain(&self.tx, chain)
+    }
+    /// Drops a reference to `chain`, removing it (and releasing its parent) at zero.
+    pub fn release_layer(&mut self, chain: &Digest) -> Result<()> {
+        let doomed = db::release(&self.tx, chain)?;
+        self.doomed.extend(doomed);
+        Ok(())
+    }
+    /// Creates `component`'s tables with `sql` unless they exist at `version`.
+    pub fn ensure_schema(&self, component: &str, version: i64, sql: &str) -> Result<()> {
+        db::ensure_schema(&self.tx, component, version, sql)
+    }
+    /// Writable layers made from `image`.
+    pub fn rw_layers_of_image(&self, image: &str) -> Result<Vec<String>> {
+        let mut stmt = self
+            .tx
+            .prepare("SELECT name FROM rw_layers WHERE image = ?1 ORDER BY name")?;
+        let names = stmt
+            .query_map([image], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok(names)
+    }
+}
+
+impl LayerStore {
+    /// Opens (creating if needed) the store at `root` with driver `driver_name`.
+    pub fn open(root: &Path, driver_name: &str, driver_options: &[String]) -> Result<LayerStore> {
+        let (conn, lock) = open_metadata(root, driver_name)?;
+        let driver = driver::open(driver_name, root, driver_options)?;
+        LayerStore::assemble(root, driver, conn, lock)
+    }
+
+    /// Opens the store at `root` with an already opened driver.
+    pub fn open_with_driver(root: &Path, driver: Box<dyn Driver>) -> Result<LayerStore> {
+        let (conn, lock) = open_metadata(root, driver.name())?;
+        LayerStore::assemble(root, driver, conn, lock)
+    }
+
+    fn assemble(
+        root: &Path,
+        driver: Box<dyn Driver>,
+        conn: Connection,
+        lock: StoreLock,
+    ) -> Result<LayerStore> {
+        let mut store = LayerStore {
+            root: root.to_path_buf(),
+            tmp: root.join("tmp"),
+            driver,
+            conn: Mutex::new(conn),
+            lock,
+            recovery: RecoveryReport::default(),
+        };
+        store.recovery = store.recover()?;
+        Ok(store)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    /// `root/tmp`: staging on the store's filesystem, emptied of leftovers at open.
+    pub fn tmp_dir(&self) -> &Path {
+        &self.tmp
+    }
+    pub fn driver(&self) -> &dyn Driver {
+        self.driver.as_ref()
+    }
+    /// What recovery found and removed when this store was opened.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// A new locked staging file in `root/tmp` (removed at drop unless persisted).
+    pub fn staging_file(&self, suffix: &str) -> Result<StagingFile> {
+        Ok(StagingFile::create_random(&self.tmp, suffix)?.1)
+    }
+
+    /// Runs `f` on a consistent read snapshot; never waits for writers.
+    pub fn read<T, E: From<Error>>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, E>,
+    ) -> Result<T, E> {
+        f(&self.conn())
+    }
+
+    /// Runs `f` in one transaction under the store lock. `f` must not call back into the
+    /// store's own mutating methods (the lock is held).
+    pub fn write<T, E: From<Error>>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let guard = self.lock()?;
+        let (value, doomed) = self.transact(&guard, f)?;
+        drop(guard);
+        self.remove_dirs(&doomed);
+        Ok(value)
+    }
+
+    fn lock(&self) -> Result<LockGuard<'_>> {
+        self.lock.lock()
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One transaction, the store lock being held by the caller. Returns the storage ids whose
+    /// rows it deleted.
+    fn transact<T, E: From<Error>>(
+        &self,
+        _held: &LockGuard<'_>,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>,
+    ) -> Result<(T, Vec<String>), E> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::from)?;
+        let mut tx = Tx {
+            tx,
+            doomed: Vec::new(),
+        };
+        let value = f(&mut tx)?;
+        let Tx { tx, doomed } = tx;
+        tx.commit().map_err(Error::from)?;
+        Ok((value, doomed))
+    }
+
+    /// Removes the driver dirs of rows already deleted. A failure leaves an orphan that the
+    /// next open sweeps, so it is logged rather than returned.
+    fn remove_dirs(&self, ids: &[String]) {
+        for id in ids {
+            if let Err(e) = self.driver.remove(id) {
+                tracing::warn!("removing layer dir {id} (swept at next open): {e}");
+            }
+        }
+    }
+
+    pub fn layer(&self, chain: &Digest) -> Result<Layer> {
+        db::layer(&self.conn(), chain)
+    }
+
+    pub fn layers(&self) -> Result<Vec<Layer>> {
+        db::layers(&self.conn())
+    }
+
+    /// Applies the layer tar `tar` (plain, gzip or zstd) on `parent` and publishes it. If a
+    /// layer with the resulting chainID already exists, the new copy is dropped and the
+    /// existing one returned; no reference count changes either way (a new layer starts at 0
+    /// references and takes one on its parent).
+    pub fn create_layer(&self, parent: Option<&Digest>, tar: &mut dyn Read) -> Result<Layer> {
+        let parent_sid = match parent {
+            Some(p) => Some(self.layer(p)?.storage_id),
+            None => None,
+        };
+        let staged = Staged::begin(self)?;
+        self.driver
+            .create(&staged.id, parent_sid.as_deref(), false)?;
+        let report = self.driver.apply(&staged.id, tar)?;
+        self.sync_driver_fs()?;
+        let layer = Layer {
+            chain_id: Digest::chain(parent, &report.diff_id),
+            diff_id: report.diff_id,
+            parent: parent.cloned(),
+            storage_id: staged.id.clone(),
+            size: report.tar_size,
+            created: SystemTime::now(),
+            refs: 0,
+        };
+        let existing = self.write(|tx| match db::find_layer(&tx.tx, &layer.chain_id)? {
+            Some(existing) => Ok::<_, Error>(Some(existing)),
+            None => db::insert_layer(&tx.tx, &layer).map(|()| None),
+        })?;
+        match existing {
+            Some(existing) => Ok(existing), // `staged` drops and removes our copy
+            None => {
+                staged.publish();
+                Ok(layer)
+            }
+        }
+    }
+
+    /// Drops a reference to `chain`; at zero the layer goes, and its parent is released in
+    /// turn, in one transaction. Their dirs are removed after the commit.
+    pub fn release_layer(&self, chain: &Digest) -> Result<()> {
+        self.write(|tx| tx.release_layer(chain))
+    }
+
+    /// Removes `chain` if nothing references it (a layer created and never used). Returns
+    /// whether it was removed.
+    pub fn remove_if_unused(&self, chain: &Digest) -> Result<bool> {
+        self.write(|tx| {
+            if tx.layer(chain)?.refs > 0 {
+                return Ok(false);
+            }
+            tx.release_layer(chain).map(|()| true)
+        })
+    }
+
+    /// Writes `chain`'s changes against its parent as an uncompressed layer tar.
+    pub fn export_layer(&self, chain: &Digest, out: &mut dyn Write) -> Result<()> {
+        let layer = self.layer(chain)?;
+        let parent_sid = self.parent_storage_id(layer.parent.as_ref())?;
+        self.driver
+            .export(&layer.storage_id, parent_sid.as_deref(), out)
+    }
+
+    /// `chain`'s changes against its parent.
+    pub fn changes_layer(&self, chain: &Digest) -> Result<Vec<Change>> {
+        let layer = self.layer(chain)?;
+        let parent_sid = self.parent_storage_id(layer.parent.as_ref())?;
+        self.driver
+            .changes(&layer.storage_id, parent_sid.as_deref())
+    }
+
+    fn parent_storage_id(&self, parent: Option<&Digest>) -> Result<Option<String>> {
+        parent
+            .map(|p| self.layer(p).map(|l| l.storage_id))
+            .transpose()
+    }
+
+    /// Flushes everything the driver wrote (one `syncfs` of its filesystem, far cheaper than
+    /// an fsync per file) so a published row never points at data still in the page cache.
+    fn sync_driver_fs(&self) -> Result<()> {
+        let home = self.driver.home();
+        let dir = std::fs::File::open(home).ctx_path("opening driver home", home)?;
+        rustix::fs::syncfs(&dir).ctx_path("syncfs", home)
+    }
+}
+
+/// The driver the store at `root` was created with, or `None` if there is no store there yet.
+/// Creates nothing.
+pub fn recorded_driver(root: &Path) -> Result<Option<String>> {
+    let db_path = root.join("strata.db");
+    if !db_path.exists() {
+        return Ok(None);
+    }
+    let conn = Connection::open_with_flags(&db_path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| {
+            Error::Corrupt(format!(
+                "opening metadata database {}: {e}",
+                db_path.display()
+            ))
+        })?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    if !db::meta_table_exists(&conn)? {
+        return Ok(None);
+    }
+    db::meta(&conn, "driver")
+}
+
+/// Opens `root/strata.db` and the lock, creating the store on first use, and checks that the
+/// store was made for `driver_name`.
+fn open_metadata(root: &Path, driver_name: &str) -> Result<(Connection, StoreLock)> {
+    create_dir_mode(root, 0o700)?;
+    create_dir_mode(&root.join("tmp"), 0o700)?;
+    let lock = StoreLock::open(&root.join("strata.lock"))?;
+    let guard = lock.lock()?;
+    let db_path = root.join("strata.db");
+    let conn = Connection::open(&db_path).map_err(|e| {
+        Error::Corrupt(format!(
+            "opening metadata database {}: {e}",
+            db_path.display()
+        ))
+    })?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    // FULL: a commit that deletes rows is followed by removing their dirs; a power loss must
+    // not bring back rows whose dirs are gone.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    let created = db::meta_table_exists(&conn)?
+        .then(|| db::meta(&conn, "driver"))
+        .transpose()?
+        .flatten();
+    match created {
+        None => {
+            // A new store: WAL once, here, under the lock (it persists in the file).
+            let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                tracing::warn!(
+                    "{} could not switch to WAL (mode {mode})",
+                    db_path.display()
+                );
+            }
+            db::init(&conn)?;
+            db::set_meta(&conn, "driver", driver_name)?;
+        }
+        Some(d) if d == driver_name => db::init(&conn)?,
+        Some(d) => {
+            return Err(Error::Conflict(format!(
+                "store {} was created with {d}; pass --storage-driver {d} or use another --root",
+                root.display()
+            )))
+        }
+    }
+    drop(guard);
+    Ok((conn, lock))
+}
+
+fn create_dir_mode(dir: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(dir)
+    {
+        Ok(()) => Ok(()),
+        Err(e) => Err(Error::io(format!("creating {}", dir.display()), e)),
+    }
+}
+
+/// A layer dir under construction: holds the in-flight marker so that no recovery removes
+/// it, and removes the dir when dropped unpublished (every error path).
+struct Staged<'a> {
+    store: &'a LayerStore,
+    id: String,
+    marker: Option<StagingFile>,
+    published: bool,
+}
+
+impl<'a> Staged<'a> {
+    fn begin(store: &'a LayerStore) -> Result<Staged<'a>> {
+        let (id, marker) = StagingFile::create_random(&store.tmp, INFLIGHT)?;
+        Ok(Staged {
+            store,
+            id,
+            marker: Some(marker),
+            published: false,
+        })
+    }
+
+    fn publish(mut self) {
+        self.published = true;
+    }
+}
+
+impl Drop for Staged<'_> {
+    fn drop(&mut self) {
+        if !self.published {
+            if let Err(e) = self.store.driver.remove(&self.id) {
+                tracing::warn!(
+                    "removing unfinished layer dir {} (swept at next open): {e}",
+                    self.id
+                );
+            }
+        }
+        // The marker goes last: until the dir is gone (or published) it must stay locked.
+        drop(self.marker.take());
+    }
+}

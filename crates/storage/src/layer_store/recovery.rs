@@ -1,0 +1,77 @@
+//! Start-up recovery: make the disk agree with the rows after a crash. Runs at every open,
+//! under the store lock, and leaves alone whatever a live process is still building.
+
+use std::collections::HashSet;
+
+use super::staging::{clean_tmp, in_use, INFLIGHT};
+use super::{db, LayerStore};
+use crate::driver::DiffFormat;
+use crate::error::Result;
+
+/// What recovery did when the store was opened.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Driver dirs no row claimed (half-made or half-removed layers), removed.
+    pub orphan_dirs_removed: usize,
+    /// Leftover entries of `root/tmp`, removed.
+    pub tmp_entries_removed: usize,
+    /// Writable layers the rows said were mounted but the kernel did not: count reset to 0.
+    pub mount_counts_reset: usize,
+    /// Writable layers mounted with a count of 0: unmounted.
+    pub stray_mounts_unmounted: usize,
+    /// Rows whose driver dir is missing. Not repaired here: data is gone.
+    pub rows_without_dir: Vec<String>,
+}
+
+impl LayerStore {
+    pub(super) fn recover(&self) -> Result<RecoveryReport> {
+        let _guard = self.lock()?;
+        let mut report = RecoveryReport::default();
+        let claimed: HashSet<String> = db::storage_ids(&self.conn())?.into_iter().collect();
+        let on_disk: HashSet<String> = self.driver.list()?.into_iter().collect();
+        for id in on_disk.difference(&claimed) {
+            // A live process building this layer holds its marker: not ours to remove.
+            if in_use(&self.tmp.join(format!("{id}{INFLIGHT}")))? {
+                continue;
+            }
+            self.driver.remove(id)?;
+            report.orphan_dirs_removed += 1;
+        }
+        report.rows_without_dir = claimed.difference(&on_disk).cloned().collect();
+        for id in &report.rows_without_dir {
+            tracing::error!(
+                "layer storage {id} has a row but no directory under {}; run `strata check --repair`",
+                self.driver.home().display()
+            );
+        }
+        report.tmp_entries_removed = clean_tmp(&self.tmp)?;
+        self.driver.cleanup()?;
+        self.reconcile_mounts(&mut report)?;
+        if report != RecoveryReport::default() {
+            tracing::info!("store recovery at {}: {report:?}", self.root.display());
+        }
+        Ok(report)
+    }
+
+    /// Brings persisted mount counts in line with what the kernel has mounted.
+    fn reconcile_mounts(&self, report: &mut RecoveryReport) -> Result<()> {
+        // A full-copy driver (vfs) presents a layer as its own directory: there is no kernel
+        // mount to compare with, and `is_mounted` is always false, so counts are kept as
+        // recorded.
+        if self.driver.diff_format() == DiffFormat::Naive {
+            return Ok(());
+        }
+        let rws = db::rws(&self.conn())?; // not in the `for`: the guard would live through the loop
+        for rw in rws {
+            let mounted = self.driver.is_mounted(&rw.storage_id)?;
+            if rw.mount_count > 0 && !mounted {
+                db::set_mount_count(&self.conn(), &rw.name, 0)?;
+                report.mount_counts_reset += 1;
+            } else if rw.mount_count == 0 && mounted {
+                self.driver.unmount(&rw.storage_id)?;
+                report.stray_mounts_unmounted += 1;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,129 @@
+//! Writable layers: a named, mountable layer on an image's top layer (or on nothing), with a
+//! persisted mount count shared by every strata process.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use super::{db, LayerStore, RwLayer, Staged};
+use crate::changes::Change;
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+
+impl LayerStore {
+    /// Creates writable layer `name` on `parent`, made from `image` (recorded, not checked).
+    pub fn create_rw(
+        &self,
+        name: &str,
+        parent: Option<&Digest>,
+        image: Option<&str>,
+    ) -> Result<RwLayer> {
+        let guard = self.lock()?;
+        if db::find_rw(&self.conn(), name)?.is_some() {
+            return Err(Error::Conflict(format!(
+                "a writable layer named {name} already exists; remove it or choose another name"
+            )));
+        }
+        let parent_sid = self.parent_storage_id(parent)?;
+        let staged = Staged::begin(self)?;
+        self.driver
+            .create(&staged.id, parent_sid.as_deref(), true)?;
+        let rw = RwLayer {
+            name: name.to_string(),
+            storage_id: staged.id.clone(),
+            parent: parent.cloned(),
+            image: image.map(str::to_string),
+            mount_count: 0,
+            created: std::time::SystemTime::now(),
+        };
+        self.transact(&guard, |tx| db::insert_rw(&tx.tx, &rw))?;
+        staged.publish();
+        drop(guard);
+        self.rw_layer(name)
+    }
+
+    pub fn rw_layer(&self, name: &str) -> Result<RwLayer> {
+        db::rw(&self.conn(), name)
+    }
+
+    pub fn rw_layers(&self) -> Result<Vec<RwLayer>> {
+        db::rws(&self.conn())
+    }
+
+    /// Mounts `name` (on the first mount) and returns its path. The count is only raised once
+    /// the mount succeeded.
+    pub fn mount_rw(&self, name: &str) -> Result<PathBuf> {
+        let guard = self.lock()?;
+        let rw = self.rw_layer(name)?;
+        // Idempotent in the driver: a second mount returns the path of the first.
+        let path = self.driver.mount(&rw.storage_id)?;
+        let counted = self.transact(&guard, |tx| {
+            db::set_mount_count(&tx.tx, name, rw.mount_count + 1)
+        });
+        if let Err(e) = counted {
+            if rw.mount_count == 0 {
+                let _ = self.driver.unmount(&rw.storage_id);
+            }
+            return Err(e);
+        }
+        Ok(path)
+    }
+
+    /// Drops one mount of `name` (all of them with `force`), unmounting at zero.
+    pub fn unmount_rw(&self, name: &str, force: bool) -> Result<()> {
+        let guard = self.lock()?;
+        let rw = self.rw_layer(name)?;
+        if rw.mount_count == 0 && !force {
+            return Err(Error::Conflict(format!(
+                "writable layer {name} is not mounted"
+            )));
+        }
+        let left = if force { 0 } else { rw.mount_count - 1 };
+        if left == 0 {
+            self.driver.unmount(&rw.storage_id)?;
+        }
+        self.transact(&guard, |tx| db::set_mount_count(&tx.tx, name, left))?;
+        Ok(())
+    }
+
+    /// Removes `name`: refused while mounted unless `force`, which unmounts it first. The row
+    /// goes (releasing the parent layer) before the dir.
+    pub fn remove_rw(&self, name: &str, force: bool) -> Result<()> {
+        let guard = self.lock()?;
+        let rw = self.rw_layer(name)?;
+        if rw.mount_count > 0 && !force {
+            return Err(Error::Conflict(format!(
+                "writable layer {name} is mounted ({} times); unmount it first or force removal",
+                rw.mount_count
+            )));
+        }
+        if rw.mount_count > 0 || self.driver.is_mounted(&rw.storage_id)? {
+            self.driver.unmount(&rw.storage_id)?;
+        }
+        let ((), mut doomed) = self.transact(&guard, |tx| {
+            db::delete_rw(&tx.tx, name)?;
+            match &rw.parent {
+                Some(p) => tx.release_layer(p),
+                None => Ok(()),
+            }
+        })?;
+        drop(guard);
+        doomed.insert(0, rw.storage_id);
+        self.remove_dirs(&doomed);
+        Ok(())
+    }
+
+    /// `name`'s changes against its parent layer, as `docker diff` lists them.
+    pub fn changes_rw(&self, name: &str) -> Result<Vec<Change>> {
+        let rw = self.rw_layer(name)?;
+        let parent_sid = self.parent_storage_id(rw.parent.as_ref())?;
+        self.driver.changes(&rw.storage_id, parent_sid.as_deref())
+    }
+
+    /// Writes `name`'s changes against its parent layer as an uncompressed layer tar.
+    pub fn export_rw(&self, name: &str, out: &mut dyn Write) -> Result<()> {
+        let rw = self.rw_layer(name)?;
+        let parent_sid = self.parent_storage_id(rw.parent.as_ref())?;
+        self.driver
+            .export(&rw.storage_id, parent_sid.as_deref(), out)
+    }
+}

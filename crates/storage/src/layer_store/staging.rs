@@ -1,0 +1,210 @@
+//! The store lock and staging: the exclusive `strata.lock` writers hold while they change
+//! metadata, and the in-flight markers and temporary files under `root/tmp`.
+//!
+//! Crash recovery removes whatever a dead process left half-made, but must not touch work a
+//! live process still has in hand. Every staging entry is therefore `flock`ed by its creator
+//! for its whole life: the kernel drops the lock when the process dies (kill -9 included), so
+//! "unlocked" means "abandoned" and recovery may delete it.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use rustix::fs::{flock, FlockOperation};
+
+use crate::error::{Error, IoContext, Result};
+
+/// Suffix of the marker a process holds while it builds the driver dir of the same name.
+pub(crate) const INFLIGHT: &str = ".inflight";
+
+/// The store-wide writer lock: an in-process mutex (threads share one open file description,
+/// which `flock` does not distinguish) plus `flock(LOCK_EX)` on `root/strata.lock` for other
+/// processes.
+pub(crate) struct StoreLock {
+    file: File,
+    threads: Mutex<()>,
+}
+
+/// Held while one mutating operation runs; dropping it releases the lock.
+pub(crate) struct LockGuard<'a> {
+    lock: &'a StoreLock,
+    _threads: MutexGuard<'a, ()>,
+}
+
+impl StoreLock {
+    pub(crate) fn open(path: &Path) -> Result<StoreLock> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .ctx_path("opening the store lock", path)?;
+        Ok(StoreLock {
+            file,
+            threads: Mutex::new(()),
+        })
+    }
+
+    pub(crate) fn lock(&self) -> Result<LockGuard<'_>> {
+        let threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
+        flock(&self.file, FlockOperation::LockExclusive)
+            .ctx(|| "locking the store (strata.lock)".to_string())?;
+        Ok(LockGuard {
+            lock: self,
+            _threads: threads,
+        })
+    }
+}
+
+impl Drop for LockGuard<'_> {
+    fn drop(&mut self) {
+        let _ = flock(&self.lock.file, FlockOperation::Unlock);
+    }
+}
+
+/// A file in `root/tmp`, created and locked by this process. Dropped unpersisted, it is
+/// removed. Used both as an in-flight marker and as the staging file of a blob.
+pub struct StagingFile {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl StagingFile {
+    /// Creates `dir/name` exclusively and locks it. `Ok(None)` if the name is taken.
+    pub(crate) fn create(dir: &Path, name: &str) -> Result<Option<StagingFile>> {
+        let path = dir.join(name);
+        let file = match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(None),
+            Err(e) => return Err(Error::io(format!("creating {}", path.display()), e)),
+        };
+        flock(&file, FlockOperation::NonBlockingLockExclusive)
+            .ctx_path("locking staging file", &path)?;
+        // Recovery in another process may have unlinked the file between our create and our
+        // lock (it was unlocked then); a file with no links is no marker at all.
+        let nlink = rustix::fs::fstat(&file).ctx_path("stat", &path)?.st_nlink;
+        if nlink == 0 {
+            return Ok(None);
+        }
+        Ok(Some(StagingFile {
+            path,
+            file: Some(file),
+        }))
+    }
+
+    /// Creates a fresh staging file under a random name in `dir` with `suffix`.
+    pub(crate) fn create_random(dir: &Path, suffix: &str) -> Result<(String, StagingFile)> {
+        loop {
+            let id = random_id()?;
+            if let Some(f) = StagingFile::create(dir, &format!("{id}{suffix}"))? {
+                return Ok((id, f));
+            }
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn file(&mut self) -> &mut File {
+        self.file
+            .as_mut()
+            .expect("staging file is open until dropped or persisted")
+    }
+
+    /// fsyncs the file, renames it to `dest` and fsyncs `dest`'s directory, so that once this
+    /// returns the file is durably at `dest`.
+    pub fn persist(mut self, dest: &Path) -> Result<()> {
+        let file = self.file.take().expect("persist once");
+        file.sync_all().ctx_path("syncing", &self.path)?;
+        std::fs::rename(&self.path, dest)
+            .ctx(|| format!("renaming {} to {}", self.path.display(), dest.display()))?;
+        if let Some(parent) = dest.parent() {
+            sync_dir(parent)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for StagingFile {
+    fn drop(&mut self) {
+        // Unlink before closing (which unlocks): recovery never sees it unlocked and linked.
+        if self.file.is_some() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// fsyncs a directory, making renames and creations in it durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .ctx_path("syncing directory", dir)
+}
+
+/// 32 random hex characters: a storage id nobody else will pick.
+pub(crate) fn random_id() -> Result<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| {
+        Error::io(
+            "reading random bytes for a storage id",
+            std::io::Error::other(e.to_string()),
+        )
+    })?;
+    Ok(hex::encode(bytes))
+}
+
+/// Whether a live process holds `path` locked (a staging entry in use).
+pub(crate) fn in_use(path: &Path) -> Result<bool> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::io(format!("opening {}", path.display()), e)),
+    };
+    match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(false),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(true),
+        Err(e) => Err(Error::io(
+            format!("probing lock on {}", path.display()),
+            e.into(),
+        )),
+    }
+}
+
+/// Removes every entry of `tmp` no live process holds. Returns how many were removed.
+pub(crate) fn clean_tmp(tmp: &Path) -> Result<usize> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(tmp).ctx_path("listing", tmp)? {
+        let entry = entry.ctx_path("listing", tmp)?;
+        let path = entry.path();
+        let is_dir = entry.file_type().ctx_path("stat", &path)?.is_dir();
+        if is_dir {
+            // Nothing stages directories in tmp under a lock, so any is a leftover.
+            std::fs::remove_dir_all(&path).ctx_path("removing leftover", &path)?;
+        } else if !in_use(&path)? {
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(Error::io(
+                        format!("removing leftover {}", path.display()),
+                        e,
+                    ))
+                }
+                _ => {}
+            }
+        } else {
+            continue;
+        }
+        removed += 1;
+    }
+    Ok(removed)
+}

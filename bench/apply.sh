@@ -35,7 +35,7 @@ droot=$work/docker
 dockerd --data-root "$droot" --exec-root "$work/docker-exec" --pidfile "$work/docker.pid" \
     --host "unix://$sock" --iptables=false --bridge=none >"$work/dockerd.log" 2>&1 &
 dockerd_pid=$!
-trap 'kill $dockerd_pid 2>/dev/null; wait $dockerd_pid 2>/dev/null || true' EXIT
+trap 'kill $dockerd_pid 2>/dev/null; wait $dockerd_pid 2>/dev/null; clean_root "$droot" "$work/docker-exec"' EXIT
 for _ in $(seq 100); do docker -H "unix://$sock" info >/dev/null 2>&1 && break; sleep 0.2; done
 docker="docker -H unix://$sock"
 t_docker=$(median_seconds "$docker rmi -f bench:latest >/dev/null 2>&1 || true; sync" \

@@ -11,21 +11,22 @@ set -euo pipefail
 big=$(fixture "${1:-$here/fixtures/rootfs.tar}")
 small=$(fixture "$here/fixtures/small.tar" BENCH_FILES=400 BENCH_BIG_COUNT=0)
 build_strata
-runs=${BENCH_RUNS:-10}
+runs=${BENCH_RUNS:-20}
 
 # diff_seconds NAME TAR: imports TAR, changes one file in a container, prints diff's median.
 diff_seconds() {
     local name=$1 tarfile=$2 root="$work/changes-$1"
     local s="$strata --root $root --storage-driver $driver"
     clean_root "$root"
-    $s import "$tarfile" bench:latest >/dev/null
+    $s import "$tarfile" bench:latest >/dev/null 2>"$work/import.log" || { cat "$work/import.log" >&2; exit 1; }
     local merged
     merged=$($s mount --name w bench:latest | tail -n 1)
     [ -d "$merged" ] || { echo "strata mount printed $merged, not a directory" >&2; exit 1; }
     echo "changed" >>"$merged/etc/passwd"
     echo "$name image, strata diff w:" >&2
     $s diff w | sed 's/^/    /' >&2
-    median_seconds "true" "$s diff w >/dev/null"
+    # Without a shell (-N): a few ms per run, where shell start-up would be noise.
+    median_seconds "true" "$s diff w" -N --warmup 3
     $s umount w >/dev/null
     $s rm -f w >/dev/null
     clean_root "$root"

@@ -23,13 +23,14 @@ clean_root() {
     "$here/clean-root.sh" "$@"
 }
 
-# median_seconds PREPARE COMMAND: median wall time of $runs runs of COMMAND (run by sh),
-# PREPARE run before each. Uses hyperfine when installed.
+# median_seconds PREPARE COMMAND [hyperfine options]: median wall time of $runs runs of
+# COMMAND (run by sh), PREPARE run before each. Uses hyperfine when installed.
 median_seconds() {
     local prepare=$1 command=$2
+    shift 2
     if command -v hyperfine >/dev/null; then
         local json="$work/hyperfine.json"
-        hyperfine --style none --runs "$runs" --prepare "$prepare" --export-json "$json" "$command" >&2
+        hyperfine --style none --runs "$runs" --prepare "$prepare" --export-json "$json" "$@" "$command" >&2
         jq -r '.results[0].median' "$json"
     else
         local i t0 t1

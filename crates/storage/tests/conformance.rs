@@ -328,7 +328,9 @@ fn rename_lower_dir(fx: &Fixture) {
     fx.layer("base", None, &base.finish());
     let merged = fx.container("c", "base");
 
-    move_path(&merged.join("old"), &merged.join("new"));
+    if move_path(&merged.join("old"), &merged.join("new")) {
+        println!("rename of a lower dir failed with EXDEV: copied then deleted, as mv does");
+    }
     let check = |root: &Path| {
         assert_eq!(ls(root), ["keep", "new"]);
         assert_eq!(read(&root.join("new/f1")), "one");

@@ -163,14 +163,15 @@ fn unescape_mountinfo(field: &str) -> String {
 }
 
 /// What `mv` does: rename, and when the kernel refuses with EXDEV (overlayfs without
-/// redirect_dir renaming a lower directory), copy then delete.
-pub fn move_path(from: &Path, to: &Path) {
+/// redirect_dir renaming a lower directory), copy then delete. Returns whether it copied.
+pub fn move_path(from: &Path, to: &Path) -> bool {
     match fs::rename(from, to) {
-        Ok(()) => {}
+        Ok(()) => false,
         Err(e) if e.raw_os_error() == Some(rustix::io::Errno::XDEV.raw_os_error()) => {
             copy_tree(from, to).unwrap_or_else(|e| panic!("copy {} for mv: {e}", from.display()));
             fs::remove_dir_all(from)
                 .unwrap_or_else(|e| panic!("rm {} for mv: {e}", from.display()));
+            true
         }
         Err(e) => panic!("rename {} -> {}: {e}", from.display(), to.display()),
     }

@@ -307,3 +307,24 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// `is_mounted` says whether a kernel mount is active at the path `mount` returned (vfs mounts
+/// nothing: its layer dir is already the full tree).
+pub fn assert_is_mounted_truthful(fx: &Fixture, id: &str, path: &Path) {
+    let kernel = mount_points_under(&fx.root).iter().any(|p| p == path);
+    assert_eq!(
+        fx.driver.is_mounted(id).expect("is_mounted"),
+        kernel,
+        "is_mounted({id}) vs /proc/self/mountinfo"
+    );
+}
+
+pub fn assert_whiteout_device(path: &Path) {
+    let node = tree::node(path);
+    assert_eq!(
+        (node.kind, node.rdev),
+        ('c', 0),
+        "{} is not a 0/0 whiteout device",
+        path.display()
+    );
+}

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use strata_engine::{Engine, EngineOptions};
+use strata_image::Image;
 
 use crate::progress::ProgressReader;
 use crate::{Cli, Command};
@@ -95,14 +96,12 @@ pub fn run(cli: &Cli) -> Result<()> {
     match &cli.command {
         Command::Import(args) => import(&engine, args, &mut out),
         Command::Images(args) => images(&engine, args, &mut out),
-        Command::Rmi(args) => {
-            for image in &args.images {
-                for line in engine.remove_image(image, args.force)? {
-                    writeln!(out, "{line}")?;
-                }
+        Command::Rmi(args) => for_each(&args.images, "images", |image| {
+            for line in engine.remove_image(image, args.force)? {
+                writeln!(out, "{line}")?;
             }
             Ok(())
-        }
+        }),
         Command::Info => info(&engine, &mut out),
         Command::Mount(args) => {
             let mounted = engine.mount(&args.target, args.name.as_deref())?;
@@ -117,26 +116,22 @@ pub fn run(cli: &Cli) -> Result<()> {
             writeln!(out, "{}", mounted.path.display())?;
             Ok(())
         }
-        Command::Umount(args) => {
-            for name in &args.names {
-                engine.unmount(name, args.force)?;
-                writeln!(out, "{name}")?;
-            }
+        Command::Umount(args) => for_each(&args.names, "layers", |name| {
+            engine.unmount(name, args.force)?;
+            writeln!(out, "{name}")?;
             Ok(())
-        }
+        }),
         Command::Diff(arg) => {
             for change in engine.diff(&arg.name)? {
                 writeln!(out, "{change}")?;
             }
             Ok(())
         }
-        Command::Rm(args) => {
-            for name in &args.names {
-                engine.remove(name, args.force)?;
-                writeln!(out, "{name}")?;
-            }
+        Command::Rm(args) => for_each(&args.names, "layers", |name| {
+            engine.remove(name, args.force)?;
+            writeln!(out, "{name}")?;
             Ok(())
-        }
+        }),
         Command::Layers(args) => layers(&engine, args, &mut out),
         Command::Inspect(arg) => {
             let details = engine.inspect(&arg.name)?;
@@ -164,7 +159,13 @@ fn import(engine: &Engine, args: &ImportArgs, out: &mut impl Write) -> Result<()
         args.message.as_deref(),
     );
     reader.finish();
-    writeln!(out, "{}", image?.id)?;
+    let source = if args.source == "-" {
+        "standard input"
+    } else {
+        &args.source
+    };
+    let image = image.with_context(|| format!("importing {source}"))?;
+    writeln!(out, "{}", image.id)?;
     Ok(())
 }
 
@@ -172,7 +173,7 @@ fn images(engine: &Engine, args: &ImagesArgs, out: &mut impl Write) -> Result<()
     let images = engine.images()?;
     if args.quiet {
         for image in &images {
-            writeln!(out, "{}", display_id(&image.id, args.no_trunc))?;
+            writeln!(out, "{}", display_id(image, args.no_trunc))?;
         }
         return Ok(());
     }
@@ -182,7 +183,7 @@ fn images(engine: &Engine, args: &ImagesArgs, out: &mut impl Write) -> Result<()
         "REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"
     )?;
     for image in &images {
-        let id = display_id(&image.id, args.no_trunc);
+        let id = display_id(image, args.no_trunc);
         let created = human_age(image.created);
         let size = human_size(image.size);
         if image.tags.is_empty() {
@@ -247,11 +248,30 @@ fn layers(engine: &Engine, args: &LayersArgs, out: &mut impl Write) -> Result<()
     Ok(())
 }
 
-fn display_id(id: &str, no_trunc: bool) -> String {
+fn display_id(image: &Image, no_trunc: bool) -> &str {
     if no_trunc {
-        id.to_string()
+        &image.id
     } else {
-        id.trim_start_matches("sha256:").chars().take(12).collect()
+        image.short_id()
+    }
+}
+
+/// Runs `act` on every name, as Docker does for `rm a b c`: a failure is reported and the
+/// rest still run; the command fails at the end if any did.
+fn for_each(names: &[String], what: &str, mut act: impl FnMut(&str) -> Result<()>) -> Result<()> {
+    let mut failed = 0;
+    for name in names {
+        if let Err(err) = act(name) {
+            eprintln!("strata: error: {err:#}");
+            failed += 1;
+        }
+    }
+    match failed {
+        0 => Ok(()),
+        n => anyhow::bail!(
+            "{n} of {} {what} could not be handled (see above)",
+            names.len()
+        ),
     }
 }
 
@@ -303,12 +323,5 @@ mod tests {
         assert_eq!(human_size(0), "0B");
         assert_eq!(human_size(4_400_000), "4.4MB");
         assert_eq!(human_size(1_234_567_890), "1.235GB");
-    }
-
-    #[test]
-    fn ids_are_truncated_to_twelve_hex() {
-        let id = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-        assert_eq!(display_id(id, false), "0123456789ab");
-        assert_eq!(display_id(id, true), id);
     }
 }

@@ -8,7 +8,7 @@ mod error;
 mod names;
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 use strata_image::{Image, ImageStore, Reference};
@@ -99,8 +99,9 @@ impl Engine {
         Ok(Engine { layers })
     }
 
-    fn images_store(&self) -> ImageStore<'_> {
-        ImageStore::open(&self.layers).expect("image tables were created at open")
+    /// The image store (a read-only check once its tables exist, as they do after `open`).
+    fn images_store(&self) -> Result<ImageStore<'_>> {
+        Ok(ImageStore::open(&self.layers)?)
     }
 
     /// `import`: a rootfs tarball (plain, gzip, zstd) as a one-layer image.
@@ -111,7 +112,7 @@ impl Engine {
         message: Option<&str>,
     ) -> Result<Image> {
         let reference = reference.map(str::parse::<Reference>).transpose()?;
-        let images = self.images_store();
+        let images = self.images_store()?;
         Ok(strata_image::import(
             &self.layers,
             &images,
@@ -122,12 +123,12 @@ impl Engine {
     }
 
     pub fn images(&self) -> Result<Vec<Image>> {
-        Ok(self.images_store().images()?)
+        Ok(self.images_store()?.images()?)
     }
 
     /// `rmi`: the lines Docker prints (`Untagged: ...`, `Deleted: ...`).
     pub fn remove_image(&self, name_or_id: &str, force: bool) -> Result<Vec<String>> {
-        Ok(self.images_store().remove(name_or_id, force)?)
+        Ok(self.images_store()?.remove(name_or_id, force)?)
     }
 
     pub fn info(&self) -> Result<Info> {
@@ -161,13 +162,8 @@ impl Engine {
                 });
             }
         }
-        let image = self.images_store().resolve(target)?;
-        let name = match name {
-            Some(n) => names::validate(n)?.to_string(),
-            None => names::generate(&image, |n| self.layers.rw_layer(n).is_ok()),
-        };
-        self.layers
-            .create_rw(&name, image.top_layer.as_ref(), Some(&image.id))?;
+        let image = self.images_store()?.resolve(target)?;
+        let name = self.create_rw_for(&image, name)?;
         match self.layers.mount_rw(&name) {
             Ok(path) => Ok(Mounted {
                 name,
@@ -176,10 +172,36 @@ impl Engine {
             }),
             Err(e) => {
                 // Nothing half made: a layer that could not be mounted is not kept.
-                let _ = self.layers.remove_rw(&name, true);
+                if let Err(r) = self.layers.remove_rw(&name, true) {
+                    tracing::warn!("removing writable layer {name} after its mount failed: {r}");
+                }
                 Err(e.into())
             }
         }
+    }
+
+    /// Creates a writable layer on `image` named `name`, or under a generated name; a
+    /// generated name another process took meanwhile is generated again.
+    fn create_rw_for(&self, image: &Image, name: Option<&str>) -> Result<String> {
+        let create = |n: &str| {
+            self.layers
+                .create_rw(n, image.top_layer.as_ref(), Some(&image.id))
+        };
+        if let Some(n) = name {
+            create(names::validate(n)?)?;
+            return Ok(n.to_string());
+        }
+        for _ in 0..8 {
+            let n = names::generate(image, |n| self.layers.rw_layer(n).is_ok());
+            match create(&n) {
+                Err(strata_storage::Error::Conflict(_)) => continue,
+                other => return other.map(|_| n).map_err(Error::from),
+            }
+        }
+        Err(Error::InvalidName {
+            name: format!("{}-working-N", names::base(image)),
+            why: "every generated name was taken by another process meanwhile; pass --name",
+        })
     }
 
     pub fn unmount(&self, name: &str, force: bool) -> Result<()> {
@@ -196,7 +218,7 @@ impl Engine {
     }
 
     pub fn rw_layers(&self) -> Result<Vec<RwSummary>> {
-        let images = self.images_store();
+        let images = self.images_store()?;
         let layers = self.layers.rw_layers()?;
         Ok(layers.into_iter().map(|l| summarize(&images, l)).collect())
     }
@@ -209,6 +231,7 @@ impl Engine {
             Some(p) => Some(self.layers.layer(p)?.storage_id),
             None => None,
         };
+        let mounts = driver.mounts(&layer.storage_id)?;
         let mut data = std::collections::BTreeMap::new();
         match driver.diff_view(&layer.storage_id, parent_sid.as_deref())? {
             DiffView::Overlay { upper, lowers } => {
@@ -217,17 +240,14 @@ impl Engine {
                     data.insert("LowerDir".into(), lowers.join(":"));
                 }
                 data.insert("UpperDir".into(), upper.display().to_string());
-                let layer_dir = upper.parent().unwrap_or(Path::new("/"));
-                data.insert(
-                    "MergedDir".into(),
-                    layer_dir.join("merged").display().to_string(),
-                );
-                data.insert(
-                    "WorkDir".into(),
-                    layer_dir.join("work").display().to_string(),
-                );
+                let merged = driver.mount_point(&layer.storage_id);
+                data.insert("MergedDir".into(), merged.display().to_string());
+                if let Some(work) = mount_option(&mounts, "workdir=") {
+                    data.insert("WorkDir".into(), work.to_string());
+                }
             }
-            DiffView::Naive { layer: dir, .. } => {
+            DiffView::Naive { .. } => {
+                let dir = driver.mount_point(&layer.storage_id);
                 data.insert("Dir".into(), dir.display().to_string());
             }
         }
@@ -241,21 +261,24 @@ impl Engine {
                 name: driver.name().to_string(),
                 data,
             },
-            mounts: driver.mounts(&layer.storage_id)?,
+            mounts,
         })
     }
+}
+
+/// The value of the first `key=value` option (`key` given with its `=`) of `mounts`.
+fn mount_option<'a>(mounts: &'a [strata_storage::Mount], key: &str) -> Option<&'a str> {
+    mounts
+        .iter()
+        .flat_map(|m| &m.options)
+        .find_map(|o| o.strip_prefix(key))
 }
 
 fn summarize(images: &ImageStore<'_>, layer: RwLayer) -> RwSummary {
     let image = match layer.image.as_deref().map(|id| images.image(id)) {
         Some(Ok(img)) => match img.tags.first() {
             Some(tag) => tag.to_string(),
-            None => img
-                .id
-                .trim_start_matches("sha256:")
-                .chars()
-                .take(12)
-                .collect(),
+            None => img.short_id().to_string(),
         },
         Some(Err(_)) => "<removed>".into(),
         None => "<none>".into(),

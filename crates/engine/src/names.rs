@@ -25,19 +25,19 @@ pub fn validate(name: &str) -> Result<&str> {
 /// `<last path component of the image's first tag, or its short ID>-working-<n>`, the first
 /// `n` for which `taken` says no.
 pub fn generate(image: &Image, taken: impl Fn(&str) -> bool) -> String {
-    let base = match image.tags.first() {
-        Some(tag) => tag.name.rsplit('/').next().unwrap_or("layer").to_string(),
-        None => image
-            .id
-            .trim_start_matches("sha256:")
-            .chars()
-            .take(12)
-            .collect(),
-    };
+    let base = base(image);
     (1..)
         .map(|n| format!("{base}-working-{n}"))
         .find(|n| !taken(n))
         .expect("some n is free")
+}
+
+/// The last path component of the image's first tag, or its short ID.
+pub fn base(image: &Image) -> &str {
+    match image.tags.first() {
+        Some(tag) => tag.name.rsplit('/').next().unwrap_or("layer"),
+        None => image.short_id(),
+    }
 }
 
 #[cfg(test)]

@@ -33,7 +33,9 @@ pub fn import(
     });
     if result.is_err() {
         // A layer no image took is not kept; if another image shares it, this does nothing.
-        let _ = layers.remove_if_unused(&layer.chain_id);
+        if let Err(e) = layers.remove_if_unused(&layer.chain_id) {
+            tracing::warn!("removing unused layer {}: {e}", layer.chain_id);
+        }
     }
     result
 }

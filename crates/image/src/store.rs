@@ -3,7 +3,9 @@
 //!
 //! Order of a new image: config blob written and made durable first, then one transaction
 //! (image row, a reference on its top layer, tags). A crash before the commit leaves at most
-//! an unreferenced blob, never an image without its config.
+//! an unreferenced blob, never an image without its config. Blobs are written and removed
+//! under the store lock: they are content-addressed, so an `rmi` in one process and a
+//! create of the same config in another must not interleave.
 
 use std::path::PathBuf;
 
@@ -29,6 +31,8 @@ CREATE TABLE IF NOT EXISTS tags (
 CREATE INDEX IF NOT EXISTS tags_by_image ON tags(image_id);
 ";
 
+const SCHEMA_VERSION: i64 = 1;
+
 /// An image as the store lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Image {
@@ -41,6 +45,13 @@ pub struct Image {
     pub tags: Vec<Reference>,
 }
 
+impl Image {
+    /// The first 12 hex digits of the ID, as Docker shows it.
+    pub fn short_id(&self) -> &str {
+        short(&self.id)
+    }
+}
+
 /// What `rmi` did, line by line, as Docker prints it (`Untagged: ...`, `Deleted: ...`).
 pub type Removal = Vec<String>;
 
@@ -50,10 +61,14 @@ pub struct ImageStore<'a> {
 }
 
 impl<'a> ImageStore<'a> {
+    /// Opens the image store of `layers`, creating its tables and blob directory on first
+    /// use (the check is a read: opening an existing store takes no lock).
     pub fn open(layers: &'a LayerStore) -> Result<ImageStore<'a>> {
         let blobs = layers.root().join("blobs").join("sha256");
-        std::fs::create_dir_all(&blobs).ctx_path("creating blob directory", &blobs)?;
-        layers.write(|tx| tx.ensure_schema("images", 1, SCHEMA))?;
+        if !layers.read(schema_ready)? {
+            std::fs::create_dir_all(&blobs).ctx_path("creating blob directory", &blobs)?;
+            layers.write(|tx| tx.ensure_schema("images", SCHEMA_VERSION, SCHEMA))?;
+        }
         Ok(ImageStore { layers, blobs })
     }
 
@@ -66,10 +81,10 @@ impl<'a> ImageStore<'a> {
         tags: &[Reference],
     ) -> Result<Image> {
         check_top_layer(config, top_layer)?;
-        self.write_blob(&config.digest, &config.bytes)?;
         let id = config.digest.to_string();
         let created = chrono::Utc::now().timestamp();
         self.layers.write(|tx| {
+            self.write_blob(&config.digest, &config.bytes)?;
             let exists = image_row(tx.sql(), &id)?.is_some();
             if !exists {
                 let size = match top_layer {
@@ -85,10 +100,7 @@ impl<'a> ImageStore<'a> {
                 }
             }
             for tag in tags {
-                tx.sql().execute(
-                    "INSERT OR REPLACE INTO tags (reference, image_id) VALUES (?1, ?2)",
-                    params![tag.to_string(), id],
-                )?;
+                set_tag(tx, tag, &id)?;
             }
             Ok::<_, Error>(())
         })?;
@@ -121,14 +133,17 @@ impl<'a> ImageStore<'a> {
     pub fn config(&self, id: &str) -> Result<ImageConfig> {
         let digest: Digest = id.parse()?;
         let path = self.blobs.join(digest.hex());
-        let bytes = std::fs::read(&path).ctx_path("reading image config", &path)?;
+        let remedy = "remove the image (strata rmi -f) and import it again";
+        let bytes = std::fs::read(&path).ctx(|| {
+            format!(
+                "reading the config of image {id} at {}; {remedy}",
+                path.display()
+            )
+        })?;
         if Digest::of_bytes(&bytes) != digest {
             return Err(Error::BadConfig {
                 digest: digest.to_string(),
-                why: format!(
-                    "{} does not match its digest; run `strata check --repair`",
-                    path.display()
-                ),
+                why: format!("{} does not match its digest; {remedy}", path.display()),
             });
         }
         ImageConfig::from_bytes(bytes)
@@ -136,20 +151,18 @@ impl<'a> ImageStore<'a> {
 
     /// Points `reference` at the image `name_or_id`.
     pub fn tag(&self, name_or_id: &str, reference: &Reference) -> Result<()> {
-        let image = self.resolve(name_or_id)?;
         self.layers.write(|tx| {
-            tx.sql().execute(
-                "INSERT OR REPLACE INTO tags (reference, image_id) VALUES (?1, ?2)",
-                params![reference.to_string(), image.id],
-            )?;
-            Ok::<_, Error>(())
+            // Resolved under the lock: an image removed meanwhile is "no such image", not a
+            // foreign-key failure.
+            let id = resolve_id(tx.sql(), name_or_id)?;
+            set_tag(tx, reference, &id)
         })
     }
 
     /// `rmi`: a tag of an image with other tags is only untagged; otherwise the image goes,
     /// and its top layer is released. Refused while writable layers use it, unless `force`.
     pub fn remove(&self, name_or_id: &str, force: bool) -> Result<Removal> {
-        let (lines, deleted) = self.layers.write(|tx| {
+        self.layers.write(|tx| {
             let id = resolve_id(tx.sql(), name_or_id)?;
             let image = load_image(tx.sql(), &id)?;
             let by_tag = name_or_id.parse::<Reference>().ok().filter(|r| image.tags.contains(r));
@@ -157,40 +170,45 @@ impl<'a> ImageStore<'a> {
             if let (Some(tag), true) = (&by_tag, image.tags.len() > 1) {
                 untag(tx, tag)?;
                 lines.push(format!("Untagged: {tag}"));
-                return Ok::<_, Error>((lines, None));
+                return Ok::<_, Error>(lines);
             }
             if by_tag.is_none() && image.tags.len() > 1 && !force {
                 return Err(Error::Conflict(format!(
                     "unable to delete {} (must be forced): the image is tagged {} times; remove the tags by name or use -f",
-                    short(&id),
+                    image.short_id(),
                     image.tags.len()
                 )));
             }
             let users = tx.rw_layers_of_image(&id)?;
             if !users.is_empty() && !force {
                 return Err(Error::Conflict(format!(
-                    "unable to remove image {}: writable layers use it ({}); remove them first (strata rm) or use -f",
-                    short(&id),
+                    "unable to remove image {name_or_id} ({}): writable layers use it ({}); remove them first (strata rm) or use -f",
+                    image.short_id(),
                     users.join(", ")
                 )));
             }
-            for tag in &image.tags {
-                untag(tx, tag)?;
-                lines.push(format!("Untagged: {tag}"));
-            }
+            lines.extend(image.tags.iter().map(|tag| format!("Untagged: {tag}")));
+            // By image, not by parsed tag: a row whose spelling no longer parses (or
+            // normalises differently) must not be left pointing at a deleted image.
+            tx.sql()
+                .execute("DELETE FROM tags WHERE image_id = ?1", [&id])?;
             tx.sql().execute("DELETE FROM images WHERE id = ?1", [&id])?;
             if let Some(top) = &image.top_layer {
                 tx.release_layer(top)?;
             }
+            let blob = self.blob_path(&id)?;
+            tx.on_commit(move || remove_blob(&blob));
             lines.push(format!("Deleted: {id}"));
-            Ok((lines, Some(id)))
-        })?;
-        if let Some(id) = deleted {
-            self.remove_blob(&id);
-        }
-        Ok(lines)
+            Ok(lines)
+        })
     }
 
+    fn blob_path(&self, id: &str) -> Result<PathBuf> {
+        Ok(self.blobs.join(id.parse::<Digest>()?.hex()))
+    }
+
+    /// Writes the blob unless present. Called under the store lock, where no `rmi` can be
+    /// removing it between the check and the row that will use it.
     fn write_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<()> {
         let dest = self.blobs.join(digest.hex());
         if dest.exists() {
@@ -201,16 +219,33 @@ impl<'a> ImageStore<'a> {
         staged.persist(&dest)?;
         Ok(())
     }
+}
 
-    fn remove_blob(&self, id: &str) {
-        // Another image cannot share the blob: the blob is this image's own config.
-        if let Ok(digest) = id.parse::<Digest>() {
-            let path = self.blobs.join(digest.hex());
-            if let Err(e) = std::fs::remove_file(&path) {
-                tracing::warn!("removing config blob {}: {e}", path.display());
-            }
-        }
+/// Removes an image's config blob once its row is gone. Another image cannot share it (the
+/// blob is this image's own config); a failure leaves only an unreferenced file.
+fn remove_blob(path: &std::path::Path) {
+    if let Err(e) = std::fs::remove_file(path) {
+        tracing::warn!("removing config blob {}: {e}", path.display());
     }
+}
+
+fn schema_ready(conn: &Connection) -> Result<bool> {
+    let found: Option<i64> = conn
+        .query_row(
+            "SELECT version FROM schema_version WHERE component = 'images'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(found == Some(SCHEMA_VERSION))
+}
+
+fn set_tag(tx: &Tx<'_>, tag: &Reference, id: &str) -> Result<()> {
+    tx.sql().execute(
+        "INSERT OR REPLACE INTO tags (reference, image_id) VALUES (?1, ?2)",
+        params![tag.to_string(), id],
+    )?;
+    Ok(())
 }
 
 fn untag(tx: &Tx<'_>, tag: &Reference) -> Result<()> {

@@ -135,3 +135,52 @@ fn tags_move_and_rmi_respects_writable_layers() {
     assert!(layers.layers().unwrap().is_empty());
     assert!(layers.driver().list().unwrap().is_empty());
 }
+
+#[test]
+fn rmi_removes_the_config_blob_and_every_stored_tag_spelling() {
+    let dir = tempfile::tempdir().unwrap();
+    let layers = LayerStore::open(dir.path(), "vfs", &[]).unwrap();
+    let images = ImageStore::open(&layers).unwrap();
+    let img = strata_image::import(
+        &layers,
+        &images,
+        &mut &tar_of("a", b"1")[..],
+        Some(&reference("app")),
+        None,
+    )
+    .unwrap();
+    let blob = dir
+        .path()
+        .join("blobs/sha256")
+        .join(img.id.trim_start_matches("sha256:"));
+    assert!(blob.is_file());
+    assert_eq!(images.config(&img.id).unwrap().digest.to_string(), img.id);
+    // A row written before names were normalised: it parses to `old:latest`, a spelling
+    // that is not the one stored.
+    layers
+        .write(|tx| {
+            tx.sql().execute(
+                "INSERT INTO tags (reference, image_id) VALUES ('docker.io/library/old:latest', ?1)",
+                [&img.id],
+            )?;
+            Ok::<_, strata_storage::Error>(())
+        })
+        .unwrap();
+
+    let lines = images.remove(&img.id, true).unwrap();
+    assert_eq!(lines.last().unwrap(), &format!("Deleted: {}", img.id));
+    assert!(!blob.exists(), "the config blob goes with the image");
+    let left: i64 = layers
+        .read(|c| {
+            Ok::<_, strata_storage::Error>(
+                c.query_row("SELECT count(*) FROM tags", [], |r| r.get(0))?,
+            )
+        })
+        .unwrap();
+    assert_eq!(left, 0);
+    let err = images
+        .tag(&img.id, &reference("again"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no such image"), "{err}");
+}

@@ -7,15 +7,15 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A system call failed on a named object.
-    #[error("{context}: {source}")]
+    /// A system call failed on a named object. The errno is part of the message, not a
+    /// separate source, so that error chains print it once.
+    #[error("{context}: {cause}{}", remedy(cause))]
     Io {
         context: String,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A layer archive is malformed, truncated or hostile.
-    #[error("invalid layer archive: {0}")]
+    #[error("invalid layer archive: {}", printable(.0))]
     Archive(String),
     /// A path from an archive or a request tried to leave its root.
     #[error("path {0:?} escapes the layer root; refusing it")]
@@ -31,7 +31,7 @@ pub enum Error {
     Unsupported(String),
     /// The metadata database failed.
     #[error("metadata database: {0}")]
-    Db(#[from] rusqlite::Error),
+    Db(rusqlite::Error),
     /// The store is inconsistent in a way the caller cannot fix by retrying.
     #[error("{0}")]
     Corrupt(String),
@@ -41,16 +41,51 @@ impl Error {
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io {
             context: context.into(),
-            source,
+            cause: source,
         }
     }
 
     /// The errno behind this error, if it came from a system call.
     pub fn raw_os_error(&self) -> Option<i32> {
         match self {
-            Error::Io { source, .. } => source.raw_os_error(),
+            Error::Io { cause, .. } => cause.raw_os_error(),
             _ => None,
         }
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Db(e)
+    }
+}
+
+/// Archive text can hold any bytes (a corrupt header, a hostile name): escape what a terminal
+/// would misread rather than print it raw.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            c if c.is_control() || c == char::REPLACEMENT_CHARACTER => {
+                c.escape_unicode().to_string()
+            }
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+/// What to do about the errors a user can fix.
+fn remedy(cause: &std::io::Error) -> &'static str {
+    match cause.raw_os_error() {
+        Some(e) if e == rustix::io::Errno::NOSPC.raw_os_error() => {
+            "; the filesystem holding the store is full: free space (or use another --root) and retry"
+        }
+        Some(e) if e == rustix::io::Errno::DQUOT.raw_os_error() => {
+            "; the disk quota is exhausted: free space and retry"
+        }
+        Some(e) if e == rustix::io::Errno::ROFS.raw_os_error() => {
+            "; the filesystem is read-only"
+        }
+        _ => "",
     }
 }
 
@@ -74,5 +109,28 @@ impl<T> IoContext<T> for std::io::Result<T> {
 impl<T> IoContext<T> for rustix::io::Result<T> {
     fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
         self.map_err(|e| Error::io(context(), e.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archive_messages_escape_what_a_terminal_would_misread() {
+        let e = Error::Archive("bad name \u{1b}[2J\u{fffd}x".into());
+        assert_eq!(
+            e.to_string(),
+            "invalid layer archive: bad name \\u{1b}[2J\\u{fffd}x"
+        );
+    }
+
+    #[test]
+    fn io_errors_print_the_errno_once_with_a_remedy() {
+        let e = Error::io("writing /x", std::io::Error::from_raw_os_error(28));
+        let text = e.to_string();
+        assert_eq!(text.matches("No space left on device").count(), 1, "{text}");
+        assert!(text.contains("free space"), "{text}");
+        assert!(std::error::Error::source(&e).is_none());
     }
 }

@@ -214,6 +214,13 @@ pub fn remove_tree(path: &Path) -> Result<()> {
     remove_all_at(rfs::CWD, path.as_os_str()).ctx_path("removing", path)
 }
 
+/// fsyncs the trusted store directory `dir`, making renames and creations in it durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .ctx_path("syncing directory", dir)
+}
+
 /// `lstat` of `name` in `dir`; `None` if absent.
 pub fn lstat_at(dir: BorrowedFd<'_>, name: &OsStr) -> rustix::io::Result<Option<Stat>> {
     match rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {

@@ -244,11 +244,22 @@ fn vfs_housekeeping() {
     d.create("x", None, true).unwrap();
     assert!(d.create("x", None, true).is_err());
     assert!(d.create("y", Some("missing"), true).is_err());
-    assert!(d.create("../evil", None, true).is_err());
-    fs::create_dir(store.path().join("vfs/dir/z.tmp-1234")).unwrap();
+    // The id rule all drivers share: a bad id is a Conflict, whatever is wrong with it.
+    let long = "a".repeat(129);
+    for bad in ["../evil", "", ".hidden", "l", "a/b", "a b", long.as_str()] {
+        let err = d.create(bad, None, true).unwrap_err();
+        assert!(
+            matches!(err, strata_storage::Error::Conflict(_)),
+            "{bad:?}: {err}"
+        );
+    }
+    d.create(&"a".repeat(128), None, false).unwrap();
+    d.remove(&"a".repeat(128)).unwrap();
+    assert_eq!(d.mount_point("x"), d.mount("x").unwrap());
+    fs::create_dir(store.path().join("vfs/dir/.tmp-z-1234")).unwrap();
     assert_eq!(d.list().unwrap(), ["x"]);
     d.cleanup().unwrap();
-    assert!(!store.path().join("vfs/dir/z.tmp-1234").exists());
+    assert!(!store.path().join("vfs/dir/.tmp-z-1234").exists());
     d.remove("x").unwrap();
     d.remove("x").unwrap();
     assert!(d.list().unwrap().is_empty());

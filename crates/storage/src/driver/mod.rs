@@ -73,12 +73,19 @@ pub trait Driver: Send + Sync {
     fn status(&self) -> Vec<(String, String)>;
 
     /// Creates an empty layer `id` on `parent`. A writable layer can be mounted read-write.
+    /// `id` must pass [`check_id`]. The layer appears under its id atomically (built aside,
+    /// then renamed), but its contents are not necessarily on disk yet: the caller makes the
+    /// layer durable with `syncfs` before publishing it (as the layer store does), so drivers
+    /// need not fsync each file they write.
     fn create(&self, id: &str, parent: Option<&str>, writable: bool) -> Result<()>;
     /// Removes layer `id` (unmounting it first if needed). Removing a missing layer is not an error.
     fn remove(&self, id: &str) -> Result<()>;
     /// Layer ids present on disk, for sweeping orphans after a crash.
     fn list(&self) -> Result<Vec<String>>;
-    /// Removes driver-private leftovers that reference no layer (e.g. dangling short links).
+    /// Removes driver-private leftovers that reference no layer (e.g. dangling short links,
+    /// scratch dirs of interrupted creates). Creates take no lock, and a create in flight
+    /// leaves the same traces as one that crashed, so the caller must call this only when no
+    /// layer is being created (the layer store does so at open, when no builder is live).
     fn cleanup(&self) -> Result<()>;
 
     /// The mounts that present `id` with all its parents.
@@ -86,6 +93,8 @@ pub trait Driver: Send + Sync {
     /// Performs [`Driver::mounts`] at the layer's mount point and returns that path.
     /// Idempotent: mounting a mounted layer returns its path.
     fn mount(&self, id: &str) -> Result<PathBuf>;
+    /// Where [`Driver::mount`] presents `id` (the path it returns), whether mounted or not.
+    fn mount_point(&self, id: &str) -> PathBuf;
     /// Undoes [`Driver::mount`]. Idempotent.
     fn unmount(&self, id: &str) -> Result<()>;
     fn is_mounted(&self, id: &str) -> Result<bool>;
@@ -109,6 +118,26 @@ pub trait Driver: Send + Sync {
     fn changes(&self, id: &str, parent: Option<&str>) -> Result<Vec<Change>> {
         changes::changes(&self.diff_view(id, parent)?)
     }
+}
+
+/// The longest layer id a driver accepts.
+pub const MAX_ID_LEN: usize = 128;
+
+/// Checks that `id` can name a layer in every driver: 1 to [`MAX_ID_LEN`] characters of
+/// `A-Z a-z 0-9 . _ -`, so it is one plain path component; not starting with `.`, which drivers
+/// keep for their scratch entries; and not `l`, overlay2's short-link dir. A bad id is an
+/// [`Error::Conflict`]: the request, not the store, is at fault.
+pub fn check_id(id: &str) -> Result<()> {
+    let ok_chars = id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if id.is_empty() || id.len() > MAX_ID_LEN || !ok_chars || id.starts_with('.') || id == "l" {
+        return Err(Error::Conflict(format!(
+            "{id:?} is not a valid layer id: use 1-{MAX_ID_LEN} of A-Z a-z 0-9 - _ ., \
+             not starting with '.', and not \"l\""
+        )));
+    }
+    Ok(())
 }
 
 /// Opens driver `name` under the store root `root` (its home is `root/<name>`).

@@ -2,8 +2,10 @@
 //! but it needs no privileges and no kernel feature, so it works anywhere (and is the
 //! reference the overlay2 driver's behaviour is checked against).
 //!
-//! A new layer is copied into `<home>/dir/<id>.tmp-<random>` and renamed into place, so a
-//! crash never leaves a half copy under a layer's name; [`Vfs::cleanup`] sweeps leftovers.
+//! A new layer is copied into `<home>/dir/.tmp-<id>-<random>` and renamed into place, so a
+//! crash never leaves a half copy under a layer's name (ids never start with `.`, see
+//! [`check_id`]); [`Vfs::cleanup`] sweeps leftovers. Nothing is fsynced here: the caller
+//! syncs the filesystem before publishing a layer (see [`Driver::create`]).
 //! Read-only layers are marked by an empty file `<home>/ro/<id>`, which only decides whether
 //! [`Driver::mounts`] says `ro` or `rw`.
 
@@ -17,8 +19,8 @@ use crate::fs::remove_tree;
 
 mod copy;
 
-/// Suffix infix of a copy in progress.
-const TMP_INFIX: &str = ".tmp-";
+/// Prefix of a copy in progress; the leading `.` keeps it apart from every valid id.
+const TMP_PREFIX: &str = ".tmp-";
 
 pub struct Vfs {
     home: PathBuf,
@@ -72,7 +74,7 @@ impl Vfs {
         let tmp = self
             .home
             .join("dir")
-            .join(format!("{id}{TMP_INFIX}{}", hex::encode(rnd)));
+            .join(format!("{TMP_PREFIX}{id}-{}", hex::encode(rnd)));
         std::fs::create_dir(&tmp).ctx_path("creating", &tmp)?;
         let result = match parent {
             Some(p) => copy::copy_tree(p, &tmp),
@@ -84,20 +86,6 @@ impl Vfs {
         }
         result
     }
-}
-
-/// Layer ids become file names: refuse anything that is not one plain name.
-fn check_id(id: &str) -> Result<()> {
-    if id.is_empty()
-        || id == "."
-        || id == ".."
-        || id.contains('/')
-        || id.contains('\0')
-        || id.contains(TMP_INFIX)
-    {
-        return Err(Error::NotFound(format!("{id:?} is not a valid layer id")));
-    }
-    Ok(())
 }
 
 impl Driver for Vfs {
@@ -153,7 +141,7 @@ impl Driver for Vfs {
         let dir = self.home.join("dir");
         for e in std::fs::read_dir(&dir).ctx_path("listing", &dir)? {
             let name = e.ctx_path("listing", &dir)?.file_name();
-            if let Some(n) = name.to_str().filter(|n| !n.contains(TMP_INFIX)) {
+            if let Some(n) = name.to_str().filter(|n| check_id(n).is_ok()) {
                 ids.push(n.to_string());
             }
         }
@@ -165,7 +153,7 @@ impl Driver for Vfs {
         let dir = self.home.join("dir");
         for e in std::fs::read_dir(&dir).ctx_path("listing", &dir)? {
             let name = e.ctx_path("listing", &dir)?.file_name();
-            if name.to_string_lossy().contains(TMP_INFIX) {
+            if name.to_string_lossy().starts_with(TMP_PREFIX) {
                 let p = dir.join(&name);
                 remove_tree(&p)?;
             }
@@ -199,6 +187,10 @@ impl Driver for Vfs {
     /// The layer's directory is already its full tree: nothing to mount.
     fn mount(&self, id: &str) -> Result<PathBuf> {
         self.existing(id)
+    }
+
+    fn mount_point(&self, id: &str) -> PathBuf {
+        self.diff_dir(id)
     }
 
     fn unmount(&self, id: &str) -> Result<()> {

@@ -95,9 +95,9 @@ pub(crate) fn set_meta(conn: &Connection, key: &str, value: &str) -> Result<()> 
     Ok(())
 }
 
-pub(crate) fn now_nanos() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
+/// How times are stored: nanoseconds since the epoch (0 for anything before it).
+fn nanos_of(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)
         .unwrap_or(0)
 }
@@ -172,11 +172,7 @@ pub(crate) fn insert_layer(conn: &Connection, layer: &Layer) -> Result<()> {
             layer.parent.as_ref().map(|p| p.as_str()),
             layer.storage_id,
             layer.size as i64,
-            layer
-                .created
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_nanos() as i64)
-                .unwrap_or(0),
+            nanos_of(layer.created),
         ],
     )?;
     Ok(())
@@ -226,7 +222,9 @@ fn delete_layer_row(conn: &Connection, l: &Layer) -> Result<()> {
     if users > 0 {
         // The count says unreferenced but rows still point here: never strand them.
         return Err(Error::Corrupt(format!(
-            "layer {} has reference count {} but {users} layers use it; run `strata check --repair`",
+            "layer {} has reference count {} but {users} layers or writable layers still use \
+             it; refusing to remove it (the metadata in strata.db is inconsistent: remove those \
+             users first, or report a bug)",
             l.chain_id, l.refs
         )));
     }
@@ -290,10 +288,19 @@ pub(crate) fn insert_rw(conn: &Connection, rw: &RwLayer) -> Result<()> {
             rw.storage_id,
             rw.parent.as_ref().map(|p| p.as_str()),
             rw.image,
-            now_nanos()
+            nanos_of(rw.created)
         ],
     )?;
     Ok(())
+}
+
+/// Names of the writable layers made from `image`.
+pub(crate) fn rw_names_of_image(conn: &Connection, image: &str) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare("SELECT name FROM rw_layers WHERE image = ?1 ORDER BY name")?;
+    let names = stmt
+        .query_map([image], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    Ok(names)
 }
 
 pub(crate) fn set_mount_count(conn: &Connection, name: &str, count: u64) -> Result<()> {

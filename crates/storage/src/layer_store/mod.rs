@@ -32,9 +32,18 @@ mod staging;
 mod tests;
 
 pub use recovery::RecoveryReport;
-pub use staging::{sync_dir, StagingFile};
+pub use staging::StagingFile;
 
 use staging::{LockGuard, StoreLock, INFLIGHT};
+
+/// What a layer being loaded must turn out to be, from its manifest and config.
+#[derive(Clone, Debug, Default)]
+pub struct LayerExpectation {
+    /// Digest of the blob as read (compressed or not), from the manifest.
+    pub blob_digest: Option<Digest>,
+    /// diffID (digest of the uncompressed tar), from the image config.
+    pub diff_id: Option<Digest>,
+}
 
 /// An immutable layer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,9 +87,10 @@ pub struct LayerStore {
 pub struct Tx<'a> {
     tx: rusqlite::Transaction<'a>,
     doomed: Vec<String>,
+    on_commit: Vec<Box<dyn FnOnce() + 'a>>,
 }
 
-impl Tx<'_> {
+impl<'a> Tx<'a> {
     /// The connection, for the caller's own tables.
     pub fn sql(&self) -> &Connection {
         &self.tx
@@ -104,21 +114,29 @@ impl Tx<'_> {
     }
     /// Writable layers made from `image`.
     pub fn rw_layers_of_image(&self, image: &str) -> Result<Vec<String>> {
-        let mut stmt = self
-            .tx
-            .prepare("SELECT name FROM rw_layers WHERE image = ?1 ORDER BY name")?;
-        let names = stmt
-            .query_map([image], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<String>>>()?;
-        Ok(names)
+        db::rw_names_of_image(&self.tx, image)
+    }
+    /// Runs `f` once the transaction has committed, still under the store lock: for file
+    /// changes that must not race with another writer (removing a content-addressed blob
+    /// another process may be about to reuse). Not run if the transaction fails.
+    pub fn on_commit(&mut self, f: impl FnOnce() + 'a) {
+        self.on_commit.push(Box::new(f));
     }
 }
 
 impl LayerStore {
     /// Opens (creating if needed) the store at `root` with driver `driver_name`.
     pub fn open(root: &Path, driver_name: &str, driver_options: &[String]) -> Result<LayerStore> {
-        let (conn, lock) = open_metadata(root, driver_name)?;
+        // The driver opens (and passes its checks) before the store records it, so a refused
+        // driver does not claim a new store: the remedy its error gives must still work.
+        if let Some(recorded) = recorded_driver(root)? {
+            if recorded != driver_name {
+                return Err(driver_mismatch(root, &recorded));
+            }
+        }
+        create_dir_mode(root, 0o700)?;
         let driver = driver::open(driver_name, root, driver_options)?;
+        let (conn, lock) = open_metadata(root, driver_name)?;
         LayerStore::assemble(root, driver, conn, lock)
     }
 
@@ -209,10 +227,16 @@ impl LayerStore {
         let mut tx = Tx {
             tx,
             doomed: Vec::new(),
+            on_commit: Vec::new(),
         };
         let value = f(&mut tx)?;
-        let Tx { tx, doomed } = tx;
+        let Tx {
+            tx,
+            doomed,
+            on_commit,
+        } = tx;
         tx.commit().map_err(Error::from)?;
+        on_commit.into_iter().for_each(|f| f());
         Ok((value, doomed))
     }
 
@@ -234,6 +258,28 @@ impl LayerStore {
         db::layers(&self.conn())
     }
 
+    /// Like [`LayerStore::create_layer`], but checks `expect` after applying and before
+    /// publishing: a blob whose digest (of the bytes as read, compressed or not) or whose
+    /// diffID differs from what the manifest/config says is refused and leaves nothing.
+    pub fn create_layer_checked(
+        &self,
+        parent: Option<&Digest>,
+        tar: &mut dyn Read,
+        expect: &LayerExpectation,
+    ) -> Result<Layer> {
+        let _ = (parent, tar, expect);
+        Err(Error::Unsupported("create_layer_checked is being written".into()))
+    }
+
+    /// Writes layer `chain`'s tar: for a layer applied from a tar, the very bytes it was
+    /// applied from (uncompressed), rebuilt from its tar-split record and its content; for a
+    /// layer strata made itself, a deterministic export. The output's sha256 is checked
+    /// against the diffID as it streams. Returns the bytes written.
+    pub fn layer_tar(&self, chain: &Digest, out: &mut dyn Write) -> Result<u64> {
+        let _ = (chain, out);
+        Err(Error::Unsupported("layer_tar is being written".into()))
+    }
+
     /// Applies the layer tar `tar` (plain, gzip or zstd) on `parent` and publishes it. If a
     /// layer with the resulting chainID already exists, the new copy is dropped and the
     /// existing one returned; no reference count changes either way (a new layer starts at 0
@@ -243,7 +289,7 @@ impl LayerStore {
             Some(p) => Some(self.layer(p)?.storage_id),
             None => None,
         };
-        let staged = Staged::begin(self)?;
+        let staged = Staged::begin(self, &self.lock()?)?;
         self.driver
             .create(&staged.id, parent_sid.as_deref(), false)?;
         let report = self.driver.apply(&staged.id, tar)?;
@@ -376,15 +422,17 @@ fn open_metadata(root: &Path, driver_name: &str) -> Result<(Connection, StoreLoc
             db::set_meta(&conn, "driver", driver_name)?;
         }
         Some(d) if d == driver_name => db::init(&conn)?,
-        Some(d) => {
-            return Err(Error::Conflict(format!(
-                "store {} was created with {d}; pass --storage-driver {d} or use another --root",
-                root.display()
-            )))
-        }
+        Some(d) => return Err(driver_mismatch(root, &d)),
     }
     drop(guard);
     Ok((conn, lock))
+}
+
+fn driver_mismatch(root: &Path, recorded: &str) -> Error {
+    Error::Conflict(format!(
+        "store {} was created with {recorded}; pass --storage-driver {recorded} or use another --root",
+        root.display()
+    ))
 }
 
 fn create_dir_mode(dir: &Path, mode: u32) -> Result<()> {
@@ -409,7 +457,9 @@ struct Staged<'a> {
 }
 
 impl<'a> Staged<'a> {
-    fn begin(store: &'a LayerStore) -> Result<Staged<'a>> {
+    /// Creates the in-flight marker. Under the store lock, so that recovery (which holds it)
+    /// sees every builder whose driver-private scratch it could otherwise sweep.
+    fn begin(store: &'a LayerStore, _held: &LockGuard<'_>) -> Result<Staged<'a>> {
         let (id, marker) = StagingFile::create_random(&store.tmp, INFLIGHT)?;
         Ok(Staged {
             store,

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use super::staging::{clean_tmp, in_use, INFLIGHT};
+use super::staging::{clean_tmp, in_use, live_builders, INFLIGHT};
 use super::{db, LayerStore};
 use crate::driver::DiffFormat;
 use crate::error::Result;
@@ -40,12 +40,20 @@ impl LayerStore {
         report.rows_without_dir = claimed.difference(&on_disk).cloned().collect();
         for id in &report.rows_without_dir {
             tracing::error!(
-                "layer storage {id} has a row but no directory under {}; run `strata check --repair`",
+                "layer storage {id} has a row but no directory under {}: its data is lost; \
+                 remove the images and writable layers that use it (strata rmi -f, strata rm -f)",
                 self.driver.home().display()
             );
         }
         report.tmp_entries_removed = clean_tmp(&self.tmp)?;
-        self.driver.cleanup()?;
+        // A live builder may have driver-private scratch (vfs' `dir/.tmp-<id>-*` copy and its
+        // `ro/<id>` marker, overlay2's `.tmp/` dir and not-yet-valid `l/` link) that the
+        // driver's cleanup cannot tell from litter: leave it to a later open.
+        if live_builders(&self.tmp)? == 0 {
+            self.driver.cleanup()?;
+        } else {
+            tracing::debug!("layers are being built: driver cleanup postponed");
+        }
         self.reconcile_mounts(&mut report)?;
         if report != RecoveryReport::default() {
             tracing::info!("store recovery at {}: {report:?}", self.root.display());

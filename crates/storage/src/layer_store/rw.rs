@@ -24,9 +24,11 @@ impl LayerStore {
             )));
         }
         let parent_sid = self.parent_storage_id(parent)?;
-        let staged = Staged::begin(self)?;
+        let staged = Staged::begin(self, &guard)?;
         self.driver
             .create(&staged.id, parent_sid.as_deref(), true)?;
+        // vfs copies the parent's whole tree here: durable before a row points at it.
+        self.sync_driver_fs()?;
         let rw = RwLayer {
             name: name.to_string(),
             storage_id: staged.id.clone(),
@@ -37,8 +39,7 @@ impl LayerStore {
         };
         self.transact(&guard, |tx| db::insert_rw(&tx.tx, &rw))?;
         staged.publish();
-        drop(guard);
-        self.rw_layer(name)
+        Ok(rw)
     }
 
     pub fn rw_layer(&self, name: &str) -> Result<RwLayer> {
@@ -61,7 +62,10 @@ impl LayerStore {
         });
         if let Err(e) = counted {
             if rw.mount_count == 0 {
-                let _ = self.driver.unmount(&rw.storage_id);
+                if let Err(u) = self.driver.unmount(&rw.storage_id) {
+                    // Recovery at the next open unmounts a layer mounted with a count of 0.
+                    tracing::warn!("undoing the mount of writable layer {name}: {u}");
+                }
             }
             return Err(e);
         }

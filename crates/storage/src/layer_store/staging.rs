@@ -15,6 +15,7 @@ use std::sync::{Mutex, MutexGuard};
 use rustix::fs::{flock, FlockOperation};
 
 use crate::error::{Error, IoContext, Result};
+use crate::fs::sync_dir;
 
 /// Suffix of the marker a process holds while it builds the driver dir of the same name.
 pub(crate) const INFLIGHT: &str = ".inflight";
@@ -145,13 +146,6 @@ impl Drop for StagingFile {
     }
 }
 
-/// fsyncs a directory, making renames and creations in it durable.
-pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .ctx_path("syncing directory", dir)
-}
-
 /// 32 random hex characters: a storage id nobody else will pick.
 pub(crate) fn random_id() -> Result<String> {
     let mut bytes = [0u8; 16];
@@ -179,6 +173,19 @@ pub(crate) fn in_use(path: &Path) -> Result<bool> {
             e.into(),
         )),
     }
+}
+
+/// How many in-flight markers in `tmp` a live process holds (layers being built now).
+pub(crate) fn live_builders(tmp: &Path) -> Result<usize> {
+    let mut live = 0;
+    for entry in std::fs::read_dir(tmp).ctx_path("listing", tmp)? {
+        let path = entry.ctx_path("listing", tmp)?.path();
+        let marker = path.to_str().is_some_and(|p| p.ends_with(INFLIGHT));
+        if marker && in_use(&path)? {
+            live += 1;
+        }
+    }
+    Ok(live)
 }
 
 /// Removes every entry of `tmp` no live process holds. Returns how many were removed.

@@ -72,6 +72,9 @@ impl Driver for DirDriver {
         std::fs::write(self.flag(id), b"").ctx(|| "flag".into())?;
         Ok(self.diff_dir(id))
     }
+    fn mount_point(&self, id: &str) -> PathBuf {
+        self.diff_dir(id)
+    }
     fn unmount(&self, id: &str) -> Result<()> {
         let _ = std::fs::remove_file(self.flag(id));
         Ok(())
@@ -252,13 +255,39 @@ fn reopen_keeps_everything_and_sweeps_orphans() {
 fn a_live_builder_is_not_swept() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    let staged = Staged::begin(&store).unwrap();
+    let staged = Staged::begin(&store, &store.lock().unwrap()).unwrap();
     store.driver().create(&staged.id, None, false).unwrap();
     let other = open(dir.path()); // recovery runs while `staged` is being built
     assert_eq!(other.recovery_report().orphan_dirs_removed, 0);
     assert!(store.driver().diff_dir(&staged.id).exists());
     drop(staged);
     assert!(store.driver().list().unwrap().is_empty());
+}
+
+/// vfs copies a new layer's parent into `dir/.tmp-<id>-*` (and marks it `ro/<id>`) before
+/// renaming it into place; an open in another process meanwhile must not sweep either.
+#[test]
+fn a_live_builders_driver_scratch_is_not_swept() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LayerStore::open(dir.path(), "vfs", &[]).unwrap();
+    let staged = Staged::begin(&store, &store.lock().unwrap()).unwrap();
+    let copying = dir.path().join(format!("vfs/dir/.tmp-{}-0011", staged.id));
+    let ro_marker = dir.path().join(format!("vfs/ro/{}", staged.id));
+    std::fs::create_dir(&copying).unwrap();
+    std::fs::write(&ro_marker, b"").unwrap();
+
+    drop(LayerStore::open(dir.path(), "vfs", &[]).unwrap());
+    assert!(
+        copying.exists() && ro_marker.exists(),
+        "swept under a live builder"
+    );
+
+    drop(staged);
+    drop(LayerStore::open(dir.path(), "vfs", &[]).unwrap());
+    assert!(
+        !copying.exists() && !ro_marker.exists(),
+        "litter once the builder is gone"
+    );
 }
 
 #[test]

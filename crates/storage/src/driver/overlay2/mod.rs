@@ -27,6 +27,7 @@ use std::os::unix::fs::symlink;
 
 use super::*;
 use crate::error::IoContext;
+use crate::fs::sync_dir;
 use checks::Status;
 use mount::Plan;
 
@@ -360,8 +361,9 @@ impl Driver for Overlay2 {
         Ok(ids)
     }
 
-    /// Removes dangling `l/` links and everything in `.tmp/`. Callers hold the store lock:
-    /// a create in flight in another process has a not-yet-valid link and a `.tmp/` dir.
+    /// Removes dangling `l/` links and everything in `.tmp/`. Creates run without the store
+    /// lock, and one in flight has exactly such a not-yet-valid link and `.tmp/` dir: callers
+    /// must call this only when no layer is being created (see [`Driver::cleanup`]).
     fn cleanup(&self) -> Result<()> {
         let links = self.home.join(LINK_DIR);
         for entry in std::fs::read_dir(&links).ctx_path("listing", &links)? {
@@ -391,7 +393,8 @@ impl Driver for Overlay2 {
     }
 
     fn mount(&self, id: &str) -> Result<PathBuf> {
-        let target = self.existing_layer(id)?.join("merged");
+        self.existing_layer(id)?;
+        let target = self.mount_point(id);
         if crate::mountinfo::is_mount_point(&target)? {
             return Ok(target);
         }
@@ -399,14 +402,18 @@ impl Driver for Overlay2 {
         Ok(target)
     }
 
+    fn mount_point(&self, id: &str) -> PathBuf {
+        self.layer_dir(id).join("merged")
+    }
+
     fn unmount(&self, id: &str) -> Result<()> {
         check_id(id)?;
-        mount::unmount_all(&self.layer_dir(id).join("merged"))
+        mount::unmount_all(&self.mount_point(id))
     }
 
     fn is_mounted(&self, id: &str) -> Result<bool> {
         check_id(id)?;
-        crate::mountinfo::is_mount_point(&self.layer_dir(id).join("merged"))
+        crate::mountinfo::is_mount_point(&self.mount_point(id))
     }
 
     fn diff_dir(&self, id: &str) -> PathBuf {
@@ -448,19 +455,6 @@ impl Driver for Overlay2 {
     }
 }
 
-/// Layer ids become path components: refuse anything that could walk elsewhere.
-fn check_id(id: &str) -> Result<()> {
-    let ok_chars = id
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-    if id.is_empty() || id.len() > 128 || !ok_chars || id.starts_with('.') || id == LINK_DIR {
-        return Err(Error::Conflict(format!(
-            "{id:?} is not a valid layer id (1-128 of A-Z a-z 0-9 - _ ., not starting with '.', not \"l\")"
-        )));
-    }
-    Ok(())
-}
-
 fn check_short(short: &str) -> std::result::Result<(), ()> {
     let ok = short.len() == SHORT_LEN
         && short
@@ -500,10 +494,4 @@ fn write_atomic(dir: &Path, name: &str, contents: &[u8]) -> Result<()> {
     let target = dir.join(name);
     std::fs::rename(&tmp, &target).ctx_path("renaming into place", &target)?;
     sync_dir(dir)
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .ctx_path("syncing", dir)
 }

@@ -319,6 +319,7 @@ fn mount_and_unmount_are_idempotent_and_remove_cleans_up() {
     assert!(!d.is_mounted("top").unwrap());
     let first = d.mount("top").unwrap();
     assert_eq!(d.mount("top").unwrap(), first);
+    assert_eq!(d.mount_point("top"), first);
     let stacked = mountinfo::mount_points()
         .unwrap()
         .iter()

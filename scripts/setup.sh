@@ -7,6 +7,7 @@ packages=(
   busybox-static   # the demo's base image and the test images
   runc             # the OCI runtime containers run through
   attr             # getfattr, to show opaque-directory xattrs in the demo
+  skopeo umoci     # interop tests read and write OCI layouts with them (skipped when absent)
   build-essential  # cc for the bundled SQLite and zstd
   pkg-config
   tar gzip zstd    # GNU tar is the speed reference in bench/

@@ -21,6 +21,10 @@ pub struct ImportArgs {
     /// Commit message recorded in the image history.
     #[arg(short, long)]
     pub message: Option<String>,
+    /// Apply a Dockerfile instruction to the image config (repeatable): CMD, ENTRYPOINT,
+    /// ENV, EXPOSE, LABEL, USER, VOLUME, WORKDIR, e.g. -c 'CMD ["sh"]' -c 'ENV A=b'.
+    #[arg(short = 'c', long = "change", value_name = "INSTRUCTION")]
+    pub changes: Vec<String>,
 }
 
 #[derive(Args)]
@@ -95,6 +99,9 @@ pub fn run(cli: &Cli) -> Result<()> {
     let mut out = io::stdout().lock();
     match &cli.command {
         Command::Import(args) => import(&engine, args, &mut out),
+        Command::Load(args) => crate::transfer::load(&engine, args, &mut out),
+        Command::Save(args) => crate::transfer::save(&engine, args),
+        Command::Export(args) => crate::transfer::export(&engine, args),
         Command::Images(args) => images(&engine, args, &mut out),
         Command::Rmi(args) => for_each(&args.images, "images", |image| {
             for line in engine.remove_image(image, args.force)? {
@@ -157,6 +164,7 @@ fn import(engine: &Engine, args: &ImportArgs, out: &mut impl Write) -> Result<()
         &mut reader,
         args.reference.as_deref(),
         args.message.as_deref(),
+        &args.changes,
     );
     reader.finish();
     let source = if args.source == "-" {

@@ -3,6 +3,7 @@
 
 mod commands;
 mod progress;
+mod transfer;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,6 +44,12 @@ struct Cli {
 enum Command {
     /// Make a one-layer image from a root filesystem tarball (like `docker import`).
     Import(commands::ImportArgs),
+    /// Save images to a docker-archive or OCI layout (like `docker save`).
+    Save(transfer::SaveArgs),
+    /// Load images from a docker-archive or OCI layout (like `docker load`).
+    Load(transfer::LoadArgs),
+    /// Write a writable layer's merged filesystem as a tar (like `docker export`).
+    Export(transfer::ExportArgs),
     /// List images.
     Images(commands::ImagesArgs),
     /// Remove images.

@@ -1,4 +1,5 @@
-//! The operations users name — import, images, info, mount, umount, diff, rm, rmi, inspect —
+//! The operations users name — import, export, load, save, images, info, mount, umount, diff,
+//! rm, rmi, inspect —
 //! composed from the layer store and the image store. The CLI calls these today; the API
 //! server will call the same ones, so behaviour and messages stay identical across both.
 //!
@@ -7,10 +8,11 @@
 mod error;
 mod names;
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 
 use serde::Serialize;
+use strata_image::archive::{LoadSource, Progress, SaveCompression, SaveFormat};
 use strata_image::{Image, ImageStore, Reference};
 use strata_storage::layer_store::{self, LayerStore, RwLayer};
 use strata_storage::{Change, DiffView};
@@ -104,21 +106,84 @@ impl Engine {
         Ok(ImageStore::open(&self.layers)?)
     }
 
-    /// `import`: a rootfs tarball (plain, gzip, zstd) as a one-layer image.
+    /// `import`: a rootfs tarball (plain, gzip, zstd) as a one-layer image, with
+    /// Dockerfile-style `changes` (`CMD ["sh"]`, `ENV A=b`, ...) applied to its config.
+    /// Changes are checked before the tarball is read.
     pub fn import(
         &self,
         tar: &mut dyn Read,
         reference: Option<&str>,
         message: Option<&str>,
+        changes: &[String],
     ) -> Result<Image> {
         let reference = reference.map(str::parse::<Reference>).transpose()?;
+        let changes = strata_image::parse_changes(changes)?;
         let images = self.images_store()?;
-        Ok(strata_image::import(
+        Ok(strata_image::import_with_changes(
             &self.layers,
             &images,
             tar,
             reference.as_ref(),
             message,
+            &changes,
+        )?)
+    }
+
+    /// `export NAME`: the merged filesystem of writable layer `name` as an uncompressed tar
+    /// (no whiteouts: the overlay presents the merged view), like `docker export`. The layer
+    /// is mounted for the walk (one more reference if it already is) and released after.
+    pub fn export(&self, name: &str, out: &mut dyn Write) -> Result<()> {
+        let merged = self.layers.mount_rw(name)?;
+        // The merged view is a full tree: walked as a layer with no parent, every entry is
+        // written, fd-relative and without following symlinks.
+        let view = DiffView::Naive {
+            layer: merged,
+            parent: None,
+        };
+        let written = strata_storage::archive::export(&view, out);
+        let released = self.layers.unmount_rw(name, false);
+        if let (Err(_), Err(e)) = (&written, &released) {
+            tracing::warn!("unmounting writable layer {name} after a failed export: {e}");
+        }
+        written?;
+        Ok(released?)
+    }
+
+    /// `load`: every image in a docker-archive or OCI layout; the images loaded, each with
+    /// the tags the archive gave it.
+    pub fn load(
+        &self,
+        source: LoadSource<'_>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<Image>> {
+        let images = self.images_store()?;
+        Ok(strata_image::archive::load(
+            &self.layers,
+            &images,
+            source,
+            progress,
+        )?)
+    }
+
+    /// `save`: `names` (tags or IDs) as a docker-archive or OCI layout written to `out`
+    /// (unused for [`SaveFormat::OciDir`], which names its directory).
+    pub fn save(
+        &self,
+        names: &[String],
+        format: &SaveFormat,
+        compression: SaveCompression,
+        out: &mut dyn Write,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<()> {
+        let images = self.images_store()?;
+        Ok(strata_image::archive::save(
+            &self.layers,
+            &images,
+            names,
+            format,
+            compression,
+            out,
+            progress,
         )?)
     }
 

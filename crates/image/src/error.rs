@@ -12,6 +12,8 @@ pub enum Error {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("invalid change {change:?}: {why}")]
+    InvalidChange { change: String, why: String },
     #[error("image config {digest}: {why}")]
     BadConfig { digest: String, why: String },
 }

@@ -4,6 +4,7 @@ use std::io::Read;
 
 use strata_storage::layer_store::LayerStore;
 
+use crate::changes::ConfigChange;
 use crate::config::new_config;
 use crate::error::Result;
 use crate::reference::Reference;
@@ -18,12 +19,26 @@ pub fn import(
     reference: Option<&Reference>,
     comment: Option<&str>,
 ) -> Result<Image> {
+    import_with_changes(layers, images, tar, reference, comment, &[])
+}
+
+/// [`import`], with Dockerfile-style `changes` applied to the new image's config (as
+/// `docker import --change`).
+pub fn import_with_changes(
+    layers: &LayerStore,
+    images: &ImageStore<'_>,
+    tar: &mut dyn Read,
+    reference: Option<&Reference>,
+    comment: Option<&str>,
+    changes: &[ConfigChange],
+) -> Result<Image> {
     let layer = layers.create_layer(None, tar)?;
     let result = new_config(
         std::slice::from_ref(&layer.diff_id),
         "strata import",
         comment,
     )
+    .and_then(|config| config.with_changes(changes))
     .and_then(|config| {
         images.create_image(
             &config,

@@ -17,14 +17,16 @@
 //! ```
 
 pub mod archive;
+pub mod changes;
 mod config;
 mod error;
 mod import;
 mod reference;
 mod store;
 
+pub use changes::{parse_changes, ConfigChange};
 pub use config::{new_config, ImageConfig};
 pub use error::{Error, Result};
-pub use import::import;
+pub use import::{import, import_with_changes};
 pub use reference::Reference;
 pub use store::{Image, ImageStore, Removal};

@@ -310,8 +310,8 @@ impl Driver for Overlay2 {
             Some(p) => self.child_lowers(p)?,
             None => Vec::new(),
         };
-        let depth = lowers.len() + usize::from(!writable && !lowers.is_empty());
-        mount::check_depth(&format!("layer {id}"), depth)?;
+        // No depth limit here: a layer on any number of parents can be created and filled
+        // (its diff dir is written directly); only mounting it meets the kernel's limit.
         let tmp = self.scratch("create", id);
         std::fs::create_dir(&tmp).ctx_path("creating", &tmp)?;
         let result = self.build(&tmp, id, &lowers, writable).and_then(|short| {

@@ -78,12 +78,15 @@ fn overlay_options(lowers: &[PathBuf], upper: Option<&(PathBuf, PathBuf)>) -> Ve
     options
 }
 
-/// Refuses a stack deeper than the kernel allows, naming the layer.
+/// Refuses a stack deeper than the kernel allows, naming the layer and the ways around it.
 pub fn check_depth(what: &str, lowers: usize) -> Result<()> {
     if lowers > MAX_LOWERS {
         return Err(Error::Unsupported(format!(
-            "{what} would need {lowers} lower layers; overlayfs stacks at most {MAX_LOWERS} \
-             (squash the image, or use --storage-driver vfs)"
+            "{what} would need {lowers} lower layers to mount, but overlayfs stacks at most \
+             {MAX_LOWERS}; flatten the image to one layer through a vfs store (`strata save \
+             IMAGE | strata -s vfs --root DIR load`, then `strata -s vfs --root DIR mount IMAGE \
+             --name flat` and `strata -s vfs --root DIR export flat | strata import - NAME`), or \
+             run this store with --storage-driver vfs"
         )));
     }
     Ok(())

@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# Image archives in and out, strata against the reference dockerd 20.10 (issue 4 targets):
+#   load   >= 3x dockerd's throughput     save   >= 2x     import >= 3x
+#   peak RSS of strata < 128 MB whatever the image size
+# on a ~500 MB / 20k-file image (1-8 KiB files plus four 100 MiB files). Each figure is the
+# median of 3 runs, each run followed by `sync` on both sides (strata returns with the data
+# durable; dockerd does not, so its sync is part of its time). strata's peak RSS comes from
+# /usr/bin/time -v (the largest of all its runs).
+#
+# Run on demand as root: bench/load-save.sh   (build first: cargo build --release -p strata)
+# Environment: STRATA_BIN (default target/release/strata), STRATA_BENCH_DRIVER (overlay2),
+# STRATA_BENCH_WORK (/tmp/strata-bench-load-save; the generated image is kept there between
+# runs), STRATA_BENCH_RUNS (3). Without dockerd only strata's figures are printed.
+
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source bench/lib/dockerd.sh
+
+BIN=$(realpath "${STRATA_BIN:-target/release/strata}")
+DRIVER=${STRATA_BENCH_DRIVER:-overlay2}
+WORK=${STRATA_BENCH_WORK:-/tmp/strata-bench-load-save}
+RUNS=${STRATA_BENCH_RUNS:-3}
+ROOT=$WORK/strata-root
+[ -x "$BIN" ] || { echo "no strata binary at $BIN: cargo build --release -p strata" >&2; exit 2; }
+[ "$(id -u)" = 0 ] || { echo "run as root (overlay2 mounts, dockerd)" >&2; exit 2; }
+mkdir -p "$WORK"
+
+# The rootfs tar: bench/make-fixture.sh when present, else our own generator (same shape).
+make_rootfs_tar() {
+    local out=$WORK/rootfs.tar
+    [ -s "$out" ] && return 0
+    if [ -x bench/make-fixture.sh ]; then
+        bench/make-fixture.sh "$out"
+        [ -s "$out" ] && return 0
+        echo "bench/make-fixture.sh did not write $out; generating here" >&2
+    fi
+    echo "generating a ~500 MB / 20k-file rootfs in $WORK/rootfs ..." >&2
+    rm -rf "$WORK/rootfs"
+    python3 - "$WORK/rootfs" <<'EOF'
+import os, random, sys
+root = sys.argv[1]
+rng = random.Random(4)
+for i in range(20000):
+    d = os.path.join(root, "usr/lib/d%03d" % (i // 100))
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "f%05d" % i), "wb") as f:
+        f.write(rng.randbytes(rng.randint(1024, 8192)))
+os.makedirs(os.path.join(root, "opt/big"), exist_ok=True)
+for i in range(4):
+    with open(os.path.join(root, "opt/big/blob%d" % i), "wb") as f:
+        for _ in range(100):
+            f.write(rng.randbytes(1 << 20))
+EOF
+    tar -C "$WORK/rootfs" --sort=name --owner=0 --group=0 --numeric-owner \
+        --mtime=2024-01-01T00:00:00Z -cf "$out.tmp" .
+    mv "$out.tmp" "$out"
+    rm -rf "$WORK/rootfs"
+}
+
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", b - a}'; }
+
+# Runs the strata command "$@" under /usr/bin/time -v, then sync; prints the seconds and
+# records the peak RSS (KiB) in PEAK_KB.
+PEAK_KB=0
+strata_timed() {
+    local t0 t1 kb
+    t0=$(now)
+    /usr/bin/time -v -o "$WORK/time.txt" "$BIN" --root "$ROOT" --storage-driver "$DRIVER" "$@" \
+        >"$WORK/strata.out" 2>"$WORK/strata.err" || {
+        echo "strata $* failed:" >&2
+        cat "$WORK/strata.err" >&2
+        exit 1
+    }
+    sync
+    t1=$(now)
+    kb=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$WORK/time.txt")
+    [ "$kb" -gt "$PEAK_KB" ] && PEAK_KB=$kb
+    secs "$t0" "$t1"
+}
+
+docker_timed() {
+    local t0 t1
+    t0=$(now)
+    docker "$@" >/dev/null
+    sync
+    t1=$(now)
+    secs "$t0" "$t1"
+}
+
+fresh_root() {
+    umount_under "$ROOT"
+    rm -rf "$ROOT"
+    mkdir -p "$ROOT"
+}
+
+umount_under() {
+    [ -d "$1" ] || return 0
+    awk -v d="$(realpath "$1")" 'index($5, d "/") == 1 { print $5 }' /proc/self/mountinfo |
+        sort -r | while read -r m; do umount "$m"; done
+}
+
+make_rootfs_tar
+TAR=$WORK/rootfs.tar
+ARCHIVE=$WORK/image.tar
+HAVE_DOCKER=0
+if dockerd_start; then
+    HAVE_DOCKER=1
+    trap 'dockerd_stop' EXIT
+fi
+
+# --- import ---
+declare -a s_import=() d_import=() s_save=() d_save=() s_load=() d_load=()
+for _ in $(seq "$RUNS"); do
+    fresh_root
+    s_import+=("$(strata_timed import "$TAR" bench:img)")
+    if [ $HAVE_DOCKER = 1 ]; then
+        docker rmi -f bench:img >/dev/null 2>&1 || true
+        d_import+=("$(docker_timed import "$TAR" bench:img)")
+    fi
+done
+
+# --- save (from the store the last import left) ---
+for _ in $(seq "$RUNS"); do
+    rm -f "$WORK/strata-save.tar"
+    s_save+=("$(strata_timed save -o "$WORK/strata-save.tar" bench:img)")
+    if [ $HAVE_DOCKER = 1 ]; then
+        rm -f "$ARCHIVE"
+        d_save+=("$(docker_timed save -o "$ARCHIVE" bench:img)")
+    fi
+done
+# The archive both load: dockerd's own when it ran, else strata's.
+[ $HAVE_DOCKER = 1 ] || cp "$WORK/strata-save.tar" "$ARCHIVE"
+
+# --- load ---
+for _ in $(seq "$RUNS"); do
+    fresh_root
+    s_load+=("$(strata_timed load -q -i "$ARCHIVE")")
+    if [ $HAVE_DOCKER = 1 ]; then
+        docker rmi -f bench:img >/dev/null
+        d_load+=("$(docker_timed load -q -i "$ARCHIVE")")
+    fi
+done
+fresh_root
+
+MB=$(stat -c %s "$ARCHIVE" | awk '{printf "%.0f", $1 / 1e6}')
+echo
+echo "image: $MB MB archive ($(tar -tf "$TAR" | wc -l) entries), strata driver $DRIVER, median of $RUNS"
+printf '%-8s %10s %12s %10s %12s %8s %8s\n' op strata_s strata_MB/s docker_s docker_MB/s ratio target
+report() { # op target strata-times... -- docker-times...
+    local op=$1 target=$2 s d ratio verdict
+    shift 2
+    local -a st=() dt=()
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do st+=("$1"); shift; done
+    [ $# -gt 0 ] && shift
+    dt=("$@")
+    s=$(median "${st[@]}")
+    if [ ${#dt[@]} -gt 0 ]; then
+        d=$(median "${dt[@]}")
+        ratio=$(awk -v s="$s" -v d="$d" 'BEGIN {printf "%.2f", d / s}')
+        verdict=$(awk -v r="$ratio" -v t="$target" 'BEGIN {print (r >= t) ? "ok" : "MISSED"}')
+        printf '%-8s %10s %12.1f %10s %12.1f %7sx %6sx %s\n' "$op" "$s" "$(awk -v m="$MB" -v s="$s" 'BEGIN {print m / s}')" \
+            "$d" "$(awk -v m="$MB" -v s="$d" 'BEGIN {print m / s}')" "$ratio" "$target" "$verdict"
+    else
+        printf '%-8s %10s %12.1f %10s %12s %8s %6sx (no dockerd)\n' "$op" "$s" \
+            "$(awk -v m="$MB" -v s="$s" 'BEGIN {print m / s}')" - - - "$target"
+    fi
+}
+report import 3 "${s_import[@]}" -- "${d_import[@]}"
+report save 2 "${s_save[@]}" -- "${d_save[@]}"
+report load 3 "${s_load[@]}" -- "${d_load[@]}"
+PEAK_MB=$(awk -v k="$PEAK_KB" 'BEGIN {printf "%.1f", k / 1024}')
+echo "strata peak RSS: $PEAK_MB MB (target < 128 MB): $(awk -v m="$PEAK_MB" 'BEGIN {print (m < 128) ? "ok" : "MISSED"}')"

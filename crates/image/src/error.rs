@@ -12,6 +12,10 @@ pub enum Error {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// An image archive (load) is malformed, incomplete or hostile; the message names the
+    /// image and the blob.
+    #[error("{0}")]
+    Archive(String),
     #[error("image config {digest}: {why}")]
     BadConfig { digest: String, why: String },
 }

@@ -52,7 +52,9 @@ fn entry(item: Item) -> Result<Entry> {
         })
         .collect();
     Ok(Entry {
-        name: tags.first().map_or_else(|| item.config.clone(), |t| t.to_string()),
+        name: tags
+            .first()
+            .map_or_else(|| item.config.clone(), |t| t.to_string()),
         config_digest: digest_in_name(&item.config),
         config: item.config,
         config_size: None,

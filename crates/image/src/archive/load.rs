@@ -75,7 +75,10 @@ fn read_entries(members: &Members) -> Result<Vec<Entry>> {
         let mut entries = oci_layout::entries(members)?;
         if has_manifest {
             for (config, tags) in docker_archive::tags_by_config(members)? {
-                for e in entries.iter_mut().filter(|e| e.config_digest.as_ref() == Some(&config)) {
+                for e in entries
+                    .iter_mut()
+                    .filter(|e| e.config_digest.as_ref() == Some(&config))
+                {
                     for t in &tags {
                         if !e.tags.contains(t) {
                             e.tags.push(t.clone());
@@ -110,8 +113,8 @@ fn plan(members: &Members, entry: Entry) -> Result<Planned> {
         let size = entry.config_size.unwrap_or(bytes.len() as u64);
         oci_layout::check_blob(&format!("image {name}: config"), d, size, &bytes)?;
     }
-    let config = ImageConfig::from_bytes(bytes)
-        .map_err(|e| Error::Archive(format!("image {name}: {e}")))?;
+    let config =
+        ImageConfig::from_bytes(bytes).map_err(|e| Error::Archive(format!("image {name}: {e}")))?;
     let diff_ids = config
         .diff_ids()
         .map_err(|e| Error::Archive(format!("image {name}: {e}")))?;
@@ -156,7 +159,10 @@ fn apply_all(
         let count = p.entry.layers.len();
         for (i, (blob, diff_id)) in p.entry.layers.iter().zip(&p.diff_ids).enumerate() {
             let chain = Digest::chain(parent.as_ref(), diff_id);
-            let shown = blob.digest.as_ref().map_or(blob.path.clone(), |d| d.to_string());
+            let shown = blob
+                .digest
+                .as_ref()
+                .map_or(blob.path.clone(), |d| d.to_string());
             progress(Progress::Layer {
                 index: i + 1,
                 count,
@@ -185,7 +191,11 @@ fn apply_one(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<()> {
     let wrap = |e: &dyn std::fmt::Display| {
-        let kind = blob.media_type.as_deref().map(|m| format!(" ({m})")).unwrap_or_default();
+        let kind = blob
+            .media_type
+            .as_deref()
+            .map(|m| format!(" ({m})"))
+            .unwrap_or_default();
         Error::Archive(format!(
             "image {}: layer blob {}{kind}: {e}",
             p.entry.name, blob.path

@@ -44,7 +44,11 @@ pub enum SaveCompression {
 #[derive(Clone, Debug)]
 pub enum Progress {
     /// Working on layer `index` of `count` (1-based), `digest` as the archive names it.
-    Layer { index: usize, count: usize, digest: String },
+    Layer {
+        index: usize,
+        count: usize,
+        digest: String,
+    },
     /// The layer was already in the store: nothing applied.
     LayerExists { digest: String },
     /// `bytes` more bytes of the archive processed.

@@ -71,8 +71,11 @@ struct Manifest {
 /// The images of the layout's `index.json`, one per manifest (tags merged).
 pub(crate) fn entries(members: &Members) -> Result<Vec<Entry>> {
     let bytes = members.read_small("index.json")?;
-    let index: Index = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::Archive(format!("index.json in the archive is not an OCI index: {e}")))?;
+    let index: Index = serde_json::from_slice(&bytes).map_err(|e| {
+        Error::Archive(format!(
+            "index.json in the archive is not an OCI index: {e}"
+        ))
+    })?;
     let mut out: Vec<(String, Entry)> = Vec::new();
     walk(members, &index.manifests, &[], 0, &mut out)?;
     Ok(out.into_iter().map(|(_, e)| e).collect())
@@ -189,7 +192,10 @@ fn parse_blob<T: for<'de> Deserialize<'de>>(
 ) -> Result<T> {
     let d = digest(what, &desc.digest)?;
     if desc.size > MAX_JSON {
-        return Err(Error::Archive(format!("{what} blob {d} is too large ({} bytes)", desc.size)));
+        return Err(Error::Archive(format!(
+            "{what} blob {d} is too large ({} bytes)",
+            desc.size
+        )));
     }
     let bytes = members
         .read_small(&blob_path(&d))
@@ -221,7 +227,10 @@ fn tags_of(desc: &Descriptor) -> Result<Vec<Reference>> {
         a.get(REF_NAME)
             .filter(|r| r.contains(':') || r.contains('/'))
     });
-    parse_tags(&desc.digest, name.map(std::slice::from_ref).unwrap_or_default())
+    parse_tags(
+        &desc.digest,
+        name.map(std::slice::from_ref).unwrap_or_default(),
+    )
 }
 
 fn is_attestation(desc: &Descriptor) -> bool {

@@ -77,12 +77,17 @@ pub(crate) fn save(
 /// that is a tag of the image becomes a tag in the archive; an ID adds none (as Docker).
 fn select(images: &ImageStore<'_>, names: &[String]) -> Result<Vec<Selected>> {
     if names.is_empty() {
-        return Err(Error::NotFound("save needs at least one image name or ID".into()));
+        return Err(Error::NotFound(
+            "save needs at least one image name or ID".into(),
+        ));
     }
     let mut out: Vec<(String, Selected)> = Vec::new();
     for name in names {
         let image = images.resolve(name)?;
-        let tag = name.parse::<Reference>().ok().filter(|r| image.tags.contains(r));
+        let tag = name
+            .parse::<Reference>()
+            .ok()
+            .filter(|r| image.tags.contains(r));
         if let Some((_, s)) = out.iter_mut().find(|(id, _)| *id == image.id) {
             s.tags.extend(tag.filter(|t| !s.tags.contains(t)));
             continue;
@@ -154,13 +159,18 @@ impl Writer<'_, '_> {
             }));
             if let Some(top) = image.chains.last() {
                 for t in &image.tags {
-                    let repo = repositories.entry(t.name.clone()).or_insert_with(|| json!({}));
+                    let repo = repositories
+                        .entry(t.name.clone())
+                        .or_insert_with(|| json!({}));
                     repo[&t.tag] = json!(top.hex());
                 }
             }
             self.image_done(image);
         }
-        tar.file("manifest.json", serde_json::Value::from(manifest).to_string().as_bytes())?;
+        tar.file(
+            "manifest.json",
+            serde_json::Value::from(manifest).to_string().as_bytes(),
+        )?;
         let repositories = serde_json::Value::Object(repositories).to_string();
         tar.file("repositories", repositories.as_bytes())?;
         tar.finish_ref()
@@ -239,7 +249,9 @@ impl Writer<'_, '_> {
     fn layer_into_tar(&mut self, tar: &mut TarOut<'_>, chain: &Digest, name: &str) -> Result<Blob> {
         let layer = self.layers.layer(chain)?;
         if self.compression == SaveCompression::None {
-            tar.stream(name, layer.size, |out| self.layers.layer_tar(chain, out).map_err(Error::from))?;
+            tar.stream(name, layer.size, |out| {
+                self.layers.layer_tar(chain, out).map_err(Error::from)
+            })?;
             self.bytes(layer.size);
             return Ok(Blob {
                 digest: layer.diff_id,
@@ -248,7 +260,8 @@ impl Writer<'_, '_> {
         }
         let (mut file, blob, _staged) = self.compress_to_staging(chain)?;
         tar.stream(name, blob.size, |out| {
-            Ok(io::copy(&mut file, out).ctx(|| format!("copying layer {chain} into the archive"))?)
+            Ok(io::copy(&mut file, out)
+                .ctx(|| format!("copying layer {chain} into the archive"))?)
         })?;
         self.bytes(blob.size);
         Ok(blob)
@@ -300,13 +313,19 @@ impl Writer<'_, '_> {
     /// Writes layer `chain` (compressed as asked) to `file`; returns the file and the blob.
     fn write_layer(&mut self, chain: &Digest, file: File) -> Result<(File, Blob)> {
         let mut hashing = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
-        let wrap = |e: io::Error| Error::from(strata_storage::Error::io(format!("compressing layer {chain}"), e));
+        let wrap = |e: io::Error| {
+            Error::from(strata_storage::Error::io(
+                format!("compressing layer {chain}"),
+                e,
+            ))
+        };
         match self.compression {
             SaveCompression::None => {
                 self.layers.layer_tar(chain, &mut hashing)?;
             }
             SaveCompression::Gzip => {
-                let mut gz = flate2::write::GzEncoder::new(&mut hashing, flate2::Compression::fast());
+                let mut gz =
+                    flate2::write::GzEncoder::new(&mut hashing, flate2::Compression::fast());
                 self.layers.layer_tar(chain, &mut gz)?;
                 gz.finish().map_err(wrap)?;
             }

@@ -55,12 +55,17 @@ impl Members {
     fn index_tar(file: File, spool: Option<StagingFile>, shown: &Path) -> Result<Members> {
         let len = file.metadata().ctx_path("stat", shown)?.len();
         let bad = |why: String| {
-            Error::Archive(format!("archive {} is not a valid tar: {why}", shown.display()))
+            Error::Archive(format!(
+                "archive {} is not a valid tar: {why}",
+                shown.display()
+            ))
         };
         let mut index = HashMap::new();
         let mut links = Vec::new();
         let mut archive = tar::Archive::new(&file);
-        let entries = archive.entries_with_seek().map_err(|e| bad(e.to_string()))?;
+        let entries = archive
+            .entries_with_seek()
+            .map_err(|e| bad(e.to_string()))?;
         for entry in entries {
             let entry = entry.map_err(|e| bad(e.to_string()))?;
             let raw = entry.path().map_err(|e| bad(e.to_string()))?.into_owned();
@@ -103,8 +108,9 @@ impl Members {
         match self {
             Members::Tar { index, .. } => normalize(Path::new(name))
                 .is_ok_and(|n| index.contains_key(n.to_string_lossy().as_ref())),
-            Members::Dir(root) => normalize(Path::new(name))
-                .is_ok_and(|n| root.open_in(&n, OFlags::RDONLY).is_ok()),
+            Members::Dir(root) => {
+                normalize(Path::new(name)).is_ok_and(|n| root.open_in(&n, OFlags::RDONLY).is_ok())
+            }
         }
     }
 
@@ -115,7 +121,9 @@ impl Members {
         let missing = || Error::Archive(format!("the archive has no file {name}"));
         match self {
             Members::Tar { file, index, .. } => {
-                let &(offset, size) = index.get(rel.to_string_lossy().as_ref()).ok_or_else(missing)?;
+                let &(offset, size) = index
+                    .get(rel.to_string_lossy().as_ref())
+                    .ok_or_else(missing)?;
                 let reader = Slice {
                     file,
                     pos: offset,
@@ -128,7 +136,9 @@ impl Members {
                 let file = File::from(fd);
                 let meta = file.metadata().ctx_path("stat", &root.path().join(&rel))?;
                 if !meta.is_file() {
-                    return Err(Error::Archive(format!("{name} in the archive is not a file")));
+                    return Err(Error::Archive(format!(
+                        "{name} in the archive is not a file"
+                    )));
                 }
                 Ok((Box::new(file), meta.len()))
             }
@@ -164,7 +174,13 @@ fn normalize_dots(path: &Path) -> Option<String> {
             _ => {}
         }
     }
-    Some(parts.iter().collect::<PathBuf>().to_string_lossy().into_owned())
+    Some(
+        parts
+            .iter()
+            .collect::<PathBuf>()
+            .to_string_lossy()
+            .into_owned(),
+    )
 }
 
 /// One member of a tar file, read with `pread` (no shared file position).

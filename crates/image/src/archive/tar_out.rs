@@ -23,7 +23,9 @@ impl<'a> TarOut<'a> {
 
     pub(crate) fn file(&mut self, name: &str, bytes: &[u8]) -> Result<()> {
         self.header(name, bytes.len() as u64, tar::EntryType::Regular)?;
-        self.out.write_all(bytes).ctx(|| format!("writing {name}"))?;
+        self.out
+            .write_all(bytes)
+            .ctx(|| format!("writing {name}"))?;
         self.pad(bytes.len() as u64)
     }
 

@@ -449,3 +449,89 @@ fn bad_archives_leave_nothing() {
     m[5].1 = b"{not json".to_vec();
     expect_bad(&m, &["manifest.json"]);
 }
+
+fn tool(name: &str) -> bool {
+    let found = std::process::Command::new(name)
+        .arg("--version")
+        .output()
+        .is_ok();
+    if !found {
+        println!("skipping the {name} check: {name} is not installed (Debian package {name})");
+    }
+    found
+}
+
+#[test]
+fn oci_output_is_accepted_by_skopeo_and_umoci() {
+    let f = fixture();
+    let s = store();
+    let bytes = tar_of(&classic(&f));
+    do_load(&s, LoadSource::Stream(&mut &bytes[..])).0.unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let archive = d.path().join("app.tar");
+    let oci = do_save(
+        &s,
+        &["app:1"],
+        SaveFormat::OciArchive,
+        SaveCompression::Gzip,
+    );
+    std::fs::write(&archive, oci).unwrap();
+    let dir = d.path().join("layout");
+    do_save(
+        &s,
+        &["app:1"],
+        SaveFormat::OciDir(dir.clone()),
+        SaveCompression::Zstd,
+    );
+    if tool("skopeo") {
+        for target in [
+            format!("oci-archive:{}", archive.display()),
+            format!("oci:{}", dir.display()),
+        ] {
+            let out = std::process::Command::new("skopeo")
+                .args(["inspect", "--raw", &target])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "skopeo {target}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let out = std::process::Command::new("skopeo")
+                .args(["inspect", "--config", &target])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "skopeo --config {target}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    if tool("umoci") {
+        let out = std::process::Command::new("umoci")
+            .args(["ls", "--layout"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "umoci ls: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains('1'),
+            "umoci lists tag 1"
+        );
+        let out = std::process::Command::new("umoci")
+            .args(["stat", "--image"])
+            .arg(format!("{}:1", dir.display()))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "umoci stat: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

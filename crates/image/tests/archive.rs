@@ -535,3 +535,58 @@ fn oci_output_is_accepted_by_skopeo_and_umoci() {
         );
     }
 }
+
+/// Throughput on a ~200 MB docker-archive (run with `--ignored --nocapture`, release).
+#[test]
+#[ignore]
+fn bench_load_save_200mb() {
+    let mut data = vec![0u8; 50 << 20];
+    let mut x = 1u64;
+    for chunk in data.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    let files: Vec<(String, &[u8])> = (0..4).map(|i| (format!("big{i}"), &data[..])).collect();
+    let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, d)| (n.as_str(), *d)).collect();
+    let big = layer(&refs);
+    let cfg = config(&[sha(&big)], "bench");
+    let manifest = format!(
+        r#"[{{"Config":"{}.json","RepoTags":["bench:1"],"Layers":["l/layer.tar"]}}]"#,
+        sha(&cfg).hex()
+    );
+    let m: Members = vec![
+        ("l/layer.tar".into(), big),
+        (format!("{}.json", sha(&cfg).hex()), cfg),
+        ("manifest.json".into(), manifest.into_bytes()),
+    ];
+    let s = store();
+    let path = s.dir.path().join("in.tar");
+    std::fs::write(&path, tar_of(&m)).unwrap();
+    let mb = std::fs::metadata(&path).unwrap().len() as f64 / 1e6;
+    let t = std::time::Instant::now();
+    do_load(&s, LoadSource::File(path)).0.unwrap();
+    let load_s = t.elapsed().as_secs_f64();
+    let images = ImageStore::open(&s.layers).unwrap();
+    let out = std::fs::File::create(s.dir.path().join("out.tar")).unwrap();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, out);
+    let t = std::time::Instant::now();
+    save(
+        &s.layers,
+        &images,
+        &["bench:1".into()],
+        &SaveFormat::DockerArchive,
+        SaveCompression::None,
+        &mut out,
+        &mut |_| {},
+    )
+    .unwrap();
+    out.into_inner().unwrap().sync_all().unwrap();
+    let save_s = t.elapsed().as_secs_f64();
+    println!(
+        "{mb:.0} MB: load {load_s:.2}s = {:.0} MB/s, save {save_s:.2}s = {:.0} MB/s",
+        mb / load_s,
+        mb / save_s
+    );
+}

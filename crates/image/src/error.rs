@@ -14,6 +14,10 @@ pub enum Error {
     Conflict(String),
     #[error("invalid change {change:?}: {why}")]
     InvalidChange { change: String, why: String },
+    /// An image archive (load) is malformed, incomplete or hostile; the message names the
+    /// image and the blob.
+    #[error("{0}")]
+    Archive(String),
     #[error("image config {digest}: {why}")]
     BadConfig { digest: String, why: String },
 }

@@ -1,14 +1,24 @@
 //! Image archives in and out: docker-archive (`docker save` output, both the classic
 //! per-layer `layer.tar` form and the OCI-layout form Docker 25+ writes) and OCI image
 //! layouts (`oci-layout`, `index.json`, `blobs/sha256`), as directories or tars.
-//! (Being written.)
+//!
+//! Load reads members in place (a tar file is indexed once, then read with `pread`; a stream
+//! is spooled to the store's `tmp/` first) and checks every blob and diffID before anything
+//! is published; save streams layers from the store with deterministic tar headers.
+
+mod docker_archive;
+mod load;
+mod oci_layout;
+mod save;
+mod source;
+mod tar_out;
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
 
 use strata_storage::layer_store::LayerStore;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::store::{Image, ImageStore};
 
 /// The format `save` writes.
@@ -66,8 +76,7 @@ pub fn load(
     source: LoadSource<'_>,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Vec<Image>> {
-    let _ = (layers, images, source, progress);
-    Err(Error::NotFound("load is being written".into()))
+    load::load(layers, images, source, progress)
 }
 
 /// Saves `names` (tags or IDs) to `out` in `format` (for `OciDir`, `out` is unused).
@@ -80,6 +89,5 @@ pub fn save(
     out: &mut dyn Write,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<()> {
-    let _ = (layers, images, names, format, compression, out, progress);
-    Err(Error::NotFound("save is being written".into()))
+    save::save(layers, images, names, format, compression, out, progress)
 }

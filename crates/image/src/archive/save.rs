@@ -375,8 +375,8 @@ impl Sink<'_> {
     fn finish(&mut self) -> Result<()> {
         match self {
             Sink::Tar(tar) => tar.finish_ref(),
-            Sink::Dir(dir) => strata_storage::layer_store::sync_dir(&dir.join("blobs/sha256"))
-                .and_then(|()| strata_storage::layer_store::sync_dir(dir))
+            Sink::Dir(dir) => strata_storage::fs::sync_dir(&dir.join("blobs/sha256"))
+                .and_then(|()| strata_storage::fs::sync_dir(dir))
                 .map_err(Error::from),
         }
     }

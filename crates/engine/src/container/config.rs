@@ -97,7 +97,11 @@ impl ContainerConfig {
             }
         }
         if self.nano_cpus == Some(0) {
-            return Err(invalid("--cpus", "0", "give a number of CPUs above 0, e.g. 0.5"));
+            return Err(invalid(
+                "--cpus",
+                "0",
+                "give a number of CPUs above 0, e.g. 0.5",
+            ));
         }
         if let Some(p) = self.pids_limit {
             if p == 0 || p < -1 {
@@ -186,7 +190,13 @@ pub fn parse_volume(spec: &str) -> Result<VolumeSpec> {
     let read_only = match mode {
         None | Some("rw") => false,
         Some("ro") => true,
-        Some(m) => return Err(invalid("-v", spec, &format!("unknown mode {m:?}; use ro or rw"))),
+        Some(m) => {
+            return Err(invalid(
+                "-v",
+                spec,
+                &format!("unknown mode {m:?}; use ro or rw"),
+            ))
+        }
     };
     Ok(VolumeSpec {
         source: source.into(),
@@ -214,17 +224,30 @@ pub fn parse_size(text: &str) -> Result<u64> {
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .unwrap_or(lower.len());
     let (number, unit) = lower.split_at(digits_end);
-    let unit = unit.strip_suffix('b').filter(|u| !u.is_empty()).unwrap_or(unit);
+    let unit = unit
+        .strip_suffix('b')
+        .filter(|u| !u.is_empty())
+        .unwrap_or(unit);
     let multiplier: u64 = match unit {
         "" | "b" => 1,
         "k" => 1 << 10,
         "m" => 1 << 20,
         "g" => 1 << 30,
-        _ => return Err(invalid("size", text, "use a number with an optional unit b, k, m or g, e.g. 64m")),
+        _ => {
+            return Err(invalid(
+                "size",
+                text,
+                "use a number with an optional unit b, k, m or g, e.g. 64m",
+            ))
+        }
     };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| invalid("size", text, "use a number with an optional unit b, k, m or g, e.g. 64m"))?;
+    let value: f64 = number.parse().map_err(|_| {
+        invalid(
+            "size",
+            text,
+            "use a number with an optional unit b, k, m or g, e.g. 64m",
+        )
+    })?;
     Ok((value * multiplier as f64) as u64)
 }
 
@@ -235,7 +258,11 @@ pub fn parse_cpus(text: &str) -> Result<u64> {
         .parse()
         .map_err(|_| invalid("--cpus", text, "give a number of CPUs, e.g. 0.5"))?;
     if !value.is_finite() || value <= 0.0 {
-        return Err(invalid("--cpus", text, "give a number of CPUs above 0, e.g. 0.5"));
+        return Err(invalid(
+            "--cpus",
+            text,
+            "give a number of CPUs above 0, e.g. 0.5",
+        ));
     }
     Ok((value * 1e9).round() as u64)
 }
@@ -266,9 +293,19 @@ mod tests {
         assert!(parse_cpus("0").is_err());
         assert!(parse_cpus("abc").is_err());
         let v = parse_volume("/srv:/data:ro").unwrap();
-        assert_eq!((v.source.as_str(), v.destination.as_str(), v.read_only), ("/srv", "/data", true));
+        assert_eq!(
+            (v.source.as_str(), v.destination.as_str(), v.read_only),
+            ("/srv", "/data", true)
+        );
         assert!(parse_volume("myvol:/data").is_ok());
-        for bad in ["/srv", "/srv:data", "/a:/b:xx", ":/b", "a/b:/c", "/a:/b/../c"] {
+        for bad in [
+            "/srv",
+            "/srv:data",
+            "/a:/b:xx",
+            ":/b",
+            "a/b:/c",
+            "/a:/b/../c",
+        ] {
             assert!(parse_volume(bad).is_err(), "{bad}");
         }
     }
@@ -292,6 +329,10 @@ mod tests {
             ..Default::default()
         };
         c.merge_image(Some(&image));
-        assert_eq!(c.argv(), ["top"], "an explicit entrypoint drops the image's CMD");
+        assert_eq!(
+            c.argv(),
+            ["top"],
+            "an explicit entrypoint drops the image's CMD"
+        );
     }
 }

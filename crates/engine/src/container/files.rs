@@ -28,9 +28,8 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     let mut file = std::fs::File::create(&staged).ctx_path("creating", &staged)?;
     file.write_all(bytes).ctx_path("writing", &staged)?;
     file.sync_all().ctx_path("syncing", &staged)?;
-    std::fs::rename(&staged, &dest).ctx(|| {
-        format!("renaming {} to {}", staged.display(), dest.display())
-    })?;
+    std::fs::rename(&staged, &dest)
+        .ctx(|| format!("renaming {} to {}", staged.display(), dest.display()))?;
     strata_storage::fs::sync_dir(dir)?;
     Ok(())
 }
@@ -56,13 +55,18 @@ pub fn write_network_files(dir: &Path, config: &ContainerConfig, id: &str) -> Re
     write_atomic(dir, "hostname", format!("{host}\n").as_bytes())?;
     let hosts = match config.network {
         // The host's names resolve as on the host.
-        NetworkMode::Host => std::fs::read_to_string("/etc/hosts")
-            .unwrap_or_else(|_| DEFAULT_HOSTS.to_string()),
+        NetworkMode::Host => {
+            std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| DEFAULT_HOSTS.to_string())
+        }
         NetworkMode::None => format!("{DEFAULT_HOSTS}127.0.0.1\t{host}\n"),
     };
     write_atomic(dir, "hosts", hosts.as_bytes())?;
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    write_atomic(dir, "resolv.conf", resolv_conf(&host_resolv, config.network).as_bytes())
+    write_atomic(
+        dir,
+        "resolv.conf",
+        resolv_conf(&host_resolv, config.network).as_bytes(),
+    )
 }
 
 /// The host's resolv.conf for the container: as is with the host's network; otherwise
@@ -106,7 +110,10 @@ mod tests {
         assert!(out.contains("nameserver 8.8.8.8"), "{out}");
         assert!(out.contains("options edns0"), "{out}");
         let real = "nameserver 10.0.0.2\nnameserver ::1\n";
-        assert_eq!(resolv_conf(real, NetworkMode::None), "nameserver 10.0.0.2\n");
+        assert_eq!(
+            resolv_conf(real, NetworkMode::None),
+            "nameserver 10.0.0.2\n"
+        );
         assert_eq!(resolv_conf(local, NetworkMode::Host), local);
         assert_eq!(resolv_conf("", NetworkMode::None), DEFAULT_NAMESERVERS);
     }

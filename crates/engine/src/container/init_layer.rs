@@ -106,8 +106,17 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().path().unwrap().display().to_string())
             .collect();
-        for p in [".dockerenv", "dev/console", "etc/mtab", "etc/resolv.conf", "sys"] {
-            assert!(paths.iter().any(|x| x.trim_end_matches('/') == p), "{p}: {paths:?}");
+        for p in [
+            ".dockerenv",
+            "dev/console",
+            "etc/mtab",
+            "etc/resolv.conf",
+            "sys",
+        ] {
+            assert!(
+                paths.iter().any(|x| x.trim_end_matches('/') == p),
+                "{p}: {paths:?}"
+            );
         }
     }
 }

@@ -93,7 +93,11 @@ impl std::str::FromStr for State {
             "running" => State::Running,
             "exited" => State::Exited,
             "dead" => State::Dead,
-            _ => return Err(Error::Corrupt(format!("unknown container state {s:?} in the containers table"))),
+            _ => {
+                return Err(Error::Corrupt(format!(
+                    "unknown container state {s:?} in the containers table"
+                )))
+            }
         })
     }
 }
@@ -241,10 +245,14 @@ impl Engine {
                     container.short_id()
                 ))
             }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && container.state == State::Dead => {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound && container.state == State::Dead =>
+            {
                 Ok(ContainerConfig::default())
             }
-            Err(e) => Err(strata_storage::Error::io(format!("reading {}", path.display()), e).into()),
+            Err(e) => {
+                Err(strata_storage::Error::io(format!("reading {}", path.display()), e).into())
+            }
         }
     }
 
@@ -269,7 +277,9 @@ impl Engine {
         let dir = self.container_dir(&c.id);
         match std::fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(strata_storage::Error::io(format!("removing {}", dir.display()), e).into())
+                return Err(
+                    strata_storage::Error::io(format!("removing {}", dir.display()), e).into(),
+                )
             }
             _ => {}
         }
@@ -321,7 +331,11 @@ impl Engine {
                     "container {} ({}) lost its {}: marked dead; remove it with strata rm",
                     c.name,
                     c.short_id(),
-                    if lost_dir { "directory" } else { "writable layer" }
+                    if lost_dir {
+                        "directory"
+                    } else {
+                        "writable layer"
+                    }
                 );
                 self.layers
                     .write(|tx| store::set_state(tx.sql(), &c.id, State::Dead))?;
@@ -343,7 +357,10 @@ impl Engine {
             Ok(()) | Err(strata_storage::Error::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }
-        for dir in [self.container_dir(id), self.containers_dir().join(format!(".tmp-{id}"))] {
+        for dir in [
+            self.container_dir(id),
+            self.containers_dir().join(format!(".tmp-{id}")),
+        ] {
             if dir.exists() {
                 strata_storage::fs::remove_tree(&dir)?;
             }
@@ -397,7 +414,10 @@ impl Drop for Undo<'_> {
             Ok(())
         };
         if let Err(e) = undone {
-            tracing::warn!("undoing the layers of container {} (swept at next open): {e}", self.id);
+            tracing::warn!(
+                "undoing the layers of container {} (swept at next open): {e}",
+                self.id
+            );
         }
     }
 }
@@ -419,8 +439,7 @@ impl CreationLock {
             .mode(0o600)
             .open(&path)
             .ctx_path("creating the creation lock", &path)?;
-        flock(&file, FlockOperation::NonBlockingLockExclusive)
-            .ctx_path("locking", &path)?;
+        flock(&file, FlockOperation::NonBlockingLockExclusive).ctx_path("locking", &path)?;
         // A sweep may have unlinked it between create and lock: then it locks nothing.
         if rustix::fs::fstat(&file).ctx_path("stat", &path)?.st_nlink == 0 {
             return Err(Error::Conflict(format!(
@@ -444,7 +463,11 @@ impl CreationLock {
         match flock(&file, FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => Ok(Some(CreationLock { path, _file: file })),
             Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
-            Err(e) => Err(strata_storage::Error::io(format!("locking {}", path.display()), e.into()).into()),
+            Err(e) => Err(strata_storage::Error::io(
+                format!("locking {}", path.display()),
+                e.into(),
+            )
+            .into()),
         }
     }
 }

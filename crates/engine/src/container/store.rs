@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS containers (
 
 const SCHEMA_VERSION: i64 = 1;
 
-const COLS: &str = "id, name, image, rw_layer, created, state, pid, exit_code, started_at, finished_at";
+const COLS: &str =
+    "id, name, image, rw_layer, created, state, pid, exit_code, started_at, finished_at";
 
 pub(super) fn ensure_schema(layers: &LayerStore) -> Result<()> {
     let ready = layers.read(|conn| {
@@ -50,7 +51,9 @@ pub(super) fn insert(conn: &Connection, c: &Container) -> Result<()> {
         return Err(name_taken(&c.name, &other));
     }
     conn.execute(
-        &format!("INSERT INTO containers ({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+        &format!(
+            "INSERT INTO containers ({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+        ),
         params![
             c.id,
             c.name,
@@ -103,7 +106,9 @@ pub(super) fn by_name(conn: &Connection, name: &str) -> Result<Option<String>> {
 /// Every container, newest first.
 pub(super) fn all(conn: &Connection) -> Result<Vec<Container>> {
     let mut stmt = conn
-        .prepare(&format!("SELECT {COLS} FROM containers ORDER BY created DESC, id"))
+        .prepare(&format!(
+            "SELECT {COLS} FROM containers ORDER BY created DESC, id"
+        ))
         .map_err(strata_storage::Error::from)?;
     let rows = stmt
         .query_map([], row)

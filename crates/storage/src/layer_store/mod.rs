@@ -268,7 +268,9 @@ impl LayerStore {
         expect: &LayerExpectation,
     ) -> Result<Layer> {
         let _ = (parent, tar, expect);
-        Err(Error::Unsupported("create_layer_checked is being written".into()))
+        Err(Error::Unsupported(
+            "create_layer_checked is being written".into(),
+        ))
     }
 
     /// Writes layer `chain`'s tar: for a layer applied from a tar, the very bytes it was

@@ -9,6 +9,7 @@ use clap::Args;
 use strata_engine::{Engine, EngineOptions};
 use strata_image::Image;
 
+use crate::containers::no_such_container;
 use crate::progress::ProgressReader;
 use crate::{Cli, Command};
 
@@ -68,12 +69,15 @@ pub struct UmountArgs {
 
 #[derive(Args)]
 pub struct RmArgs {
-    /// Writable layers to remove.
+    /// Containers (name, ID or unique prefix) or writable layers to remove.
     #[arg(required = true)]
     pub names: Vec<String>,
-    /// Unmount first if mounted.
+    /// Remove even if running (a container) or mounted (a writable layer).
     #[arg(short, long)]
     pub force: bool,
+    /// Also remove the container's anonymous volumes.
+    #[arg(short, long)]
+    pub volumes: bool,
 }
 
 #[derive(Args)]
@@ -85,7 +89,7 @@ pub struct LayersArgs {
 
 #[derive(Args)]
 pub struct NameArg {
-    /// Name of the writable layer.
+    /// A container (name, ID or unique prefix), else a writable layer's name.
     pub name: String,
 }
 
@@ -128,21 +132,34 @@ pub fn run(cli: &Cli) -> Result<()> {
             writeln!(out, "{name}")?;
             Ok(())
         }),
+        Command::Create(args) => crate::containers::create(&engine, args, &mut out),
+        Command::Ps(args) => crate::containers::ps(&engine, args, &mut out),
         Command::Diff(arg) => {
-            for change in engine.diff(&arg.name)? {
+            let changes = match engine.container_changes(&arg.name) {
+                Err(e) if no_such_container(&e) => engine.diff(&arg.name)?,
+                other => other?,
+            };
+            for change in changes {
                 writeln!(out, "{change}")?;
             }
             Ok(())
         }
-        Command::Rm(args) => for_each(&args.names, "layers", |name| {
-            engine.remove(name, args.force)?;
+        Command::Rm(args) => for_each(&args.names, "containers", |name| {
+            match engine.remove_container(name, args.force, args.volumes) {
+                Err(e) if no_such_container(&e) => engine.remove(name, args.force)?,
+                other => other?,
+            }
             writeln!(out, "{name}")?;
             Ok(())
         }),
         Command::Layers(args) => layers(&engine, args, &mut out),
         Command::Inspect(arg) => {
-            let details = engine.inspect(&arg.name)?;
-            serde_json::to_writer_pretty(&mut out, &details)?;
+            match engine.inspect_container(&arg.name) {
+                Err(e) if no_such_container(&e) => {
+                    serde_json::to_writer_pretty(&mut out, &engine.inspect(&arg.name)?)?
+                }
+                other => serde_json::to_writer_pretty(&mut out, &[other?])?,
+            }
             writeln!(out)?;
             Ok(())
         }

@@ -2,6 +2,7 @@
 //! command, prints the result. All the work happens in `strata-engine` and below.
 
 mod commands;
+mod containers;
 mod progress;
 mod transfer;
 
@@ -61,13 +62,18 @@ enum Command {
     Mount(commands::MountArgs),
     /// Unmount a writable layer (the layer and its changes are kept).
     Umount(commands::UmountArgs),
-    /// List the changes of a writable layer against its image, like `docker diff`.
+    /// Create a container from an image, without starting it (like `docker create`).
+    Create(Box<containers::CreateArgs>),
+    /// List containers (like `docker ps`).
+    Ps(containers::PsArgs),
+    /// List the changes of a container (or of a writable layer) against its image, like
+    /// `docker diff`.
     Diff(commands::NameArg),
-    /// Remove writable layers and their changes.
+    /// Remove containers, or writable layers made by `mount`, and their changes.
     Rm(commands::RmArgs),
     /// List writable layers.
     Layers(commands::LayersArgs),
-    /// Show a writable layer's details as JSON (GraphDriver dirs included).
+    /// Show a container's (or writable layer's) details as JSON, GraphDriver dirs included.
     Inspect(commands::NameArg),
 }
 

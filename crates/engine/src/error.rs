@@ -11,4 +11,14 @@ pub enum Error {
     Image(#[from] strata_image::Error),
     #[error("invalid name {name:?}: {why}")]
     InvalidName { name: String, why: &'static str },
+    /// A flag or spec that cannot be used (the message names it and what is expected).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// Engine records that contradict each other; the message gives the remedy.
+    #[error("{0}")]
+    Corrupt(String),
 }

@@ -5,8 +5,10 @@
 //!
 //! Not here: argument parsing or output formatting (crate `strata`), storage internals.
 
+pub mod container;
 mod error;
-mod names;
+
+use container::names;
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -17,6 +19,7 @@ use strata_image::{Image, ImageStore, Reference};
 use strata_storage::layer_store::{self, LayerStore, RwLayer};
 use strata_storage::{Change, DiffView};
 
+pub use container::{Container, ContainerConfig, NetworkMode, State};
 pub use error::{Error, Result};
 
 /// Where the store is and which driver to use.
@@ -98,7 +101,9 @@ impl Engine {
         };
         let layers = LayerStore::open(&options.root, &driver, &options.driver_options)?;
         ImageStore::open(&layers)?; // creates the image tables on first use
-        Ok(Engine { layers })
+        let engine = Engine { layers };
+        engine.open_containers()?;
+        Ok(engine)
     }
 
     /// The image store (a read-only check once its tables exist, as they do after `open`).
@@ -192,8 +197,28 @@ impl Engine {
     }
 
     /// `rmi`: the lines Docker prints (`Untagged: ...`, `Deleted: ...`).
+    /// Refused while a container uses the image, unless `force` (the containers keep their
+    /// layers).
     pub fn remove_image(&self, name_or_id: &str, force: bool) -> Result<Vec<String>> {
-        Ok(self.images_store()?.remove(name_or_id, force)?)
+        let images = self.images_store()?;
+        if !force {
+            let image = images.resolve(name_or_id)?;
+            let users = self.containers_of_image(&image.id)?;
+            // Removing one of several tags only untags: no container loses its image.
+            let untag_only = image.tags.len() > 1
+                && name_or_id
+                    .parse::<strata_image::Reference>()
+                    .is_ok_and(|r| image.tags.contains(&r));
+            if let (Some(first), false) = (users.first(), untag_only) {
+                return Err(Error::Conflict(format!(
+                    "unable to remove image {name_or_id} ({}): container {} uses it{}; remove the containers first (strata rm) or use rmi -f",
+                    image.short_id(),
+                    &first[..12],
+                    match users.len() { 1 => String::new(), n => format!(" (and {} more)", n - 1) },
+                )));
+            }
+        }
+        Ok(images.remove(name_or_id, force)?)
     }
 
     pub fn info(&self) -> Result<Info> {
@@ -253,6 +278,12 @@ impl Engine {
                 .create_rw(n, image.top_layer.as_ref(), Some(&image.id))
         };
         if let Some(n) = name {
+            if container::is_id(n) {
+                return Err(Error::InvalidName {
+                    name: n.into(),
+                    why: "names of 64 hex digits are reserved for containers' writable layers",
+                });
+            }
             create(names::validate(n)?)?;
             return Ok(n.to_string());
         }

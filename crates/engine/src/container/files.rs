@@ -1,0 +1,129 @@
+//! The files a container's runtime bind-mounts over the init layer's empty ones:
+//! `hostname`, `hosts` and `resolv.conf` under `containers/<id>/`, and the atomic write
+//! (staging file, fsync, rename, fsync of the directory) every file there goes through.
+
+use std::io::Write;
+use std::path::Path;
+
+use strata_storage::error::IoContext;
+
+use super::config::{ContainerConfig, NetworkMode};
+use crate::error::Result;
+
+const DEFAULT_HOSTS: &str = "127.0.0.1\tlocalhost
+::1\tlocalhost ip6-localhost ip6-loopback
+fe00::0\tip6-localnet
+ff00::0\tip6-mcastprefix
+ff02::1\tip6-allnodes
+ff02::2\tip6-allrouters
+";
+
+/// Google's resolvers, Docker's fallback when the host's only point at itself.
+const DEFAULT_NAMESERVERS: &str = "nameserver 8.8.8.8\nnameserver 8.8.4.4\n";
+
+/// Writes `dir/name` so that a reader sees the old content or the new, never a part.
+pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    let staged = dir.join(format!(".{name}.tmp"));
+    let dest = dir.join(name);
+    let mut file = std::fs::File::create(&staged).ctx_path("creating", &staged)?;
+    file.write_all(bytes).ctx_path("writing", &staged)?;
+    file.sync_all().ctx_path("syncing", &staged)?;
+    std::fs::rename(&staged, &dest)
+        .ctx(|| format!("renaming {} to {}", staged.display(), dest.display()))?;
+    strata_storage::fs::sync_dir(dir)?;
+    Ok(())
+}
+
+/// The container's host name: the one asked for, else the host's with `--network host`,
+/// else the first 12 hex digits of its ID, as Docker does.
+pub fn hostname(config: &ContainerConfig, id: &str) -> String {
+    if let Some(h) = &config.hostname {
+        return h.clone();
+    }
+    if config.network == NetworkMode::Host {
+        return rustix::system::uname()
+            .nodename()
+            .to_string_lossy()
+            .into_owned();
+    }
+    id[..12].to_string()
+}
+
+/// Writes `hostname`, `hosts` and `resolv.conf` into `dir`.
+pub fn write_network_files(dir: &Path, config: &ContainerConfig, id: &str) -> Result<()> {
+    let host = hostname(config, id);
+    write_atomic(dir, "hostname", format!("{host}\n").as_bytes())?;
+    let hosts = match config.network {
+        // The host's names resolve as on the host.
+        NetworkMode::Host => {
+            std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| DEFAULT_HOSTS.to_string())
+        }
+        NetworkMode::None => format!("{DEFAULT_HOSTS}127.0.0.1\t{host}\n"),
+    };
+    write_atomic(dir, "hosts", hosts.as_bytes())?;
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    write_atomic(
+        dir,
+        "resolv.conf",
+        resolv_conf(&host_resolv, config.network).as_bytes(),
+    )
+}
+
+/// The host's resolv.conf for the container: as is with the host's network; otherwise
+/// without loopback nameservers (unreachable from another namespace), and Google's when
+/// none remain, as Docker does.
+pub fn resolv_conf(host: &str, network: NetworkMode) -> String {
+    if network == NetworkMode::Host {
+        return host.to_string();
+    }
+    let loopback = |line: &str| {
+        let mut words = line.split_whitespace();
+        words.next() == Some("nameserver")
+            && words.next().is_some_and(|addr| {
+                addr.parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+            })
+    };
+    let kept: Vec<&str> = host.lines().filter(|l| !loopback(l)).collect();
+    let mut out = kept.join("\n");
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    let has_nameserver = kept
+        .iter()
+        .any(|l| l.split_whitespace().next() == Some("nameserver"));
+    if !has_nameserver {
+        out.push_str(DEFAULT_NAMESERVERS);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_resolvers_are_replaced_like_docker() {
+        let local = "# systemd\nnameserver 127.0.0.53\noptions edns0\n";
+        let out = resolv_conf(local, NetworkMode::None);
+        assert!(!out.contains("127.0.0.53"), "{out}");
+        assert!(out.contains("nameserver 8.8.8.8"), "{out}");
+        assert!(out.contains("options edns0"), "{out}");
+        let real = "nameserver 10.0.0.2\nnameserver ::1\n";
+        assert_eq!(
+            resolv_conf(real, NetworkMode::None),
+            "nameserver 10.0.0.2\n"
+        );
+        assert_eq!(resolv_conf(local, NetworkMode::Host), local);
+        assert_eq!(resolv_conf("", NetworkMode::None), DEFAULT_NAMESERVERS);
+    }
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_staging() {
+        let dir = tempfile::tempdir().unwrap();
+        write_atomic(dir.path(), "hosts", b"one").unwrap();
+        write_atomic(dir.path(), "hosts", b"two").unwrap();
+        assert_eq!(std::fs::read(dir.path().join("hosts")).unwrap(), b"two");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

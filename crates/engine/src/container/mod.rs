@@ -1,0 +1,506 @@
+//! Containers as records, without running anything yet: an image, a shared init layer, a
+//! writable layer named by the container's ID, a row in the `containers` table and a
+//! directory `containers/<id>/` (`config.json`, `hostname`, `hosts`, `resolv.conf`).
+//!
+//! Creation order, so that a crash at any instant leaves nothing a later command believes
+//! in: files in a staging dir `containers/.tmp-<id>`, then the layers, then the dir renamed
+//! to `containers/<id>`, then the row, last. The creator holds `containers/.<id>.lock`
+//! (`flock`) throughout; at open, recovery removes what an abandoned creation left (dirs and
+//! writable layers of an ID with no row, whose lock nobody holds), and marks `dead` the rows
+//! whose dir or layer is gone, for `rm` to clean. (The staging dir is not under the store's
+//! `tmp/`: every open empties directories there unconditionally, which would race with a
+//! creation in another process.)
+
+mod config;
+mod files;
+mod init_layer;
+mod inspect;
+pub(crate) mod names;
+mod store;
+
+use std::collections::BTreeSet;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{flock, FlockOperation};
+use serde::Serialize;
+use strata_image::Image;
+use strata_storage::error::IoContext;
+use strata_storage::Change;
+
+pub use config::{parse_cpus, parse_size, parse_volume, ContainerConfig, NetworkMode, VolumeSpec};
+pub use files::write_atomic;
+pub use init_layer::init_tar;
+
+use crate::error::{Error, Result};
+use crate::Engine;
+
+/// A container's record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Container {
+    /// 64 hex digits.
+    pub id: String,
+    /// Without Docker's leading `/`.
+    pub name: String,
+    /// The image ID (`sha256:...`).
+    pub image: String,
+    /// Its writable layer's name in the layer store (the container ID).
+    pub rw_layer: String,
+    /// Unix nanoseconds.
+    pub created: i64,
+    pub state: State,
+    pub pid: Option<i64>,
+    pub exit_code: Option<i64>,
+    /// Unix nanoseconds.
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+impl Container {
+    /// The first 12 hex digits, as Docker shows IDs.
+    pub fn short_id(&self) -> &str {
+        &self.id[..12]
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Created,
+    Running,
+    Exited,
+    /// Its layer or directory is gone (a crash, or data lost): only `rm` applies.
+    Dead,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Created => "created",
+            State::Running => "running",
+            State::Exited => "exited",
+            State::Dead => "dead",
+        }
+    }
+}
+
+impl std::str::FromStr for State {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<State> {
+        Ok(match s {
+            "created" => State::Created,
+            "running" => State::Running,
+            "exited" => State::Exited,
+            "dead" => State::Dead,
+            _ => {
+                return Err(Error::Corrupt(format!(
+                    "unknown container state {s:?} in the containers table"
+                )))
+            }
+        })
+    }
+}
+
+/// Whether `s` has the shape of a container ID.
+pub(crate) fn is_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+impl Engine {
+    /// `containers/`, created if missing.
+    pub(crate) fn open_containers(&self) -> Result<()> {
+        store::ensure_schema(&self.layers)?;
+        let dir = self.containers_dir();
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .ctx_path("creating the containers directory", &dir)?;
+        self.recover_containers()
+    }
+
+    fn containers_dir(&self) -> PathBuf {
+        self.layers.root().join("containers")
+    }
+
+    /// `containers/<id>/`.
+    pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.containers_dir().join(id)
+    }
+
+    /// `create`: a container of `image` (name, ID or prefix) with `config` (validated, then
+    /// completed from the image's config), named `name` or a generated name.
+    pub fn create_container(
+        &self,
+        image: &str,
+        mut config: ContainerConfig,
+        name: Option<&str>,
+    ) -> Result<Container> {
+        config.validate()?;
+        let name = match name {
+            Some(n) => {
+                let n = names::validate(n.strip_prefix('/').unwrap_or(n))?;
+                if let Some(other) = self.layers.read(|c| store::by_name(c, n))? {
+                    return Err(store::name_taken(n, &other));
+                }
+                n.to_string()
+            }
+            None => self.generate_name()?,
+        };
+        let images = self.images_store()?;
+        let img = images.resolve(image)?;
+        let image_config = images.config(&img.id)?;
+        if config.image.is_empty() {
+            config.image = image.to_string();
+        }
+        config.merge_image(image_config.parsed.config().as_ref());
+        let id = random_id()?;
+        let lock = CreationLock::acquire(&self.containers_dir(), &id)?;
+        let made = self.build_container(&id, &name, &img, &config);
+        drop(lock);
+        made
+    }
+
+    fn generate_name(&self) -> Result<String> {
+        for attempt in 0..16 {
+            let name = names::generate_container_name(random_u64()?, attempt);
+            if self.layers.read(|c| store::by_name(c, &name))?.is_none() {
+                return Ok(name);
+            }
+        }
+        Err(Error::Conflict(
+            "could not generate a free container name; pass --name".into(),
+        ))
+    }
+
+    /// The steps of a creation, undone in reverse on any failure.
+    fn build_container(
+        &self,
+        id: &str,
+        name: &str,
+        image: &Image,
+        config: &ContainerConfig,
+    ) -> Result<Container> {
+        let mut undo = Undo::new(self, id);
+        let staging = self.containers_dir().join(format!(".tmp-{id}"));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&staging)
+            .ctx_path("creating container directory", &staging)?;
+        undo.staging = Some(staging.clone());
+        let json = serde_json::to_vec_pretty(config).expect("a config serialises");
+        write_atomic(&staging, "config.json", &json)?;
+        files::write_network_files(&staging, config, id)?;
+        let init = init_layer::ensure(&self.layers, image.top_layer.as_ref())?;
+        undo.init = Some(init.chain_id.clone());
+        self.layers
+            .create_rw(id, Some(&init.chain_id), Some(&image.id))?;
+        undo.rw = true;
+        let dir = self.container_dir(id);
+        std::fs::rename(&staging, &dir)
+            .ctx(|| format!("renaming {} to {}", staging.display(), dir.display()))?;
+        undo.staging = Some(dir);
+        strata_storage::fs::sync_dir(&self.containers_dir())?;
+        let container = Container {
+            id: id.to_string(),
+            name: name.to_string(),
+            image: image.id.clone(),
+            rw_layer: id.to_string(),
+            created: now_nanos(),
+            state: State::Created,
+            pid: None,
+            exit_code: None,
+            started_at: None,
+            finished_at: None,
+        };
+        self.layers
+            .write(|tx| store::insert(tx.sql(), &container))?;
+        undo.done();
+        Ok(container)
+    }
+
+    /// A container by full ID, name, or unique ID prefix.
+    pub fn container(&self, name_or_id: &str) -> Result<Container> {
+        self.layers.read(|c| store::resolve(c, name_or_id))
+    }
+
+    /// Running containers, or all with `all`; newest first.
+    pub fn containers(&self, all: bool) -> Result<Vec<Container>> {
+        let list = self.layers.read(store::all)?;
+        Ok(list
+            .into_iter()
+            .filter(|c| all || c.state == State::Running)
+            .collect())
+    }
+
+    /// The container's `config.json` (a default one if a dead container lost it).
+    pub fn container_config(&self, container: &Container) -> Result<ContainerConfig> {
+        let path = self.container_dir(&container.id).join("config.json");
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                Error::Corrupt(format!(
+                    "{}: {e}; remove the container (strata rm -f {})",
+                    path.display(),
+                    container.short_id()
+                ))
+            }),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound && container.state == State::Dead =>
+            {
+                Ok(ContainerConfig::default())
+            }
+            Err(e) => {
+                Err(strata_storage::Error::io(format!("reading {}", path.display()), e).into())
+            }
+        }
+    }
+
+    /// `rm`: refused for a running container unless `force`. Removes the writable layer
+    /// (unmounting it; the init layer goes with its last user), the directory, then the row,
+    /// so an interrupted `rm` can simply be run again. `volumes`: anonymous volumes (none
+    /// exist yet).
+    pub fn remove_container(&self, name_or_id: &str, force: bool, volumes: bool) -> Result<()> {
+        let _ = volumes;
+        let c = self.container(name_or_id)?;
+        if c.state == State::Running && !force {
+            return Err(Error::Conflict(format!(
+                "cannot remove container /{} ({}): it is running; stop it first or use rm -f",
+                c.name,
+                c.short_id()
+            )));
+        }
+        match self.layers.remove_rw(&c.rw_layer, true) {
+            Ok(()) | Err(strata_storage::Error::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let dir = self.container_dir(&c.id);
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(
+                    strata_storage::Error::io(format!("removing {}", dir.display()), e).into(),
+                )
+            }
+            _ => {}
+        }
+        self.layers.write(|tx| store::delete(tx.sql(), &c.id))
+    }
+
+    /// `diff`: the container's changes against its image (the init layer's entries are
+    /// below the writable layer, so they never show).
+    pub fn container_changes(&self, name_or_id: &str) -> Result<Vec<Change>> {
+        let c = self.container(name_or_id)?;
+        Ok(self.layers.changes_rw(&c.rw_layer)?)
+    }
+
+    /// IDs of the containers made from image `id`.
+    pub(crate) fn containers_of_image(&self, id: &str) -> Result<Vec<String>> {
+        self.layers.read(|c| store::of_image(c, id))
+    }
+
+    /// See the module doc: sweeps abandoned creations, marks rows without data `dead`.
+    fn recover_containers(&self) -> Result<()> {
+        let dir = self.containers_dir();
+        let rows = self.layers.read(store::all)?;
+        let ids: BTreeSet<&str> = rows.iter().map(|c| c.id.as_str()).collect();
+        let mut suspects = BTreeSet::new();
+        for entry in std::fs::read_dir(&dir).ctx_path("listing", &dir)? {
+            let name = entry.ctx_path("listing", &dir)?.file_name();
+            let name = name.to_string_lossy();
+            let id = name
+                .strip_prefix(".tmp-")
+                .or_else(|| name.strip_prefix('.').and_then(|n| n.strip_suffix(".lock")))
+                .unwrap_or(&name);
+            if is_id(id) && !ids.contains(id) {
+                suspects.insert(id.to_string());
+            }
+        }
+        for rw in self.layers.rw_layers()? {
+            if is_id(&rw.name) && !ids.contains(rw.name.as_str()) {
+                suspects.insert(rw.name);
+            }
+        }
+        for id in suspects {
+            self.sweep_abandoned(&id)?;
+        }
+        for c in rows.iter().filter(|c| c.state != State::Dead) {
+            let lost_dir = !self.container_dir(&c.id).is_dir();
+            let lost_layer = self.layers.rw_layer(&c.rw_layer).is_err();
+            if lost_dir || lost_layer {
+                tracing::error!(
+                    "container {} ({}) lost its {}: marked dead; remove it with strata rm",
+                    c.name,
+                    c.short_id(),
+                    if lost_dir {
+                        "directory"
+                    } else {
+                        "writable layer"
+                    }
+                );
+                self.layers
+                    .write(|tx| store::set_state(tx.sql(), &c.id, State::Dead))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes what an abandoned creation of `id` left, unless its creator is alive.
+    fn sweep_abandoned(&self, id: &str) -> Result<()> {
+        let Some(_lock) = CreationLock::try_take(&self.containers_dir(), id)? else {
+            return Ok(()); // being created right now
+        };
+        if self.layers.read(|c| store::get(c, id))?.is_some() {
+            return Ok(()); // finished between our listing and the lock
+        }
+        tracing::info!("removing the leftovers of an interrupted creation of container {id}");
+        match self.layers.remove_rw(id, true) {
+            Ok(()) | Err(strata_storage::Error::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        for dir in [
+            self.container_dir(id),
+            self.containers_dir().join(format!(".tmp-{id}")),
+        ] {
+            if dir.exists() {
+                strata_storage::fs::remove_tree(&dir)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a creation made so far, removed on drop unless [`Undo::done`].
+struct Undo<'a> {
+    engine: &'a Engine,
+    id: &'a str,
+    staging: Option<PathBuf>,
+    init: Option<strata_storage::Digest>,
+    rw: bool,
+}
+
+impl<'a> Undo<'a> {
+    fn new(engine: &'a Engine, id: &'a str) -> Self {
+        Undo {
+            engine,
+            id,
+            staging: None,
+            init: None,
+            rw: false,
+        }
+    }
+
+    fn done(mut self) {
+        self.staging = None;
+        self.init = None;
+        self.rw = false;
+    }
+}
+
+impl Drop for Undo<'_> {
+    fn drop(&mut self) {
+        let layers = &self.engine.layers;
+        if let Some(dir) = &self.staging {
+            if let Err(e) = strata_storage::fs::remove_tree(dir) {
+                tracing::warn!("removing {} after a failed create: {e}", dir.display());
+            }
+        }
+        // The writable layer holds the init layer's only new reference: removing it
+        // releases the init layer too when no other container uses it.
+        let undone = if self.rw {
+            layers.remove_rw(self.id, true)
+        } else if let Some(init) = &self.init {
+            layers.remove_if_unused(init).map(|_| ())
+        } else {
+            Ok(())
+        };
+        if let Err(e) = undone {
+            tracing::warn!(
+                "undoing the layers of container {} (swept at next open): {e}",
+                self.id
+            );
+        }
+    }
+}
+
+/// `containers/.<id>.lock`, `flock`ed by whoever creates or sweeps container `id`: the kernel
+/// drops it when that process dies, so a lock nobody holds means the creation was abandoned.
+struct CreationLock {
+    path: PathBuf,
+    _file: File,
+}
+
+impl CreationLock {
+    /// For a creator: the lock of a fresh ID.
+    fn acquire(dir: &Path, id: &str) -> Result<CreationLock> {
+        let path = dir.join(format!(".{id}.lock"));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .ctx_path("creating the creation lock", &path)?;
+        flock(&file, FlockOperation::NonBlockingLockExclusive).ctx_path("locking", &path)?;
+        // A sweep may have unlinked it between create and lock: then it locks nothing.
+        if rustix::fs::fstat(&file).ctx_path("stat", &path)?.st_nlink == 0 {
+            return Err(Error::Conflict(format!(
+                "container creation lock {} was swept by another strata process; retry",
+                path.display()
+            )));
+        }
+        Ok(CreationLock { path, _file: file })
+    }
+
+    /// For a sweep: the lock, or `None` if a live process holds it.
+    fn try_take(dir: &Path, id: &str) -> Result<Option<CreationLock>> {
+        let path = dir.join(format!(".{id}.lock"));
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .ctx_path("opening the creation lock", &path)?;
+        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(Some(CreationLock { path, _file: file })),
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+            Err(e) => Err(strata_storage::Error::io(
+                format!("locking {}", path.display()),
+                e.into(),
+            )
+            .into()),
+        }
+    }
+}
+
+impl Drop for CreationLock {
+    fn drop(&mut self) {
+        // Unlinked before the file closes (which unlocks): never seen unlocked and linked.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn random_id() -> Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| {
+        strata_storage::Error::io(
+            "reading random bytes for a container ID",
+            std::io::Error::other(e.to_string()),
+        )
+    })?;
+    Ok(hex::encode(bytes))
+}
+
+fn random_u64() -> Result<u64> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).map_err(|e| {
+        strata_storage::Error::io(
+            "reading random bytes for a container name",
+            std::io::Error::other(e.to_string()),
+        )
+    })?;
+    Ok(u64::from_le_bytes(bytes))
+}
+
+fn now_nanos() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+}

@@ -19,11 +19,11 @@ const XATTR_PAX_PREFIX: &str = "SCHILY.xattr.";
 /// Owner, mode, times and xattrs of one entry, PAX overrides applied.
 #[derive(Clone)]
 pub(super) struct Meta {
-    pub(super) uid: u32,
-    pub(super) gid: u32,
-    pub(super) mode: u32,
-    pub(super) mtime: Timespec,
-    pub(super) xattrs: Vec<(String, Vec<u8>)>,
+    uid: u32,
+    gid: u32,
+    mode: u32,
+    mtime: Timespec,
+    xattrs: Vec<(String, Vec<u8>)>,
 }
 
 impl Applier<'_, '_> {

@@ -5,7 +5,9 @@
 //!
 //! Not here: argument parsing or output formatting (crate `strata`), storage internals.
 
+mod commit;
 pub mod container;
+mod images;
 mod error;
 
 use container::names;
@@ -20,7 +22,9 @@ use strata_storage::layer_store::{self, LayerStore, RwLayer};
 use strata_storage::{Change, DiffView};
 
 pub use container::{Container, ContainerConfig, NetworkMode, State};
+pub use commit::{empty_tar_diff_id, CommitOptions};
 pub use error::{Error, Result};
+pub use images::{HistoryRow, PruneReport};
 
 /// Where the store is and which driver to use.
 #[derive(Clone, Debug)]

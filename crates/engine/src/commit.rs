@@ -42,10 +42,7 @@ impl Engine {
     /// `-c` leaves nothing. A running container is copied while it runs (see
     /// [`CommitOptions::pause`]).
     pub fn commit_container(&self, container: &str, options: &CommitOptions<'_>) -> Result<Image> {
-        let reference = options
-            .reference
-            .map(str::parse::<Reference>)
-            .transpose()?;
+        let reference = options.reference.map(str::parse::<Reference>).transpose()?;
         let changes = strata_image::parse_changes(options.changes)?;
         let c = self.container(container)?;
         if c.state == State::Dead {
@@ -119,7 +116,9 @@ fn child_config(
     }
     merge_settings(top, settings);
     if let Some(diff_id) = diff_id {
-        let rootfs = top.entry("rootfs").or_insert_with(|| json!({"type": "layers"}));
+        let rootfs = top
+            .entry("rootfs")
+            .or_insert_with(|| json!({"type": "layers"}));
         let ids = rootfs
             .as_object_mut()
             .ok_or_else(|| bad("\"rootfs\" is not an object".into()))?

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 use strata_image::{Image, ImageConfig, Reference};
-use strata_storage::{Digest, DiffView};
+use strata_storage::{DiffView, Digest};
 
 use crate::container::State;
 use crate::error::Result;

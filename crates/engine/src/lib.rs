@@ -7,8 +7,8 @@
 
 mod commit;
 pub mod container;
-mod images;
 mod error;
+mod images;
 
 use container::names;
 
@@ -21,8 +21,8 @@ use strata_image::{Image, ImageStore, Reference};
 use strata_storage::layer_store::{self, LayerStore, RwLayer};
 use strata_storage::{Change, DiffView};
 
-pub use container::{Container, ContainerConfig, NetworkMode, State};
 pub use commit::{empty_tar_diff_id, CommitOptions};
+pub use container::{Container, ContainerConfig, NetworkMode, State};
 pub use error::{Error, Result};
 pub use images::{HistoryRow, PruneReport};
 

@@ -15,7 +15,7 @@
 use std::io::Write;
 use std::time::SystemTime;
 
-use super::{db, LayerStore, Layer, Staged};
+use super::{db, Layer, LayerStore, Staged};
 use crate::digest::{Digest, HashingWriter};
 use crate::driver::DiffFormat;
 use crate::error::{Error, IoContext, Result};

@@ -248,7 +248,7 @@ fn history_tag_inspect_shapes(driver: &'static str) {
     let a = inspect(&s, "busybox");
     let b = inspect(&s, "other:tag");
     assert_eq!(a["Id"], b["Id"]);
-    let mut tags: Vec<_> = a["RepoTags"].as_array().unwrap().iter().cloned().collect();
+    let mut tags: Vec<_> = a["RepoTags"].as_array().unwrap().to_vec();
     tags.sort_by_key(|t| t.to_string());
     assert_eq!(tags, ["busybox:latest", "other:tag"]);
     for key in [

@@ -153,6 +153,11 @@ pub fn run(cli: &Cli) -> Result<()> {
             Ok(())
         }),
         Command::Layers(args) => layers(&engine, args, &mut out),
+        Command::Commit(args) => crate::image_cmds::commit(&engine, args, &mut out),
+        Command::History(args) => crate::image_cmds::history(&engine, args, &mut out),
+        Command::Tag(args) => Ok(engine.tag(&args.source, &args.target)?),
+        Command::Image(command) => crate::image_cmds::image(&engine, command, &mut out),
+        Command::Prune(args) => crate::image_cmds::prune(&engine, args, &mut out),
         Command::Inspect(arg) => {
             match engine.inspect_container(&arg.name) {
                 Err(e) if no_such_container(&e) => {
@@ -237,6 +242,11 @@ fn info(engine: &Engine, out: &mut impl Write) -> Result<()> {
     }
     writeln!(out, "Data Root: {}", info.root.display())?;
     writeln!(out, "Images: {}", info.images)?;
+    let problems = engine.layer_ref_problems()?;
+    writeln!(out, "Layer Reference Problems: {}", problems.len())?;
+    for p in problems {
+        writeln!(out, "  {p}")?;
+    }
     writeln!(out, "Layers: {}", info.layers)?;
     writeln!(
         out,
@@ -301,7 +311,7 @@ fn for_each(names: &[String], what: &str, mut act: impl FnMut(&str) -> Result<()
 }
 
 /// "3 minutes ago", as docker prints ages.
-fn human_age(created: i64) -> String {
+pub(crate) fn human_age(created: i64) -> String {
     let secs = (chrono::Utc::now().timestamp() - created).max(0);
     let (n, unit) = match secs {
         s if s < 60 => return "Less than a minute ago".into(),
@@ -320,7 +330,7 @@ fn human_age(created: i64) -> String {
 }
 
 /// Decimal units, as docker prints sizes.
-fn human_size(bytes: u64) -> String {
+pub(crate) fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
     let mut value = bytes as f64;
     let mut unit = 0;

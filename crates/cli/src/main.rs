@@ -3,6 +3,7 @@
 
 mod commands;
 mod containers;
+mod image_cmds;
 mod progress;
 mod transfer;
 
@@ -75,6 +76,17 @@ enum Command {
     Layers(commands::LayersArgs),
     /// Show a container's (or writable layer's) details as JSON, GraphDriver dirs included.
     Inspect(commands::NameArg),
+    /// Make a new image from a container's changes (like `docker commit`); prints its ID.
+    Commit(image_cmds::CommitArgs),
+    /// Show an image's history, newest first.
+    History(image_cmds::HistoryArgs),
+    /// Give an image another name.
+    Tag(image_cmds::TagArgs),
+    /// Image commands.
+    #[command(subcommand)]
+    Image(image_cmds::ImageCommand),
+    /// Remove stopped containers, dangling images and unused layers.
+    Prune(image_cmds::PruneArgs),
 }
 
 fn main() -> ExitCode {

@@ -5,8 +5,10 @@
 //!
 //! Not here: argument parsing or output formatting (crate `strata`), storage internals.
 
+mod commit;
 pub mod container;
 mod error;
+mod images;
 
 use container::names;
 
@@ -19,8 +21,10 @@ use strata_image::{Image, ImageStore, Reference};
 use strata_storage::layer_store::{self, LayerStore, RwLayer};
 use strata_storage::{Change, DiffView};
 
+pub use commit::{empty_tar_diff_id, CommitOptions};
 pub use container::{Container, ContainerConfig, NetworkMode, State};
 pub use error::{Error, Result};
+pub use images::{HistoryRow, PruneReport};
 
 /// Where the store is and which driver to use.
 #[derive(Clone, Debug)]

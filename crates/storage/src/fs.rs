@@ -14,6 +14,7 @@
 //! an open directory and never follows it. Only store paths (a layer dir, a mount point) are
 //! opened by path, with [`Root::open`] or [`open_dir_path`].
 
+pub mod copy;
 mod node;
 mod privileges;
 mod usage;

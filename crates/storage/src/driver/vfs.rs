@@ -15,9 +15,7 @@ use rustix::fs::{self as rfs, Mode};
 
 use super::*;
 use crate::error::IoContext;
-use crate::fs::remove_tree;
-
-mod copy;
+use crate::fs::{copy, remove_tree};
 
 /// Prefix of a copy in progress; the leading `.` keeps it apart from every valid id.
 const TMP_PREFIX: &str = ".tmp-";

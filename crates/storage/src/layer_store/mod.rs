@@ -26,6 +26,7 @@ use crate::driver::{self, Driver};
 use crate::error::{Error, IoContext, Result};
 use crate::fs;
 
+mod commit;
 mod db;
 mod recovery;
 mod rw;
@@ -358,9 +359,10 @@ impl LayerStore {
             Ok(f) => f,
             // Made by strata (commit), or loaded before records existed.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut counting = HashingWriter::new(out);
-                self.export_layer(chain, &mut counting)?;
-                return Ok(counting.finish().2);
+                let mut hashing = HashingWriter::new(out);
+                self.export_layer(chain, &mut hashing)?;
+                let (_, digest, written) = hashing.finish();
+                return check_tar_digest(&layer, &digest).map(|()| written);
             }
             Err(e) => return Err(Error::io(format!("opening {}", path.display()), e)),
         };
@@ -369,14 +371,7 @@ impl LayerStore {
         let mut record = std::io::BufReader::new(record);
         archive::reassemble(&mut record, &root, &mut hashing)?;
         let (_, digest, written) = hashing.finish();
-        if digest != layer.diff_id {
-            return Err(Error::Corrupt(format!(
-                "layer {chain} was modified after it was loaded: its tar now has digest \
-                 {digest}, not its diffID {}; remove the images that use it and load them again",
-                layer.diff_id
-            )));
-        }
-        Ok(written)
+        check_tar_digest(&layer, &digest).map(|()| written)
     }
 
     /// Applies the layer tar `tar` (plain, gzip or zstd) on `parent` and publishes it, with
@@ -434,6 +429,18 @@ impl LayerStore {
         let dir = std::fs::File::open(home).ctx_path("opening driver home", home)?;
         rustix::fs::syncfs(&dir).ctx_path("syncfs", home)
     }
+}
+
+/// A layer whose tar no longer hashes to its diffID was changed on disk after it was made.
+fn check_tar_digest(layer: &Layer, digest: &Digest) -> Result<()> {
+    if *digest != layer.diff_id {
+        return Err(Error::Corrupt(format!(
+            "layer {} was modified after it was stored: its tar now has digest {digest}, not \
+             its diffID {}; remove the images that use it and load or commit them again",
+            layer.chain_id, layer.diff_id
+        )));
+    }
+    Ok(())
 }
 
 /// A layer blob that is not what its manifest or config says is refused.

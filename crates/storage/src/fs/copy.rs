@@ -1,5 +1,5 @@
-//! The full, faithful tree copy a vfs layer starts from: every file type but sockets, hard
-//! links kept as hard links, owners, modes (setuid included), xattrs (trusted.* and
+//! A full, faithful tree copy (what a vfs layer starts from, and how a container's upper dir
+//! becomes a committed layer): every file type but sockets, hard links kept as hard links, owners, modes (setuid included), xattrs (trusted.* and
 //! security.* included), atime/mtime, and sparse files kept sparse (reflinked where the
 //! filesystem can). All fd-relative; no symlink is ever followed.
 //!
@@ -20,9 +20,23 @@ use rustix::io::Errno;
 use crate::error::{IoContext, Result};
 use crate::fs::{self, Entry, Node, Privileges, Skipped};
 
+/// What a copy keeps beyond the faithful default.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CopyOptions {
+    /// The source is an overlay upper dir becoming a lower layer: keep its whiteouts and
+    /// `trusted.overlay.opaque`, but drop overlayfs' bookkeeping (`trusted.overlay.origin`,
+    /// `impure`, ...), which describes the upper's relation to its old mount, not content.
+    pub overlay_upper: bool,
+}
+
 /// Copies the contents and metadata of the directory `src` into the existing, empty
 /// directory `dst`.
 pub fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
+    copy_tree_with(src, dst, CopyOptions::default())
+}
+
+/// [`copy_tree`] with `options`.
+pub fn copy_tree_with(src: &Path, dst: &Path, options: CopyOptions) -> Result<()> {
     let src_fd = fs::open_dir_path(src)?;
     let dst_fd = fs::open_dir_path(dst)?;
     let mut c = Copier {
@@ -31,6 +45,7 @@ pub fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
         dst_root: dst_fd.try_clone().ctx_path("dup", dst)?,
         privileges: Privileges::current(),
         skipped: Skipped::default(),
+        options,
     };
     c.dir(src_fd.as_fd(), dst_fd.as_fd(), Path::new(""))?;
     let root_stat = rfs::fstat(&src_fd).ctx_path("stat", src)?;
@@ -48,6 +63,7 @@ struct Copier<'a> {
     dst_root: OwnedFd,
     privileges: Privileges,
     skipped: Skipped,
+    options: CopyOptions,
 }
 
 impl Copier<'_> {
@@ -214,6 +230,9 @@ impl Copier<'_> {
         }
         node.chmod(st.st_mode)?;
         for (key, value) in fs::xattrs(src, name)? {
+            if self.options.overlay_upper && is_overlay_bookkeeping(key.as_bytes()) {
+                continue;
+            }
             if !self.privileges.may_set_xattr(key.as_bytes()) {
                 self.skipped.xattrs += 1;
                 continue;
@@ -235,4 +254,13 @@ impl Copier<'_> {
         )?;
         Ok(())
     }
+}
+
+/// overlayfs' own xattrs (`trusted.overlay.*`, or `user.overlay.*` when mounted with
+/// `userxattr`) other than the opaque marker.
+fn is_overlay_bookkeeping(key: &[u8]) -> bool {
+    let name = key
+        .strip_prefix(b"trusted.".as_slice())
+        .or_else(|| key.strip_prefix(b"user.".as_slice()));
+    matches!(name, Some(n) if n.starts_with(b"overlay.") && n != b"overlay.opaque")
 }

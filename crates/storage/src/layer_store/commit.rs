@@ -1,0 +1,127 @@
+//! Committing a writable layer: its changes become a new read-only layer on the same parent,
+//! by copying its diff dir (no tar is written and applied back).
+//!
+//! For overlay2 the upper dir is already in the layer form a lower needs (whiteouts as 0/0
+//! devices, opaque dirs marked by xattr), so it is copied as is (reflinked where the
+//! filesystem can) minus overlayfs' bookkeeping xattrs. For vfs the writable layer is a full
+//! tree, which is exactly what a vfs layer on the same parent holds. The diffID is the sha256
+//! of the deterministic export of the new layer against its parent, streamed into a hasher:
+//! the same changes always give the same diffID and chainID.
+//!
+//! A mounted (running) writable layer may change while it is copied; the copy then holds some
+//! state between the start and the end of the copy, as with `docker commit --pause=false`.
+//! Callers that need a point-in-time copy pause the container first.
+
+use std::io::Write;
+use std::time::SystemTime;
+
+use super::{db, Layer, LayerStore, Staged};
+use crate::digest::{Digest, HashingWriter};
+use crate::driver::DiffFormat;
+use crate::error::{Error, IoContext, Result};
+use crate::fs::copy::{copy_tree_with, CopyOptions};
+
+impl LayerStore {
+    /// A new read-only layer on writable layer `name`'s parent holding exactly its changes.
+    /// If a layer with the same chainID exists already (the same changes committed before),
+    /// the copy is dropped and that layer returned. Like a created layer, it starts with no
+    /// reference of its own (and takes one on its parent).
+    pub fn commit_rw(&self, name: &str) -> Result<Layer> {
+        let parent = self.rw_layer(name)?.parent;
+        self.commit_rw_onto(name, parent.as_ref())
+    }
+
+    /// Like [`LayerStore::commit_rw`], but the new layer goes on `onto`, which need not be
+    /// the writable layer's parent: a container's writable layer sits on its init layer, and
+    /// its commit goes on the image's top layer, as Docker's does. The changes are those of
+    /// the writable layer against its own parent.
+    pub fn commit_rw_onto(&self, name: &str, onto: Option<&Digest>) -> Result<Layer> {
+        let rw = self.rw_layer(name)?;
+        let parent_sid = self.parent_storage_id(onto)?;
+        if self.driver.diff_format() == DiffFormat::Naive && onto != rw.parent.as_ref() {
+            // A vfs writable layer is a full tree of its own parent: on another parent only
+            // its changes may go, and vfs has them only as a diff of two trees.
+            return self.commit_naive_rebased(name, onto);
+        }
+        let staged = Staged::begin(self, &self.lock()?)?;
+        match self.driver.diff_format() {
+            DiffFormat::Overlay => {
+                self.driver
+                    .create(&staged.id, parent_sid.as_deref(), false)?;
+                let (from, to) = (
+                    self.driver.diff_dir(&rw.storage_id),
+                    self.driver.diff_dir(&staged.id),
+                );
+                let options = CopyOptions {
+                    overlay_upper: true,
+                };
+                copy_tree_with(&from, &to, options).map_err(|e| commit_error(name, e))?;
+            }
+            // A vfs layer is its parent's tree with the changes applied: the writable
+            // layer's own tree.
+            DiffFormat::Naive => self
+                .driver
+                .create(&staged.id, Some(&rw.storage_id), false)
+                .map_err(|e| commit_error(name, e))?,
+        }
+        let parent = onto.cloned();
+        let (diff_id, size) = self.hash_export(&staged.id, parent_sid.as_deref())?;
+        self.sync_driver_fs()?;
+        let layer = Layer {
+            chain_id: Digest::chain(parent.as_ref(), &diff_id),
+            diff_id,
+            parent,
+            storage_id: staged.id.clone(),
+            size,
+            created: SystemTime::now(),
+            refs: 0,
+        };
+        let existing = self.write(|tx| match db::find_layer(&tx.tx, &layer.chain_id)? {
+            Some(existing) => Ok::<_, Error>(Some(existing)),
+            None => db::insert_layer(&tx.tx, &layer).map(|()| None),
+        })?;
+        match existing {
+            Some(existing) => Ok(existing), // `staged` drops and removes our copy
+            None => {
+                staged.publish();
+                Ok(layer)
+            }
+        }
+    }
+
+    /// vfs, new parent: the writable layer's changes exported to a staging tar and applied
+    /// as a layer (with a tar-split record, so its tar comes back byte for byte).
+    fn commit_naive_rebased(&self, name: &str, onto: Option<&Digest>) -> Result<Layer> {
+        let mut staging = self.staging_file(".commit.tar")?;
+        let path = staging.path().to_path_buf();
+        {
+            let mut out = std::io::BufWriter::with_capacity(256 * 1024, staging.file());
+            self.export_rw(name, &mut out)?;
+            out.flush().ctx_path("writing", &path)?;
+        }
+        let mut tar = std::fs::File::open(&path).ctx_path("opening", &path)?;
+        self.create_layer(onto, &mut tar)
+    }
+
+    /// The diffID and tar size of layer dir `id` against `parent`, from its deterministic
+    /// export streamed into a hasher (nothing is written).
+    fn hash_export(&self, id: &str, parent: Option<&str>) -> Result<(Digest, u64)> {
+        let mut hashing = HashingWriter::new(std::io::sink());
+        self.driver.export(id, parent, &mut hashing)?;
+        let (_, digest, size) = hashing.finish();
+        Ok((digest, size))
+    }
+}
+
+fn commit_error(name: &str, e: Error) -> Error {
+    match e {
+        Error::Io { context, cause } => Error::io(
+            format!(
+                "committing writable layer {name}: {context} (if the container is running and \
+                 changed it meanwhile, pause it or try again)"
+            ),
+            cause,
+        ),
+        other => other,
+    }
+}

@@ -27,7 +27,7 @@ struct Cli {
 
     /// Storage driver: overlay2 (kernel overlayfs, needs root) or vfs (full copies, runs
     /// anywhere). Defaults to the driver the store was created with, else overlay2.
-    #[arg(short = 's', long, global = true, env = "STRATA_STORAGE_DRIVER")]
+    #[arg(long, global = true, env = "STRATA_STORAGE_DRIVER")]
     storage_driver: Option<String>,
 
     /// Driver option KEY=VALUE (repeatable).

@@ -295,7 +295,11 @@ fn display_id(image: &Image, no_trunc: bool) -> &str {
 
 /// Runs `act` on every name, as Docker does for `rm a b c`: a failure is reported and the
 /// rest still run; the command fails at the end if any did.
-pub(crate) fn for_each(names: &[String], what: &str, mut act: impl FnMut(&str) -> Result<()>) -> Result<()> {
+pub(crate) fn for_each(
+    names: &[String],
+    what: &str,
+    mut act: impl FnMut(&str) -> Result<()>,
+) -> Result<()> {
     let mut failed = 0;
     for name in names {
         if let Err(err) = act(name) {

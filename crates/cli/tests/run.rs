@@ -18,7 +18,9 @@ fn setup() -> Option<Store> {
     }
     let runc = std::process::Command::new("runc").arg("--version").output();
     if !runc.map(|o| o.status.success()).unwrap_or(false) || !Path::new(BUSYBOX).exists() {
-        eprintln!("SKIP: needs runc in PATH and a static {BUSYBOX} (apt-get install runc busybox-static)");
+        eprintln!(
+            "SKIP: needs runc in PATH and a static {BUSYBOX} (apt-get install runc busybox-static)"
+        );
         return None;
     }
     let s = Store::new("overlay2")?;
@@ -29,7 +31,7 @@ fn setup() -> Option<Store> {
 /// /bin/busybox with applet links, /etc/passwd and /etc/group, and /data/seed (for volumes).
 fn busybox_tar() -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
-    let mut dir = |path: &str, b: &mut tar::Builder<Vec<u8>>| {
+    let dir = |path: &str, b: &mut tar::Builder<Vec<u8>>| {
         let mut h = header();
         h.set_entry_type(tar::EntryType::Directory);
         h.set_mode(0o755);
@@ -45,7 +47,12 @@ fn busybox_tar() -> Vec<u8> {
         h.set_size(data.len() as u64);
         b.append_data(&mut h, path, data).unwrap();
     };
-    file("bin/busybox", 0o755, &std::fs::read(BUSYBOX).unwrap(), &mut b);
+    file(
+        "bin/busybox",
+        0o755,
+        &std::fs::read(BUSYBOX).unwrap(),
+        &mut b,
+    );
     file(
         "etc/passwd",
         0o644,
@@ -54,12 +61,15 @@ fn busybox_tar() -> Vec<u8> {
     );
     file("etc/group", 0o644, b"root:x:0:\nnogroup:x:65534:\n", &mut b);
     file("data/seed", 0o644, b"from the image\n", &mut b);
-    for applet in ["sh", "echo", "true", "sleep", "cat", "id", "hostname", "pwd", "touch", "env", "ls"] {
+    for applet in [
+        "sh", "echo", "true", "sleep", "cat", "id", "hostname", "pwd", "touch", "env", "ls",
+    ] {
         let mut h = header();
         h.set_entry_type(tar::EntryType::Symlink);
         h.set_size(0);
         h.set_mode(0o777);
-        b.append_link(&mut h, format!("bin/{applet}"), "busybox").unwrap();
+        b.append_link(&mut h, format!("bin/{applet}"), "busybox")
+            .unwrap();
     }
     b.into_inner().unwrap()
 }
@@ -88,7 +98,10 @@ fn stderr(o: &std::process::Output) -> String {
 fn assert_nothing_left(s: &Store, ids: &[&str]) {
     assert_eq!(s.ok(&["ps", "-aq"]).trim(), "", "containers left");
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
-    assert!(!mounts.contains(s.root.to_str().unwrap()), "a mount is left: {mounts}");
+    assert!(
+        !mounts.contains(s.root.to_str().unwrap()),
+        "a mount is left: {mounts}"
+    );
     let state = s.root.join("runtime/runc");
     let left: Vec<_> = std::fs::read_dir(&state)
         .map(|d| d.flatten().map(|e| e.file_name()).collect())
@@ -96,7 +109,10 @@ fn assert_nothing_left(s: &Store, ids: &[&str]) {
     assert!(left.is_empty(), "runtime state left: {left:?}");
     for id in ids {
         for ctl in ["memory", "pids", "cpu", "unified"] {
-            let dir = Path::new("/sys/fs/cgroup").join(ctl).join("strata").join(id);
+            let dir = Path::new("/sys/fs/cgroup")
+                .join(ctl)
+                .join("strata")
+                .join(id);
             assert!(!dir.exists(), "cgroup left: {}", dir.display());
         }
     }
@@ -117,22 +133,43 @@ fn foreground_runs_propagate_codes_and_streams() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_nothing_left(&s, &[]);
 
-    let o = s.run(&["run", "--name", "c3", "bb", "sh", "-c", "echo out; echo err >&2; exit 3"]);
+    let o = s.run(&[
+        "run",
+        "--name",
+        "c3",
+        "bb",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
     assert_eq!(code(&o), 3);
     assert_eq!(stdout(&o), "out\n");
     assert_eq!(stderr(&o), "err\n");
     let logs = s.run(&["logs", "c3"]);
-    assert_eq!((stdout(&logs).as_str(), stderr(&logs).as_str()), ("out\n", "err\n"));
+    assert_eq!(
+        (stdout(&logs).as_str(), stderr(&logs).as_str()),
+        ("out\n", "err\n")
+    );
     let ts = s.ok(&["logs", "-t", "c3"]);
-    assert_eq!(s.run(&["logs", "--tail", "1", "c3"]).stdout.len() + s.run(&["logs", "--tail", "1", "c3"]).stderr.len(), 4);
-    assert!(ts.ends_with(" out\n") && ts.contains('T') && ts.contains('Z'), "{ts}");
+    assert_eq!(
+        s.run(&["logs", "--tail", "1", "c3"]).stdout.len()
+            + s.run(&["logs", "--tail", "1", "c3"]).stderr.len(),
+        4
+    );
+    assert!(
+        ts.ends_with(" out\n") && ts.contains('T') && ts.contains('Z'),
+        "{ts}"
+    );
     assert!(s.ok(&["ps", "-a"]).contains("Exited (3)"));
 
     let o = s.run(&["run", "--rm", "bb", "no-such-binary"]);
     assert_eq!(code(&o), 127);
     assert!(stderr(&o).contains("no-such-binary"), "{}", stderr(&o));
     // Killed while attached: 137.
-    let mut fg = s.cmd(&["run", "--rm", "--name", "k", "bb", "sleep", "100"]).spawn().unwrap();
+    let mut fg = s
+        .cmd(&["run", "--rm", "--name", "k", "bb", "sleep", "100"])
+        .spawn()
+        .unwrap();
     wait_for("k to run", || s.ok(&["ps"]).contains(" k"));
     s.ok(&["kill", "k"]);
     assert_eq!(fg.wait().unwrap().code(), Some(137));
@@ -142,7 +179,11 @@ fn foreground_runs_propagate_codes_and_streams() {
 
     let o = s.run(&["run", "--runtime", "no-such-runtime", "bb", "true"]);
     assert_eq!(code(&o), 1);
-    assert!(stderr(&o).contains("OCI runtime no-such-runtime not found"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("OCI runtime no-such-runtime not found"),
+        "{}",
+        stderr(&o)
+    );
     s.ok(&["rm", "c3"]);
     assert_nothing_left(&s, &[]);
 }
@@ -165,7 +206,18 @@ fn options_reach_the_container() {
     assert_eq!(links.split_whitespace().collect::<Vec<_>>(), ["lo"]);
     let o = s.run(&["run", "--rm", "--read-only", "bb", "touch", "/x"]);
     assert_ne!(code(&o), 0, "a read-only root must refuse writes");
-    assert_eq!(run(&["--read-only", "--tmpfs", "/t", "bb", "sh", "-c", "touch /t/x && echo ok"]), "ok\n");
+    assert_eq!(
+        run(&[
+            "--read-only",
+            "--tmpfs",
+            "/t",
+            "bb",
+            "sh",
+            "-c",
+            "touch /t/x && echo ok"
+        ]),
+        "ok\n"
+    );
 
     let host = s.dir.path().join("hostdir");
     std::fs::create_dir(&host).unwrap();
@@ -175,16 +227,41 @@ fn options_reach_the_container() {
     let o = s.run(&["run", "--rm", "-v", &bind, "bb", "touch", "/data/g"]);
     assert_ne!(code(&o), 0, "a :ro bind must refuse writes");
 
-    assert_eq!(run(&["-v", "vol1:/data", "bb", "sh", "-c", "cat /data/seed; echo more > /data/new"]), "from the image\n");
-    assert_eq!(run(&["-v", "vol1:/data", "bb", "cat", "/data/new"]), "more\n");
+    assert_eq!(
+        run(&[
+            "-v",
+            "vol1:/data",
+            "bb",
+            "sh",
+            "-c",
+            "cat /data/seed; echo more > /data/new"
+        ]),
+        "from the image\n"
+    );
+    assert_eq!(
+        run(&["-v", "vol1:/data", "bb", "cat", "/data/new"]),
+        "more\n"
+    );
     assert!(s.root.join("volumes/vol1/_data/seed").exists());
 
     // Limits, seen from the host while the container runs.
-    let id = s.ok(&["run", "-d", "-m", "64m", "--pids-limit", "50", "bb", "sleep", "30"]);
+    let id = s.ok(&[
+        "run",
+        "-d",
+        "-m",
+        "64m",
+        "--pids-limit",
+        "50",
+        "bb",
+        "sleep",
+        "30",
+    ]);
     let id = id.trim();
-    let mem = std::fs::read_to_string(format!("/sys/fs/cgroup/memory/strata/{id}/memory.limit_in_bytes"))
-        .or_else(|_| std::fs::read_to_string(format!("/sys/fs/cgroup/strata/{id}/memory.max")))
-        .expect("the container's memory cgroup");
+    let mem = std::fs::read_to_string(format!(
+        "/sys/fs/cgroup/memory/strata/{id}/memory.limit_in_bytes"
+    ))
+    .or_else(|_| std::fs::read_to_string(format!("/sys/fs/cgroup/strata/{id}/memory.max")))
+    .expect("the container's memory cgroup");
     assert_eq!(mem.trim(), (64u64 << 20).to_string());
     let pids = std::fs::read_to_string(format!("/sys/fs/cgroup/pids/strata/{id}/pids.max"))
         .or_else(|_| std::fs::read_to_string(format!("/sys/fs/cgroup/strata/{id}/pids.max")))
@@ -205,7 +282,10 @@ fn detached_lifecycle() {
     assert!(ps.contains("Up 1 second") && ps.contains(" d"), "{ps}");
     s.ok(&["stop", "-t", "1", "d"]);
     let code_text = s.ok(&["wait", "d"]);
-    assert!(["137\n", "143\n"].contains(&code_text.as_str()), "{code_text}");
+    assert!(
+        ["137\n", "143\n"].contains(&code_text.as_str()),
+        "{code_text}"
+    );
     assert!(s.ok(&["ps", "-a"]).contains("Exited (1"));
 
     // restart, then kill -s KILL.
@@ -216,7 +296,16 @@ fn detached_lifecycle() {
 
     // logs -f follows until the exit.
     let started = Instant::now();
-    s.ok(&["run", "-d", "--name", "f", "bb", "sh", "-c", "echo one; sleep 1; echo two"]);
+    s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "f",
+        "bb",
+        "sh",
+        "-c",
+        "echo one; sleep 1; echo two",
+    ]);
     let o = s.run(&["logs", "-f", "f"]);
     assert_eq!(stdout(&o), "one\ntwo\n");
     assert!(started.elapsed() >= Duration::from_millis(900));
@@ -250,11 +339,16 @@ fn a_killed_monitor_is_reported_and_cleaned() {
 /// The pid of `strata __monitor ... <id>`.
 fn find_monitor(id: &str) -> Option<i32> {
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
         let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
         let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        let zombie = stat.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z'));
+        let zombie = stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|r| r.trim_start().starts_with('Z'));
         if !zombie && args.contains(&&b"__monitor"[..]) && args.contains(&id.as_bytes()) {
             return Some(pid);
         }

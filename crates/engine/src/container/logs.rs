@@ -124,7 +124,13 @@ impl LogReader {
             match File::open(&self.path) {
                 Ok(f) => self.file = Some(BufReader::new(f)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-                Err(e) => return Err(strata_storage::Error::io(format!("opening {}", self.path.display()), e).into()),
+                Err(e) => {
+                    return Err(strata_storage::Error::io(
+                        format!("opening {}", self.path.display()),
+                        e,
+                    )
+                    .into())
+                }
             }
         }
         let file = self.file.as_mut().expect("opened above");

@@ -73,7 +73,9 @@ impl Engine {
     fn monitor_start(&self, id: &str, attach_stdin: bool) -> Result<Running> {
         let dir = self.container_dir(id);
         let lock = super::run::monitor_lock(&dir, false)?.ok_or_else(|| {
-            Error::Conflict(format!("container {id} is already being started or running"))
+            Error::Conflict(format!(
+                "container {id} is already being started or running"
+            ))
         })?;
         let c = self.container(id)?;
         if c.state == State::Running || c.state == State::Dead {
@@ -119,7 +121,9 @@ impl Engine {
         let bundle = dir.join("bundle");
         match std::fs::create_dir(&bundle) {
             Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
-                return Err(strata_storage::Error::io(format!("creating {}", bundle.display()), e).into())
+                return Err(
+                    strata_storage::Error::io(format!("creating {}", bundle.display()), e).into(),
+                )
             }
             _ => {}
         }
@@ -178,7 +182,12 @@ impl Engine {
         for copier in running.copiers {
             let _ = copier.join();
         }
-        self.finish(&running.container, &running.runtime, code as i64, running.auto_remove);
+        self.finish(
+            &running.container,
+            &running.runtime,
+            code as i64,
+            running.auto_remove,
+        );
         code
     }
 

@@ -141,7 +141,12 @@ impl Engine {
         }
         let _ = runtime.kill(&c.id, libc_signal("KILL"), true);
         self.wait_stopped(&c.id, Duration::from_secs(30))?
-            .ok_or_else(|| Error::Conflict(format!("container {} did not stop after SIGKILL", c.short_id())))
+            .ok_or_else(|| {
+                Error::Conflict(format!(
+                    "container {} did not stop after SIGKILL",
+                    c.short_id()
+                ))
+            })
     }
 
     /// `kill -s SIGNAL`.
@@ -194,7 +199,9 @@ impl Engine {
 
     /// Whether a monitor holds container `id`'s lock.
     pub(crate) fn monitor_alive(&self, id: &str) -> bool {
-        matches!(monitor_lock(&self.container_dir(id), false), Ok(None))
+        let dir = self.container_dir(id);
+        // No directory, no lock file: no monitor.
+        dir.is_dir() && matches!(monitor_lock(&dir, false), Ok(None))
     }
 
     /// The runtime a container runs with (its state kept under `<root>/runtime/<name>`).
@@ -273,11 +280,19 @@ fn gone(id: &str) -> Container {
 /// `wait`, it was taken when `block`).
 pub(crate) fn monitor_lock(dir: &Path, block: bool) -> Result<Option<File>> {
     let path = dir.join("monitor.lock");
-    let file = match OpenOptions::new().write(true).create(true).mode(0o600).open(&path) {
+    let file = match OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+    {
         Ok(f) => f,
         // No directory: no monitor either.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(strata_storage::Error::io(format!("opening {}", path.display()), e).into()),
+        Err(e) => {
+            return Err(strata_storage::Error::io(format!("opening {}", path.display()), e).into())
+        }
     };
     let op = if block {
         FlockOperation::LockExclusive
@@ -287,7 +302,9 @@ pub(crate) fn monitor_lock(dir: &Path, block: bool) -> Result<Option<File>> {
     match flock(&file, op) {
         Ok(()) => Ok(Some(file)),
         Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
-        Err(e) => Err(strata_storage::Error::io(format!("locking {}", path.display()), e.into()).into()),
+        Err(e) => {
+            Err(strata_storage::Error::io(format!("locking {}", path.display()), e.into()).into())
+        }
     }
 }
 
@@ -310,7 +327,11 @@ pub(crate) fn make_fifo(path: &Path) -> Result<()> {
         0,
     ) {
         Ok(()) | Err(rustix::io::Errno::EXIST) => Ok(()),
-        Err(e) => Err(strata_storage::Error::io(format!("creating FIFO {}", path.display()), e.into()).into()),
+        Err(e) => Err(strata_storage::Error::io(
+            format!("creating FIFO {}", path.display()),
+            e.into(),
+        )
+        .into()),
     }
 }
 
@@ -333,9 +354,24 @@ pub fn parse_signal(text: &str) -> Result<i32> {
 
 fn libc_signal(name: &str) -> i32 {
     const SIGNALS: [(&str, i32); 14] = [
-        ("HUP", 1), ("INT", 2), ("QUIT", 3), ("ILL", 4), ("TRAP", 5), ("ABRT", 6),
-        ("KILL", 9), ("USR1", 10), ("SEGV", 11), ("USR2", 12), ("PIPE", 13),
-        ("ALRM", 14), ("TERM", 15), ("CONT", 18),
+        ("HUP", 1),
+        ("INT", 2),
+        ("QUIT", 3),
+        ("ILL", 4),
+        ("TRAP", 5),
+        ("ABRT", 6),
+        ("KILL", 9),
+        ("USR1", 10),
+        ("SEGV", 11),
+        ("USR2", 12),
+        ("PIPE", 13),
+        ("ALRM", 14),
+        ("TERM", 15),
+        ("CONT", 18),
     ];
-    SIGNALS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s).unwrap_or(0)
+    SIGNALS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, s)| *s)
+        .unwrap_or(0)
 }

@@ -67,10 +67,17 @@ fn populate(rootfs: &Path, destination: &str, staging: &Path) -> Result<()> {
     };
     // The mode and owner of the image's directory become the volume's.
     let st = rustix::fs::fstat(&source).ctx_path("stat", &root.path().join(rel))?;
-    rustix::fs::chown(staging, Some(rustix::fs::Uid::from_raw(st.st_uid)), Some(rustix::fs::Gid::from_raw(st.st_gid)))
-        .ctx_path("chown", staging)?;
-    rustix::fs::chmod(staging, rustix::fs::Mode::from_raw_mode(st.st_mode & 0o7777))
-        .ctx_path("chmod", staging)?;
+    rustix::fs::chown(
+        staging,
+        Some(rustix::fs::Uid::from_raw(st.st_uid)),
+        Some(rustix::fs::Gid::from_raw(st.st_gid)),
+    )
+    .ctx_path("chown", staging)?;
+    rustix::fs::chmod(
+        staging,
+        rustix::fs::Mode::from_raw_mode(st.st_mode & 0o7777),
+    )
+    .ctx_path("chmod", staging)?;
     // Our own fd table, named by pid: cp does not inherit the (close-on-exec) descriptor.
     let from = format!("/proc/{}/fd/{}/.", std::process::id(), source.as_raw_fd());
     let status = Command::new("cp")

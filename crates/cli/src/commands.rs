@@ -99,9 +99,21 @@ pub fn run(cli: &Cli) -> Result<()> {
         driver: cli.storage_driver.clone(),
         driver_options: cli.storage_opts.clone(),
     };
+    if let Command::Monitor(args) = &cli.command {
+        let code = crate::running::monitor(&options, args);
+        return Err(crate::running::Exit(code).into());
+    }
     let engine = Engine::open(&options)?;
     let mut out = io::stdout().lock();
     match &cli.command {
+        Command::Monitor(_) => unreachable!("handled above"),
+        Command::Run(args) => crate::running::run(&engine, args, &mut out),
+        Command::Start(args) => crate::running::start(&engine, args, &mut out),
+        Command::Stop(args) => crate::running::stop(&engine, args, &mut out),
+        Command::Restart(args) => crate::running::restart(&engine, args, &mut out),
+        Command::Kill(args) => crate::running::kill(&engine, args, &mut out),
+        Command::Wait(args) => crate::running::wait(&engine, args, &mut out),
+        Command::Logs(args) => crate::running::logs(&engine, args, &mut out),
         Command::Import(args) => import(&engine, args, &mut out),
         Command::Load(args) => crate::transfer::load(&engine, args, &mut out),
         Command::Save(args) => crate::transfer::save(&engine, args),
@@ -293,7 +305,11 @@ fn display_id(image: &Image, no_trunc: bool) -> &str {
 
 /// Runs `act` on every name, as Docker does for `rm a b c`: a failure is reported and the
 /// rest still run; the command fails at the end if any did.
-fn for_each(names: &[String], what: &str, mut act: impl FnMut(&str) -> Result<()>) -> Result<()> {
+pub(crate) fn for_each(
+    names: &[String],
+    what: &str,
+    mut act: impl FnMut(&str) -> Result<()>,
+) -> Result<()> {
     let mut failed = 0;
     for name in names {
         if let Err(err) = act(name) {

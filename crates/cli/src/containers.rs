@@ -1,4 +1,4 @@
-//! The container commands: `create`, `ps`, and the container side of `rm`, `inspect` and
+//! The container records' commands: `create`, `ps`, and the container side of `rm`, `inspect` and
 //! `diff` (which fall back to `strata mount`'s writable layers of that name).
 
 use std::io::Write;
@@ -58,6 +58,9 @@ pub struct CreateArgs {
     /// Remove the container when it exits.
     #[arg(long)]
     pub rm: bool,
+    /// OCI runtime (a command in PATH or a path).
+    #[arg(long, default_value = "runc")]
+    pub runtime: String,
     /// Label KEY=VALUE (repeatable).
     #[arg(short = 'l', long = "label")]
     pub labels: Vec<String>,
@@ -104,6 +107,7 @@ impl CreateArgs {
             read_only: self.read_only,
             labels,
             auto_remove: self.rm,
+            runtime: self.runtime.clone(),
         };
         config.validate()?;
         Ok(config)

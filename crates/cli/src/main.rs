@@ -5,6 +5,7 @@ mod commands;
 mod containers;
 mod image_cmds;
 mod progress;
+mod running;
 mod transfer;
 
 use std::path::PathBuf;
@@ -27,7 +28,7 @@ struct Cli {
 
     /// Storage driver: overlay2 (kernel overlayfs, needs root) or vfs (full copies, runs
     /// anywhere). Defaults to the driver the store was created with, else overlay2.
-    #[arg(short = 's', long, global = true, env = "STRATA_STORAGE_DRIVER")]
+    #[arg(long, global = true, env = "STRATA_STORAGE_DRIVER")]
     storage_driver: Option<String>,
 
     /// Driver option KEY=VALUE (repeatable).
@@ -65,6 +66,23 @@ enum Command {
     Umount(commands::UmountArgs),
     /// Create a container from an image, without starting it (like `docker create`).
     Create(Box<containers::CreateArgs>),
+    /// Create and start a container; in the foreground unless -d (like `docker run`).
+    Run(Box<running::RunArgs>),
+    /// Start containers (like `docker start`).
+    Start(running::StartArgs),
+    /// Stop containers: SIGTERM, then SIGKILL after -t seconds.
+    Stop(running::StopArgs),
+    /// Stop then start containers.
+    Restart(running::StopArgs),
+    /// Send a signal to containers (KILL by default).
+    Kill(running::KillArgs),
+    /// Wait for containers to stop and print their exit codes.
+    Wait(running::WaitArgs),
+    /// Print a container's stdout and stderr (like `docker logs`).
+    Logs(running::LogsArgs),
+    /// The per-container monitor (internal).
+    #[command(name = "__monitor", hide = true)]
+    Monitor(running::MonitorArgs),
     /// List containers (like `docker ps`).
     Ps(containers::PsArgs),
     /// List the changes of a container (or of a writable layer) against its image, like
@@ -94,6 +112,10 @@ fn main() -> ExitCode {
     init_logging(&cli.log_level);
     match commands::run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.downcast_ref::<running::Exit>().is_some() => {
+            let code = err.downcast_ref::<running::Exit>().map_or(1, |e| e.0);
+            ExitCode::from(code.clamp(0, 255) as u8)
+        }
         Err(err) => {
             eprintln!("strata: error: {err:#}");
             ExitCode::FAILURE

@@ -9,6 +9,8 @@ pub enum Error {
     Storage(#[from] strata_storage::Error),
     #[error(transparent)]
     Image(#[from] strata_image::Error),
+    #[error(transparent)]
+    Runtime(#[from] strata_runtime::Error),
     #[error("invalid name {name:?}: {why}")]
     InvalidName { name: String, why: &'static str },
     /// A flag or spec that cannot be used (the message names it and what is expected).
@@ -21,4 +23,15 @@ pub enum Error {
     /// Engine records that contradict each other; the message gives the remedy.
     #[error("{0}")]
     Corrupt(String),
+}
+
+impl Error {
+    /// The exit code a `run` front end reports, as Docker does: 127 for a command not found
+    /// in the container, 126 for one that cannot be executed, 125 for everything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Runtime(e) => e.exit_code(),
+            _ => 125,
+        }
+    }
 }

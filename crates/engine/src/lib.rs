@@ -39,6 +39,8 @@ pub const DEFAULT_DRIVER: &str = "overlay2";
 
 pub struct Engine {
     layers: LayerStore,
+    /// How it was opened, for the monitors it spawns.
+    options: EngineOptions,
 }
 
 /// A mounted writable layer.
@@ -105,7 +107,10 @@ impl Engine {
         };
         let layers = LayerStore::open(&options.root, &driver, &options.driver_options)?;
         ImageStore::open(&layers)?; // creates the image tables on first use
-        let engine = Engine { layers };
+        let engine = Engine {
+            layers,
+            options: options.clone(),
+        };
         engine.open_containers()?;
         Ok(engine)
     }

@@ -75,6 +75,8 @@ pub struct ContainerConfig {
     pub read_only: bool,
     pub labels: BTreeMap<String, String>,
     pub auto_remove: bool,
+    /// The OCI runtime (a command in PATH or a path); empty means runc.
+    pub runtime: String,
 }
 
 impl ContainerConfig {
@@ -146,6 +148,15 @@ impl ContainerConfig {
         let mut labels = image.labels().clone().unwrap_or_default();
         labels.extend(std::mem::take(&mut self.labels));
         self.labels = labels.into_iter().collect();
+    }
+
+    /// The OCI runtime's name, `runc` unless chosen with `--runtime`.
+    pub fn runtime_name(&self) -> &str {
+        if self.runtime.is_empty() {
+            "runc"
+        } else {
+            &self.runtime
+        }
     }
 
     /// The process to run: entrypoint then cmd (Docker's `Path` is its first word).

@@ -15,8 +15,13 @@ mod config;
 mod files;
 mod init_layer;
 mod inspect;
+pub mod logs;
+pub mod monitor;
 pub(crate) mod names;
+mod run;
+mod spec;
 mod store;
+mod volumes;
 
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
@@ -32,6 +37,7 @@ use strata_storage::Change;
 pub use config::{parse_cpus, parse_size, parse_volume, ContainerConfig, NetworkMode, VolumeSpec};
 pub use files::write_atomic;
 pub use init_layer::init_tar;
+pub use run::{parse_signal, StartOptions, Started};
 
 use crate::error::{Error, Result};
 use crate::Engine;
@@ -138,6 +144,13 @@ impl Engine {
         name: Option<&str>,
     ) -> Result<Container> {
         config.validate()?;
+        self.runtime_for(&config)?;
+        for v in &config.volumes {
+            let v = parse_volume(v)?;
+            if v.source.starts_with('/') {
+                spec::check_bind_source(&v.source)?;
+            }
+        }
         let name = match name {
             Some(n) => {
                 let n = names::validate(n.strip_prefix('/').unwrap_or(n))?;
@@ -263,12 +276,31 @@ impl Engine {
     pub fn remove_container(&self, name_or_id: &str, force: bool, volumes: bool) -> Result<()> {
         let _ = volumes;
         let c = self.container(name_or_id)?;
-        if c.state == State::Running && !force {
-            return Err(Error::Conflict(format!(
-                "cannot remove container /{} ({}): it is running; stop it first or use rm -f",
-                c.name,
-                c.short_id()
-            )));
+        if c.state == State::Running || self.monitor_alive(&c.id) {
+            if !force {
+                return Err(Error::Conflict(format!(
+                    "cannot remove container /{} ({}): it is running; stop it first or use rm -f",
+                    c.name,
+                    c.short_id()
+                )));
+            }
+            self.kill_and_wait(&c)?;
+        }
+        // The monitor of a `--rm` container may have removed it meanwhile.
+        match self.container(&c.id) {
+            Ok(c) => self.remove_stopped(&c),
+            Err(Error::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes a container that no process runs: runtime state (and cgroups), layer,
+    /// directory, and the row last.
+    pub(crate) fn remove_stopped(&self, c: &Container) -> Result<()> {
+        if let Ok(config) = self.container_config(c) {
+            if let Ok(runtime) = self.runtime_for(&config) {
+                run::delete_runtime_state(&runtime, &c.id);
+            }
         }
         match self.layers.remove_rw(&c.rw_layer, true) {
             Ok(()) | Err(strata_storage::Error::NotFound(_)) => {}
@@ -322,6 +354,9 @@ impl Engine {
         }
         for id in suspects {
             self.sweep_abandoned(&id)?;
+        }
+        for c in rows.iter().filter(|c| c.state == State::Running) {
+            self.recover_running(c)?;
         }
         for c in rows.iter().filter(|c| c.state != State::Dead) {
             let lost_dir = !self.container_dir(&c.id).is_dir();

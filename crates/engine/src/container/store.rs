@@ -195,3 +195,25 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Container>> {
     };
     Ok(state.parse::<State>().map(|state| Container { state, ..c }))
 }
+
+/// The monitor started the container's process.
+pub(super) fn set_running(conn: &Connection, id: &str, pid: i64, started_at: i64) -> Result<()> {
+    conn.execute(
+        "UPDATE containers SET state = 'running', pid = ?2, started_at = ?3, exit_code = NULL
+         WHERE id = ?1",
+        params![id, pid, started_at],
+    )
+    .map_err(strata_storage::Error::from)?;
+    Ok(())
+}
+
+/// The container's process ended (or never started): state, code and time in one update.
+pub(super) fn set_exited(conn: &Connection, id: &str, code: i64, finished_at: i64) -> Result<()> {
+    conn.execute(
+        "UPDATE containers SET state = 'exited', pid = NULL, exit_code = ?2, finished_at = ?3
+         WHERE id = ?1",
+        params![id, code, finished_at],
+    )
+    .map_err(strata_storage::Error::from)?;
+    Ok(())
+}

@@ -1,0 +1,263 @@
+//! The commands that run containers: `run`, `start`, `stop`, `kill`, `wait`, `logs`,
+//! `restart`, and the hidden `__monitor` the engine spawns per container.
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::Args;
+use strata_engine::container::logs::{LogEntry, LogReader};
+use strata_engine::container::{parse_signal, StartOptions, Started};
+use strata_engine::{Container, Engine, EngineOptions, State};
+
+use crate::containers::CreateArgs;
+
+/// Ends the process with this code, silently (the container's own code, for `run`).
+#[derive(Debug)]
+pub struct Exit(pub i32);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit status {}", self.0)
+    }
+}
+
+impl std::error::Error for Exit {}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// Run in the background and print the container ID.
+    #[arg(short, long)]
+    pub detach: bool,
+    #[command(flatten)]
+    pub create: CreateArgs,
+}
+
+#[derive(Args)]
+pub struct StartArgs {
+    /// Attach stdout/stderr and return the container's exit code.
+    #[arg(short, long)]
+    pub attach: bool,
+    /// Attach stdin.
+    #[arg(short, long)]
+    pub interactive: bool,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct StopArgs {
+    /// Seconds to wait after SIGTERM before SIGKILL.
+    #[arg(short, long, default_value_t = 10)]
+    pub time: u64,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct KillArgs {
+    /// Signal to send (name or number).
+    #[arg(short, long, default_value = "KILL")]
+    pub signal: String,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct WaitArgs {
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct LogsArgs {
+    /// Follow the log until the container stops.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only the last N lines (`all` for every line).
+    #[arg(short = 'n', long, default_value = "all")]
+    pub tail: String,
+    /// Prefix each line with its timestamp.
+    #[arg(short, long)]
+    pub timestamps: bool,
+    pub container: String,
+}
+
+#[derive(Args)]
+pub struct MonitorArgs {
+    #[arg(long)]
+    pub attach_stdin: bool,
+    pub id: String,
+}
+
+fn start_options(attach_stdin: bool) -> Result<StartOptions> {
+    Ok(StartOptions {
+        monitor: std::env::current_exe()?,
+        attach_stdin,
+    })
+}
+
+pub fn run(engine: &Engine, args: &RunArgs, out: &mut impl Write) -> Result<()> {
+    if args.create.tty {
+        anyhow::bail!("-t (a terminal) is not supported yet; run without -t");
+    }
+    let config = args.create.config()?;
+    let c = engine.create_container(&args.create.image, config, args.create.name.as_deref())?;
+    if args.detach {
+        start_checked(engine, &c, false)?;
+        writeln!(out, "{}", c.id)?;
+        return Ok(());
+    }
+    attached(engine, &c, args.create.interactive, out)
+}
+
+/// Starts `c` and streams its output until it exits; ends with its exit code.
+fn attached(engine: &Engine, c: &Container, stdin: bool, out: &mut impl Write) -> Result<()> {
+    let mut log = LogReader::create(engine.log_path(c))?;
+    if stdin {
+        let fifo = engine.stdin_fifo(c)?;
+        std::thread::spawn(move || {
+            if let Ok(mut w) = std::fs::OpenOptions::new().write(true).open(fifo) {
+                let _ = std::io::copy(&mut std::io::stdin().lock(), &mut w);
+            }
+        });
+    }
+    let Started { mut monitor, .. } = start_checked(engine, c, stdin)?;
+    let status = loop {
+        print_entries(log.read_new()?, false, out)?;
+        if let Some(status) = monitor.try_wait()? {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    print_entries(log.read_new()?, false, out)?;
+    out.flush()?;
+    let code = match engine.container(&c.id) {
+        Ok(now) if now.state == State::Exited => now.exit_code.unwrap_or(0) as i32,
+        _ => status.code().unwrap_or(255),
+    };
+    Err(Exit(code).into())
+}
+
+/// A failed start as Docker reports it: the message, then 125, or 126/127 when the
+/// command could not be run.
+fn start_checked(engine: &Engine, c: &Container, stdin: bool) -> Result<Started> {
+    engine
+        .start_container(&c.id, &start_options(stdin)?)
+        .map_err(|e| {
+            eprintln!("strata: error: {e}");
+            Exit(e.exit_code()).into()
+        })
+}
+
+fn print_entries(entries: Vec<LogEntry>, timestamps: bool, out: &mut impl Write) -> Result<()> {
+    let mut err = std::io::stderr().lock();
+    for e in entries {
+        let sink: &mut dyn Write = if e.is_stderr() { &mut err } else { out };
+        if timestamps {
+            write!(sink, "{} ", e.time)?;
+        }
+        sink.write_all(e.log.as_bytes())?;
+        if e.is_stderr() {
+            sink.flush()?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+pub fn start(engine: &Engine, args: &StartArgs, out: &mut impl Write) -> Result<()> {
+    if args.attach || args.interactive {
+        let [name] = args.containers.as_slice() else {
+            anyhow::bail!("start -a/-i takes exactly one container");
+        };
+        let c = engine.container(name)?;
+        return attached(engine, &c, args.interactive, out);
+    }
+    crate::commands::for_each(&args.containers, "containers", |name| {
+        let c = engine.container(name)?;
+        engine.start_container(&c.id, &start_options(false)?)?;
+        writeln!(out, "{name}")?;
+        Ok(())
+    })
+}
+
+pub fn stop(engine: &Engine, args: &StopArgs, out: &mut impl Write) -> Result<()> {
+    crate::commands::for_each(&args.containers, "containers", |name| {
+        engine.stop_container(name, Duration::from_secs(args.time))?;
+        writeln!(out, "{name}")?;
+        Ok(())
+    })
+}
+
+pub fn restart(engine: &Engine, args: &StopArgs, out: &mut impl Write) -> Result<()> {
+    crate::commands::for_each(&args.containers, "containers", |name| {
+        let c = engine.stop_container(name, Duration::from_secs(args.time))?;
+        engine.start_container(&c.id, &start_options(false)?)?;
+        writeln!(out, "{name}")?;
+        Ok(())
+    })
+}
+
+pub fn kill(engine: &Engine, args: &KillArgs, out: &mut impl Write) -> Result<()> {
+    let signal = parse_signal(&args.signal)?;
+    crate::commands::for_each(&args.containers, "containers", |name| {
+        engine.kill_container(name, signal)?;
+        writeln!(out, "{name}")?;
+        Ok(())
+    })
+}
+
+pub fn wait(engine: &Engine, args: &WaitArgs, out: &mut impl Write) -> Result<()> {
+    crate::commands::for_each(&args.containers, "containers", |name| {
+        let code = engine.wait_container(name)?;
+        writeln!(out, "{code}")?;
+        out.flush()?;
+        Ok(())
+    })
+}
+
+pub fn logs(engine: &Engine, args: &LogsArgs, out: &mut impl Write) -> Result<()> {
+    let c = engine.container(&args.container)?;
+    let mut log = LogReader::new(engine.log_path(&c));
+    let first = match args.tail.as_str() {
+        "all" => log.read_new()?,
+        n => {
+            let n: usize = n
+                .parse()
+                .map_err(|_| anyhow::anyhow!("invalid --tail {n:?}: give a number or all"))?;
+            log.tail(n)?
+        }
+    };
+    print_entries(first, args.timestamps, out)?;
+    if !args.follow {
+        return Ok(());
+    }
+    loop {
+        let running = matches!(engine.container(&c.id), Ok(now) if now.state == State::Running);
+        let entries = log.read_new()?;
+        print_entries(entries, args.timestamps, out)?;
+        if !running {
+            print_entries(log.read_new()?, args.timestamps, out)?;
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `strata __monitor ID`: stdout is the ready pipe to the starter; it is moved to another
+/// descriptor and /dev/null put in its place, so nothing else writes into the pipe.
+pub fn monitor(options: &EngineOptions, args: &MonitorArgs) -> i32 {
+    use std::os::fd::{AsFd, FromRawFd, IntoRawFd};
+    let stdout = std::io::stdout();
+    let ready = match rustix::io::fcntl_dupfd_cloexec(stdout.as_fd(), 3) {
+        Ok(fd) => std::fs::File::from(fd),
+        Err(_) => return 125,
+    };
+    if let Ok(null) = std::fs::File::open("/dev/null") {
+        let mut fd1 = unsafe { rustix::fd::OwnedFd::from_raw_fd(1) };
+        let _ = rustix::io::dup2(&null, &mut fd1);
+        let _ = fd1.into_raw_fd();
+    }
+    strata_engine::container::monitor::run(options, &args.id, args.attach_stdin, ready)
+}

@@ -1,0 +1,357 @@
+//! End-to-end tests of running containers: `run`, `start`, `stop`, `kill`, `wait`, `logs`,
+//! `rm -f`, the monitor and its recovery, through the real runc on an overlay2 store with a
+//! busybox image. They need root, runc and a static busybox; without them they skip, saying so.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const BUSYBOX: &str = "/bin/busybox";
+
+fn setup() -> Option<Store> {
+    if !is_root() {
+        eprintln!("SKIP: running containers needs root");
+        return None;
+    }
+    let runc = std::process::Command::new("runc").arg("--version").output();
+    if !runc.map(|o| o.status.success()).unwrap_or(false) || !Path::new(BUSYBOX).exists() {
+        eprintln!(
+            "SKIP: needs runc in PATH and a static {BUSYBOX} (apt-get install runc busybox-static)"
+        );
+        return None;
+    }
+    let s = Store::new("overlay2")?;
+    s.import(&busybox_tar(), "bb");
+    Some(s)
+}
+
+/// /bin/busybox with applet links, /etc/passwd and /etc/group, and /data/seed (for volumes).
+fn busybox_tar() -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let dir = |path: &str, b: &mut tar::Builder<Vec<u8>>| {
+        let mut h = header();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(0o755);
+        h.set_size(0);
+        b.append_data(&mut h, path, &[][..]).unwrap();
+    };
+    for d in ["bin", "etc", "data", "tmp"] {
+        dir(d, &mut b);
+    }
+    let file = |path: &str, mode: u32, data: &[u8], b: &mut tar::Builder<Vec<u8>>| {
+        let mut h = header();
+        h.set_mode(mode);
+        h.set_size(data.len() as u64);
+        b.append_data(&mut h, path, data).unwrap();
+    };
+    file(
+        "bin/busybox",
+        0o755,
+        &std::fs::read(BUSYBOX).unwrap(),
+        &mut b,
+    );
+    file(
+        "etc/passwd",
+        0o644,
+        b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+        &mut b,
+    );
+    file("etc/group", 0o644, b"root:x:0:\nnogroup:x:65534:\n", &mut b);
+    file("data/seed", 0o644, b"from the image\n", &mut b);
+    for applet in [
+        "sh", "echo", "true", "sleep", "cat", "id", "hostname", "pwd", "touch", "env", "ls",
+    ] {
+        let mut h = header();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_mode(0o777);
+        b.append_link(&mut h, format!("bin/{applet}"), "busybox")
+            .unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+fn header() -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h
+}
+
+fn code(o: &std::process::Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// No container, mount, runtime state or cgroup of this store is left.
+fn assert_nothing_left(s: &Store, ids: &[&str]) {
+    assert_eq!(s.ok(&["ps", "-aq"]).trim(), "", "containers left");
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    assert!(
+        !mounts.contains(s.root.to_str().unwrap()),
+        "a mount is left: {mounts}"
+    );
+    let state = s.root.join("runtime/runc");
+    let left: Vec<_> = std::fs::read_dir(&state)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "runtime state left: {left:?}");
+    for id in ids {
+        for ctl in ["memory", "pids", "cpu", "unified"] {
+            let dir = Path::new("/sys/fs/cgroup")
+                .join(ctl)
+                .join("strata")
+                .join(id);
+            assert!(!dir.exists(), "cgroup left: {}", dir.display());
+        }
+    }
+}
+
+fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn foreground_runs_propagate_codes_and_streams() {
+    let Some(s) = setup() else { return };
+    let o = s.run(&["run", "--rm", "bb", "true"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_nothing_left(&s, &[]);
+
+    let o = s.run(&[
+        "run",
+        "--name",
+        "c3",
+        "bb",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(code(&o), 3);
+    assert_eq!(stdout(&o), "out\n");
+    assert_eq!(stderr(&o), "err\n");
+    let logs = s.run(&["logs", "c3"]);
+    assert_eq!(
+        (stdout(&logs).as_str(), stderr(&logs).as_str()),
+        ("out\n", "err\n")
+    );
+    let ts = s.ok(&["logs", "-t", "c3"]);
+    assert_eq!(
+        s.run(&["logs", "--tail", "1", "c3"]).stdout.len()
+            + s.run(&["logs", "--tail", "1", "c3"]).stderr.len(),
+        4
+    );
+    assert!(
+        ts.ends_with(" out\n") && ts.contains('T') && ts.contains('Z'),
+        "{ts}"
+    );
+    assert!(s.ok(&["ps", "-a"]).contains("Exited (3)"));
+
+    let o = s.run(&["run", "--rm", "bb", "no-such-binary"]);
+    assert_eq!(code(&o), 127);
+    assert!(stderr(&o).contains("no-such-binary"), "{}", stderr(&o));
+    // Killed while attached: 137.
+    let mut fg = s
+        .cmd(&["run", "--rm", "--name", "k", "bb", "sleep", "100"])
+        .spawn()
+        .unwrap();
+    wait_for("k to run", || s.ok(&["ps"]).contains(" k"));
+    s.ok(&["kill", "k"]);
+    assert_eq!(fg.wait().unwrap().code(), Some(137));
+
+    let o = s.run_stdin(&["run", "--rm", "-i", "bb", "cat"], b"piped in\n");
+    assert_eq!(stdout(&o), "piped in\n", "{}", stderr(&o));
+
+    let o = s.run(&["run", "--runtime", "no-such-runtime", "bb", "true"]);
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).contains("OCI runtime no-such-runtime not found"),
+        "{}",
+        stderr(&o)
+    );
+    s.ok(&["rm", "c3"]);
+    assert_nothing_left(&s, &[]);
+}
+
+#[test]
+fn options_reach_the_container() {
+    let Some(s) = setup() else { return };
+    let run = |args: &[&str]| {
+        let mut all = vec!["run", "--rm"];
+        all.extend_from_slice(args);
+        let o = s.run(&all);
+        assert_eq!(code(&o), 0, "{args:?}: {}", stderr(&o));
+        stdout(&o)
+    };
+    assert_eq!(run(&["-e", "A=b c", "bb", "sh", "-c", "echo $A"]), "b c\n");
+    assert_eq!(run(&["-w", "/tmp", "bb", "pwd"]), "/tmp\n");
+    assert_eq!(run(&["-u", "nobody", "bb", "id", "-u"]), "65534\n");
+    assert_eq!(run(&["--hostname", "box", "bb", "hostname"]), "box\n");
+    let links = run(&["--network", "none", "bb", "ls", "/sys/class/net"]);
+    assert_eq!(links.split_whitespace().collect::<Vec<_>>(), ["lo"]);
+    let o = s.run(&["run", "--rm", "--read-only", "bb", "touch", "/x"]);
+    assert_ne!(code(&o), 0, "a read-only root must refuse writes");
+    assert_eq!(
+        run(&[
+            "--read-only",
+            "--tmpfs",
+            "/t",
+            "bb",
+            "sh",
+            "-c",
+            "touch /t/x && echo ok"
+        ]),
+        "ok\n"
+    );
+
+    let host = s.dir.path().join("hostdir");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("f"), "host file\n").unwrap();
+    let bind = format!("{}:/data:ro", host.display());
+    assert_eq!(run(&["-v", &bind, "bb", "cat", "/data/f"]), "host file\n");
+    let o = s.run(&["run", "--rm", "-v", &bind, "bb", "touch", "/data/g"]);
+    assert_ne!(code(&o), 0, "a :ro bind must refuse writes");
+
+    assert_eq!(
+        run(&[
+            "-v",
+            "vol1:/data",
+            "bb",
+            "sh",
+            "-c",
+            "cat /data/seed; echo more > /data/new"
+        ]),
+        "from the image\n"
+    );
+    assert_eq!(
+        run(&["-v", "vol1:/data", "bb", "cat", "/data/new"]),
+        "more\n"
+    );
+    assert!(s.root.join("volumes/vol1/_data/seed").exists());
+
+    // Limits, seen from the host while the container runs.
+    let id = s.ok(&[
+        "run",
+        "-d",
+        "-m",
+        "64m",
+        "--pids-limit",
+        "50",
+        "bb",
+        "sleep",
+        "30",
+    ]);
+    let id = id.trim();
+    let mem = std::fs::read_to_string(format!(
+        "/sys/fs/cgroup/memory/strata/{id}/memory.limit_in_bytes"
+    ))
+    .or_else(|_| std::fs::read_to_string(format!("/sys/fs/cgroup/strata/{id}/memory.max")))
+    .expect("the container's memory cgroup");
+    assert_eq!(mem.trim(), (64u64 << 20).to_string());
+    let pids = std::fs::read_to_string(format!("/sys/fs/cgroup/pids/strata/{id}/pids.max"))
+        .or_else(|_| std::fs::read_to_string(format!("/sys/fs/cgroup/strata/{id}/pids.max")))
+        .expect("the container's pids cgroup");
+    assert_eq!(pids.trim(), "50");
+    s.ok(&["rm", "-f", id]);
+    assert_nothing_left(&s, &[id]);
+}
+
+#[test]
+fn detached_lifecycle() {
+    let Some(s) = setup() else { return };
+    let id = s.ok(&["run", "-d", "--name", "d", "bb", "sleep", "100"]);
+    let id = id.trim().to_string();
+    // The CLI has exited; a new process sees it running.
+    std::thread::sleep(Duration::from_millis(1100));
+    let ps = s.ok(&["ps"]);
+    assert!(ps.contains("Up 1 second") && ps.contains(" d"), "{ps}");
+    s.ok(&["stop", "-t", "1", "d"]);
+    let code_text = s.ok(&["wait", "d"]);
+    assert!(
+        ["137\n", "143\n"].contains(&code_text.as_str()),
+        "{code_text}"
+    );
+    assert!(s.ok(&["ps", "-a"]).contains("Exited (1"));
+
+    // restart, then kill -s KILL.
+    s.ok(&["restart", "-t", "1", "d"]);
+    assert!(s.ok(&["ps"]).contains("Up"));
+    s.ok(&["kill", "-s", "KILL", "d"]);
+    assert_eq!(s.ok(&["wait", "d"]), "137\n");
+
+    // logs -f follows until the exit.
+    let started = Instant::now();
+    s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "f",
+        "bb",
+        "sh",
+        "-c",
+        "echo one; sleep 1; echo two",
+    ]);
+    let o = s.run(&["logs", "-f", "f"]);
+    assert_eq!(stdout(&o), "one\ntwo\n");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+
+    // rm -f of a running container.
+    s.ok(&["run", "-d", "--name", "r", "bb", "sleep", "100"]);
+    let refused = s.fail(&["rm", "r"]);
+    assert!(refused.contains("running"), "{refused}");
+    s.ok(&["rm", "-f", "r", "d", "f"]);
+    assert_nothing_left(&s, &[&id]);
+}
+
+#[test]
+fn a_killed_monitor_is_reported_and_cleaned() {
+    let Some(s) = setup() else { return };
+    let id = s.ok(&["run", "-d", "bb", "sleep", "100"]);
+    let id = id.trim().to_string();
+    let monitor = find_monitor(&id).expect("the container's monitor process");
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(monitor).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    wait_for("the monitor to die", || find_monitor(&id).is_none());
+    let ps = s.ok(&["ps", "-a"]);
+    assert!(ps.contains("Exited (137)"), "{ps}");
+    s.ok(&["rm", "-f", &id]);
+    assert_nothing_left(&s, &[&id]);
+}
+
+/// The pid of `strata __monitor ... <id>`.
+fn find_monitor(id: &str) -> Option<i32> {
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let zombie = stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|r| r.trim_start().starts_with('Z'));
+        if !zombie && args.contains(&&b"__monitor"[..]) && args.contains(&id.as_bytes()) {
+            return Some(pid);
+        }
+    }
+    None
+}

@@ -1,0 +1,190 @@
+//! Docker's json-file log, `containers/<id>/<id>-json.log`: one JSON object per line,
+//! `{"log":"text\n","stream":"stdout","time":"2024-01-02T03:04:05.123456789Z"}`. The monitor
+//! writes it (one thread per stream, lines whole, at most 16 KiB each as Docker splits
+//! them); `logs`, `start -a` and a foreground `run` read it, following it while the
+//! container runs.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use strata_storage::error::IoContext;
+
+use crate::error::Result;
+
+/// Docker's maximum log line; longer lines are split.
+const MAX_LINE: usize = 16 * 1024;
+
+/// One line of the log.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LogEntry {
+    pub log: String,
+    /// `stdout` or `stderr`.
+    pub stream: String,
+    /// RFC 3339 with nanoseconds, UTC.
+    pub time: String,
+}
+
+impl LogEntry {
+    pub fn is_stderr(&self) -> bool {
+        self.stream == "stderr"
+    }
+}
+
+/// The log file of container `id` in its directory `dir`.
+pub fn log_path(dir: &Path, id: &str) -> PathBuf {
+    dir.join(format!("{id}-json.log"))
+}
+
+/// Copies `input` into the shared log as `stream` lines until end of file.
+pub fn copy_stream(input: impl Read, stream: &'static str, log: Arc<Mutex<File>>) {
+    let mut reader = BufReader::with_capacity(MAX_LINE, input);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match read_line(&mut reader, &mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let entry = LogEntry {
+            log: String::from_utf8_lossy(&line).into_owned(),
+            stream: stream.into(),
+            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        };
+        let mut json = serde_json::to_vec(&entry).expect("a log entry serialises");
+        json.push(b'\n');
+        // One write per entry under the lock: the two streams never interleave inside a line.
+        let mut file = log.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = file.write_all(&json) {
+            tracing::warn!("writing the container log: {e}");
+        }
+    }
+}
+
+/// A line up to `\n` included, or [`MAX_LINE`] bytes, or what is left at end of file.
+fn read_line(reader: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<usize> {
+    loop {
+        let buf = match reader.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf.is_empty() {
+            return Ok(line.len());
+        }
+        let room = MAX_LINE - line.len();
+        let take = buf.iter().take(room).position(|b| *b == b'\n');
+        let n = take.map(|i| i + 1).unwrap_or(buf.len().min(room));
+        line.extend_from_slice(&buf[..n]);
+        reader.consume(n);
+        if take.is_some() || line.len() >= MAX_LINE {
+            return Ok(line.len());
+        }
+    }
+}
+
+/// Reads a log from the start, remembering where it stopped so a follower can continue.
+pub struct LogReader {
+    file: Option<BufReader<File>>,
+    path: PathBuf,
+    /// A line written only in part so far.
+    pending: Vec<u8>,
+}
+
+impl LogReader {
+    pub fn new(path: PathBuf) -> LogReader {
+        LogReader {
+            file: None,
+            path,
+            pending: Vec::new(),
+        }
+    }
+
+    /// A reader of `path`, creating the file if missing: a follower that opens it before the
+    /// monitor starts keeps reading it even if `--rm` removes it right after the exit.
+    pub fn create(path: PathBuf) -> Result<LogReader> {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o640)
+            .open(&path)
+            .ctx_path("creating", &path)?;
+        let mut reader = LogReader::new(path);
+        reader.read_new()?; // opens it
+        reader.rewind()?;
+        Ok(reader)
+    }
+
+    /// The entries written since the last call (none if the file does not exist yet).
+    pub fn read_new(&mut self) -> Result<Vec<LogEntry>> {
+        if self.file.is_none() {
+            match File::open(&self.path) {
+                Ok(f) => self.file = Some(BufReader::new(f)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => {
+                    return Err(strata_storage::Error::io(
+                        format!("opening {}", self.path.display()),
+                        e,
+                    )
+                    .into())
+                }
+            }
+        }
+        let file = self.file.as_mut().expect("opened above");
+        let mut entries = Vec::new();
+        loop {
+            let n = file
+                .read_until(b'\n', &mut self.pending)
+                .ctx_path("reading", &self.path)?;
+            if n == 0 || !self.pending.ends_with(b"\n") {
+                return Ok(entries);
+            }
+            if let Ok(entry) = serde_json::from_slice::<LogEntry>(&self.pending) {
+                entries.push(entry);
+            }
+            self.pending.clear();
+        }
+    }
+
+    /// Skips to the last `n` entries written so far (their start), for `--tail`.
+    pub fn tail(&mut self, n: usize) -> Result<Vec<LogEntry>> {
+        let mut all = self.read_new()?;
+        let skip = all.len().saturating_sub(n);
+        Ok(all.split_off(skip))
+    }
+
+    /// Rewinds to the start.
+    pub fn rewind(&mut self) -> Result<()> {
+        if let Some(f) = self.file.as_mut() {
+            f.seek(SeekFrom::Start(0)).ctx_path("seeking", &self.path)?;
+        }
+        self.pending.clear();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_split_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = log_path(dir.path(), "c");
+        let log = Arc::new(Mutex::new(File::create(&path).unwrap()));
+        let long = vec![b'x'; MAX_LINE + 10];
+        let mut input = b"one\ntwo".to_vec();
+        input.push(b'\n');
+        input.extend_from_slice(&long);
+        copy_stream(&input[..], "stderr", log);
+        let mut reader = LogReader::new(path);
+        let entries = reader.read_new().unwrap();
+        let logs: Vec<usize> = entries.iter().map(|e| e.log.len()).collect();
+        assert_eq!(logs, [4, 4, MAX_LINE, 10]);
+        assert!(entries.iter().all(|e| e.is_stderr()));
+        assert_eq!(reader.read_new().unwrap(), []);
+    }
+}

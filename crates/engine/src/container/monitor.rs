@@ -1,0 +1,230 @@
+//! The monitor: one detached process per running container, as podman's conmon or
+//! containerd's shim. `strata start` spawns the strata binary as `strata __monitor ID`
+//! (its own session, stdio away from the terminal), which:
+//!
+//! 1. becomes a child subreaper, so the container's init (forked by `runc create`, which
+//!    then exits) is reparented to it and can be waited for like a child;
+//! 2. holds `containers/<id>/monitor.lock` for its whole life: a free lock on a `running`
+//!    container means its monitor died (see [`Engine::recover_running`]);
+//! 3. mounts the writable layer, writes the OCI bundle (`containers/<id>/bundle/`), runs
+//!    `runc create` with pipes as the container's stdout/stderr (and the FIFO
+//!    `containers/<id>/stdin` with `-i`), then `runc start`, and records `running`;
+//! 4. tells the starter "ok" or "err CODE MESSAGE" on its ready pipe, then closes it;
+//! 5. copies the streams into the json-file log until the container exits, then deletes
+//!    the runtime state, unmounts, records the exit code (128+N for signal N) and the time
+//!    in one update, and removes the container if it was created with `--rm`.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+
+use rustix::process::{Pid, WaitOptions};
+use strata_runtime::{Io, Runtime};
+use strata_storage::error::IoContext;
+
+use super::{logs, now_nanos, spec, store, Container, State};
+use crate::error::{Error, Result};
+use crate::{Engine, EngineOptions};
+
+/// Runs the monitor of container `id`; `ready` receives the outcome of the start. Returns
+/// the container's exit code (the monitor's own exit status).
+pub fn run(options: &EngineOptions, id: &str, attach_stdin: bool, mut ready: File) -> i32 {
+    let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
+    let engine = match Engine::open(options) {
+        Ok(e) => e,
+        Err(e) => return report(&mut ready, Err(e)),
+    };
+    let started = engine.monitor_start(id, attach_stdin);
+    let running = match started {
+        Ok(r) => r,
+        Err(e) => return report(&mut ready, Err(e)),
+    };
+    let _ = writeln!(ready, "ok");
+    drop(ready);
+    engine.monitor_wait(running)
+}
+
+fn report(ready: &mut File, result: Result<()>) -> i32 {
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            let code = e.exit_code();
+            let _ = writeln!(ready, "err {code} {e}");
+            tracing::error!("{e}");
+            code
+        }
+    }
+}
+
+/// A container whose process runs, as the monitor holds it.
+pub(crate) struct Running {
+    container: Container,
+    runtime: Runtime,
+    pid: i32,
+    copiers: Vec<std::thread::JoinHandle<()>>,
+    auto_remove: bool,
+    _lock: File,
+}
+
+impl Engine {
+    fn monitor_start(&self, id: &str, attach_stdin: bool) -> Result<Running> {
+        let dir = self.container_dir(id);
+        let lock = super::run::monitor_lock(&dir, false)?.ok_or_else(|| {
+            Error::Conflict(format!(
+                "container {id} is already being started or running"
+            ))
+        })?;
+        let c = self.container(id)?;
+        if c.state == State::Running || c.state == State::Dead {
+            return Err(Error::Conflict(format!(
+                "cannot start container {} ({}): it is {}",
+                c.name,
+                c.short_id(),
+                c.state.as_str()
+            )));
+        }
+        let config = self.container_config(&c)?;
+        let runtime = self.runtime_for(&config)?;
+        super::run::delete_runtime_state(&runtime, id);
+        let rootfs = self.layers.mount_rw(&c.rw_layer)?;
+        let result = self.create_and_start(&c, &runtime, &rootfs, attach_stdin, config.open_stdin);
+        match result {
+            Ok((pid, copiers)) => Ok(Running {
+                container: c,
+                runtime,
+                pid,
+                copiers,
+                auto_remove: config.auto_remove,
+                _lock: lock,
+            }),
+            Err(e) => {
+                self.finish(&c, &runtime, e.exit_code() as i64, config.auto_remove);
+                Err(e)
+            }
+        }
+    }
+
+    fn create_and_start(
+        &self,
+        c: &Container,
+        runtime: &Runtime,
+        rootfs: &Path,
+        attach_stdin: bool,
+        open_stdin: bool,
+    ) -> Result<(i32, Vec<std::thread::JoinHandle<()>>)> {
+        let dir = self.container_dir(&c.id);
+        let config = self.container_config(c)?;
+        let spec = spec::build(self.layers.root(), &dir, c, &config, rootfs)?;
+        let bundle = dir.join("bundle");
+        match std::fs::create_dir(&bundle) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                return Err(
+                    strata_storage::Error::io(format!("creating {}", bundle.display()), e).into(),
+                )
+            }
+            _ => {}
+        }
+        strata_runtime::write_bundle(&spec.to_oci()?, &bundle)?;
+        let log_path = logs::log_path(&dir, &c.id);
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o640)
+            .open(&log_path)
+            .ctx_path("opening", &log_path)?;
+        let log = Arc::new(Mutex::new(log));
+        let (out_r, out_w) = std::io::pipe().ctx_path("creating a pipe for", &log_path)?;
+        let (err_r, err_w) = std::io::pipe().ctx_path("creating a pipe for", &log_path)?;
+        let copiers = vec![
+            {
+                let log = log.clone();
+                std::thread::spawn(move || logs::copy_stream(out_r, "stdout", log))
+            },
+            std::thread::spawn(move || logs::copy_stream(err_r, "stderr", log)),
+        ];
+        let stdin = if open_stdin {
+            let fifo = dir.join("stdin");
+            super::run::make_fifo(&fifo)?;
+            // Read-only blocks until the attached CLI opens its end (and gives EOF when it
+            // closes it); read-write keeps stdin open with nobody writing, as `-d -i` does.
+            let file = OpenOptions::new()
+                .read(true)
+                .write(!attach_stdin)
+                .open(&fifo)
+                .ctx_path("opening", &fifo)?;
+            Stdio::from(file)
+        } else {
+            Stdio::null()
+        };
+        let pid_file = bundle.join("pid");
+        let io = Io {
+            stdin,
+            stdout: Stdio::from(out_w),
+            stderr: Stdio::from(err_w),
+        };
+        runtime.create(&c.id, &bundle, &pid_file, None, io)?;
+        let pid = std::fs::read_to_string(&pid_file)
+            .ctx_path("reading", &pid_file)?
+            .trim()
+            .parse::<i32>()
+            .map_err(|e| Error::Corrupt(format!("{}: {e}", pid_file.display())))?;
+        runtime.start(&c.id)?;
+        self.layers
+            .write(|tx| store::set_running(tx.sql(), &c.id, pid as i64, now_nanos()))?;
+        Ok((pid, copiers))
+    }
+
+    fn monitor_wait(&self, running: Running) -> i32 {
+        let code = wait_for(running.pid);
+        for copier in running.copiers {
+            let _ = copier.join();
+        }
+        self.finish(
+            &running.container,
+            &running.runtime,
+            code as i64,
+            running.auto_remove,
+        );
+        code
+    }
+
+    /// After the process: runtime state, mount, record, and the container itself with `--rm`.
+    fn finish(&self, c: &Container, runtime: &Runtime, code: i64, auto_remove: bool) {
+        super::run::delete_runtime_state(runtime, &c.id);
+        if let Err(e) = self.layers.unmount_rw(&c.rw_layer, false) {
+            tracing::warn!("unmounting container {}: {e}", c.short_id());
+        }
+        let recorded = self
+            .layers
+            .write(|tx| store::set_exited(tx.sql(), &c.id, code, now_nanos()));
+        if let Err(e) = recorded {
+            tracing::error!("recording the exit of container {}: {e}", c.short_id());
+        }
+        if auto_remove {
+            if let Err(e) = self.remove_stopped(c) {
+                tracing::error!("removing container {} (--rm): {e}", c.short_id());
+            }
+        }
+    }
+}
+
+/// Reaps children (orphans reparented to us included) until `pid` ends; its exit code.
+fn wait_for(pid: i32) -> i32 {
+    loop {
+        match rustix::process::wait(WaitOptions::empty()) {
+            Ok(Some((p, status))) if Some(p) == Pid::from_raw(pid) => {
+                return match status.terminating_signal() {
+                    Some(signal) => 128 + signal,
+                    None => status.exit_status().unwrap_or(0),
+                };
+            }
+            Ok(_) => continue,
+            Err(rustix::io::Errno::INTR) => continue,
+            // No children left: the process is gone and was reaped by someone else.
+            Err(_) => return 255,
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! Named volumes: `-v NAME:/path` is `<root>/volumes/NAME/_data`, created on first use and
+//! then filled with what the image has at `/path` (as Docker does for a new volume).
+//!
+//! The image's directory is opened inside the container's root filesystem with
+//! `RESOLVE_IN_ROOT`, so a symlink in the image cannot point the copy at the host; `cp -a`
+//! then copies below that descriptor without following symlinks, keeping owners, modes,
+//! times and xattrs. The volume appears only when filled (staging dir, then rename).
+
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use rustix::fs::OFlags;
+use strata_storage::error::IoContext;
+
+use crate::error::{Error, Result};
+
+/// `<root>/volumes/<name>/_data`, created and populated from `rootfs` at `destination` if
+/// it does not exist yet.
+pub fn ensure(root: &Path, name: &str, rootfs: &Path, destination: &str) -> Result<PathBuf> {
+    let dir = root.join("volumes").join(name);
+    let data = dir.join("_data");
+    if data.is_dir() {
+        return Ok(data);
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o701)
+        .create(&dir)
+        .ctx_path("creating volume directory", &dir)?;
+    let staging = dir.join(format!(".tmp-data-{}", std::process::id()));
+    if staging.exists() {
+        strata_storage::fs::remove_tree(&staging)?;
+    }
+    std::fs::DirBuilder::new()
+        .mode(0o755)
+        .create(&staging)
+        .ctx_path("creating", &staging)?;
+    let filled = populate(rootfs, destination, &staging).and_then(|()| {
+        std::fs::rename(&staging, &data)
+            .ctx(|| format!("renaming {} to {}", staging.display(), data.display()))
+            .map_err(Error::from)
+    });
+    if let Err(e) = filled {
+        let _ = strata_storage::fs::remove_tree(&staging);
+        // Another container may have created it at the same time: theirs is as good.
+        if data.is_dir() {
+            return Ok(data);
+        }
+        return Err(e);
+    }
+    Ok(data)
+}
+
+/// Copies the image's `destination` directory (if any) into `staging`.
+fn populate(rootfs: &Path, destination: &str, staging: &Path) -> Result<()> {
+    let root = strata_storage::fs::Root::open(rootfs)?;
+    let rel = Path::new(destination.trim_start_matches('/'));
+    if rel.as_os_str().is_empty() {
+        return Ok(());
+    }
+    let source = match root.open_in(rel, OFlags::DIRECTORY | OFlags::RDONLY) {
+        Ok(fd) => fd,
+        // Nothing at that path in the image (or not a directory): an empty volume.
+        Err(_) => return Ok(()),
+    };
+    // The mode and owner of the image's directory become the volume's.
+    let st = rustix::fs::fstat(&source).ctx_path("stat", &root.path().join(rel))?;
+    rustix::fs::chown(
+        staging,
+        Some(rustix::fs::Uid::from_raw(st.st_uid)),
+        Some(rustix::fs::Gid::from_raw(st.st_gid)),
+    )
+    .ctx_path("chown", staging)?;
+    rustix::fs::chmod(
+        staging,
+        rustix::fs::Mode::from_raw_mode(st.st_mode & 0o7777),
+    )
+    .ctx_path("chmod", staging)?;
+    // Our own fd table, named by pid: cp does not inherit the (close-on-exec) descriptor.
+    let from = format!("/proc/{}/fd/{}/.", std::process::id(), source.as_raw_fd());
+    let status = Command::new("cp")
+        .args(["-a", "--no-target-directory", &from])
+        .arg(staging)
+        .status()
+        .ctx(|| format!("running cp to populate volume {}", staging.display()))?;
+    if !status.success() {
+        return Err(Error::Invalid(format!(
+            "copying the image's {destination} into a new volume failed ({status})"
+        )));
+    }
+    Ok(())
+}

@@ -3,6 +3,7 @@
 
 mod commands;
 mod containers;
+mod copy;
 mod progress;
 mod transfer;
 
@@ -49,7 +50,8 @@ enum Command {
     Save(transfer::SaveArgs),
     /// Load images from a docker-archive or OCI layout (like `docker load`).
     Load(transfer::LoadArgs),
-    /// Write a writable layer's merged filesystem as a tar (like `docker export`).
+    /// Write a container's (or writable layer's) merged filesystem as a tar (like
+    /// `docker export`).
     Export(transfer::ExportArgs),
     /// List images.
     Images(commands::ImagesArgs),
@@ -75,6 +77,11 @@ enum Command {
     Layers(commands::LayersArgs),
     /// Show a container's (or writable layer's) details as JSON, GraphDriver dirs included.
     Inspect(commands::NameArg),
+    /// Copy files between a container and the host, or a tar stream (`-`) in or out (like
+    /// `docker cp`).
+    Cp(copy::CpArgs),
+    /// Run a command in a running container (like `docker exec`).
+    Exec(copy::ExecArgs),
 }
 
 fn main() -> ExitCode {

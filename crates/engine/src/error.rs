@@ -9,6 +9,8 @@ pub enum Error {
     Storage(#[from] strata_storage::Error),
     #[error(transparent)]
     Image(#[from] strata_image::Error),
+    #[error(transparent)]
+    Runtime(#[from] strata_runtime::Error),
     #[error("invalid name {name:?}: {why}")]
     InvalidName { name: String, why: &'static str },
     /// A flag or spec that cannot be used (the message names it and what is expected).

@@ -40,11 +40,7 @@ fn image_tar(sentinel: &Path) -> Vec<u8> {
     let mut add = |path: &str, kind: tar::EntryType, data: &[u8], link: Option<&str>, uid: u64| {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(kind);
-        h.set_mode(if kind == tar::EntryType::Directory {
-            0o755
-        } else {
-            0o755
-        });
+        h.set_mode(0o755);
         h.set_size(data.len() as u64);
         h.set_uid(uid);
         h.set_gid(uid);

@@ -85,7 +85,8 @@ fn exec_spec(
         .clone()
         .or(config.user.clone())
         .unwrap_or_default();
-    let user = resolve_user(&rootfs, &user)?;
+    // No user is root, looked up like any other so that HOME comes from its passwd entry.
+    let user = resolve_user(&rootfs, if user.is_empty() { "0" } else { &user })?;
     let mut spec = ContainerSpec::new(id, rootfs, argv.to_vec());
     for e in config.env.iter().chain(&options.env) {
         let key = e.split('=').next().unwrap_or(e);

@@ -50,7 +50,7 @@ fn build_stack(driver: &dyn Driver, layers: usize) -> Result<(), Box<dyn std::er
     for i in 0..layers {
         let id = format!("layer-{i}");
         driver.create(&id, parent.as_deref(), false)?;
-        driver.apply(&id, &mut &tiny_tar(i)?[..])?;
+        driver.apply(&id, &mut &tiny_tar(i)?[..], None)?;
         parent = Some(id);
     }
     let top = parent.ok_or("need at least one layer")?;

@@ -121,10 +121,14 @@ impl<'a> TarOut<'a> {
     }
 
     /// An empty regular file with mode 0, owner 0:0 and mtime 0: a whiteout or opaque marker.
+    /// Every numeric field is set: `Header::new_gnu` leaves them blank, which strict readers
+    /// (the Rust `tar` crate among them) refuse as "not a number".
     fn whiteout(&mut self, path: &Path, what: String) -> Result<()> {
         let mut h = Header::new_gnu();
         h.set_entry_type(EntryType::Regular);
         h.set_mode(0);
+        h.set_uid(0);
+        h.set_gid(0);
         h.set_size(0);
         h.set_mtime(0);
         self.builder
@@ -218,6 +222,8 @@ impl<'a> TarOut<'a> {
         let mut h = Header::new_ustar();
         h.set_entry_type(EntryType::XHeader);
         h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
         h.set_size(data.len() as u64);
         h.set_mtime(0);
         // The name of an extended header is informative only; keep it short and fixed.

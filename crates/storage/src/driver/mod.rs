@@ -106,9 +106,20 @@ pub trait Driver: Send + Sync {
     fn diff_view(&self, id: &str, parent: Option<&str>) -> Result<DiffView>;
     fn usage(&self, id: &str) -> Result<Usage>;
 
-    /// Applies a layer tar (plain, gzip or zstd) into the freshly created layer `id`.
-    fn apply(&self, id: &str, input: &mut dyn Read) -> Result<ApplyReport> {
-        archive::apply(&self.diff_dir(id), self.diff_format(), input)
+    /// Applies a layer tar (plain, gzip or zstd) into the freshly created layer `id`; with
+    /// `tar_split`, also writes there the record that rebuilds the exact tar later (see
+    /// [`archive::apply_recording`]).
+    fn apply(
+        &self,
+        id: &str,
+        input: &mut dyn Read,
+        tar_split: Option<&mut dyn Write>,
+    ) -> Result<ApplyReport> {
+        let (dir, format) = (self.diff_dir(id), self.diff_format());
+        match tar_split {
+            Some(out) => archive::apply_recording(&dir, format, input, out),
+            None => archive::apply(&dir, format, input),
+        }
     }
     /// Writes `id`'s changes against `parent` as an uncompressed OCI layer tar.
     fn export(&self, id: &str, parent: Option<&str>, out: &mut dyn Write) -> Result<()> {

@@ -335,8 +335,7 @@ impl LayerStore {
     ) -> Result<ApplyReport> {
         let path = split.path().to_path_buf();
         let mut out = std::io::BufWriter::with_capacity(256 * 1024, split.file());
-        let dir = self.driver.diff_dir(id);
-        let report = archive::apply_recording(&dir, self.driver.diff_format(), tar, &mut out)?;
+        let report = self.driver.apply(id, tar, Some(&mut out))?;
         out.flush().ctx_path("writing", &path)?;
         Ok(report)
     }

@@ -2,12 +2,9 @@
 //! minimal directory driver (`DirDriver`) so that they do not depend on any real driver's
 //! state of completion. End-to-end tests with vfs and overlay2 live in `tests/`.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::*;
-use crate::archive::ApplyReport;
-use crate::digest::HashingReader;
 use crate::driver::{DiffFormat, DiffView, Mount, Usage};
 
 /// Each layer a plain directory `home/<id>` holding only its own files; "mounted" is a file
@@ -96,25 +93,6 @@ impl Driver for DirDriver {
     }
     fn usage(&self, _id: &str) -> Result<Usage> {
         Ok(Usage::default())
-    }
-    fn apply(&self, id: &str, input: &mut dyn Read) -> Result<ApplyReport> {
-        let mut hashing = HashingReader::new(input);
-        let mut archive = tar::Archive::new(&mut hashing);
-        let mut entries = 0;
-        for entry in archive.entries().ctx(|| "tar".into())? {
-            entry
-                .ctx(|| "tar".into())?
-                .unpack_in(self.diff_dir(id))
-                .ctx(|| "unpack".into())?;
-            entries += 1;
-        }
-        std::io::copy(&mut hashing, &mut std::io::sink()).ctx(|| "tar tail".into())?;
-        let (diff_id, tar_size) = hashing.finish();
-        Ok(ApplyReport {
-            diff_id,
-            tar_size,
-            entries,
-        })
     }
 }
 

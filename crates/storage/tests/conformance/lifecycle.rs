@@ -193,5 +193,5 @@ pub fn apply_stays_inside_the_layer(fx: &Fixture) {
 /// Creates `id` and applies `tar`, returning apply's result (hostile tars may be refused).
 fn try_layer(fx: &Fixture, id: &str, tar: &[u8]) -> strata_storage::Result<()> {
     fx.driver.create(id, None, false).expect("create");
-    fx.driver.apply(id, &mut &tar[..]).map(drop)
+    fx.driver.apply(id, &mut &tar[..], None).map(drop)
 }

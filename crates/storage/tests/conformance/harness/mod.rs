@@ -78,7 +78,7 @@ impl Fixture {
             .create(id, parent, false)
             .unwrap_or_else(|e| panic!("create layer {id}: {e}"));
         self.driver
-            .apply(id, tar)
+            .apply(id, tar, None)
             .unwrap_or_else(|e| panic!("apply into layer {id}: {e}"))
     }
 

@@ -118,6 +118,8 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Load(args) => crate::transfer::load(&engine, args, &mut out),
         Command::Save(args) => crate::transfer::save(&engine, args),
         Command::Export(args) => crate::transfer::export(&engine, args),
+        Command::Cp(args) => crate::copy::cp(&engine, args),
+        Command::Exec(args) => crate::copy::exec(&engine, args),
         Command::Images(args) => images(&engine, args, &mut out),
         Command::Rmi(args) => for_each(&args.images, "images", |image| {
             for line in engine.remove_image(image, args.force)? {

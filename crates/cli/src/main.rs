@@ -3,6 +3,7 @@
 
 mod commands;
 mod containers;
+mod copy;
 mod image_cmds;
 mod progress;
 mod running;
@@ -51,7 +52,8 @@ enum Command {
     Save(transfer::SaveArgs),
     /// Load images from a docker-archive or OCI layout (like `docker load`).
     Load(transfer::LoadArgs),
-    /// Write a writable layer's merged filesystem as a tar (like `docker export`).
+    /// Write a container's (or writable layer's) merged filesystem as a tar (like
+    /// `docker export`).
     Export(transfer::ExportArgs),
     /// List images.
     Images(commands::ImagesArgs),
@@ -105,6 +107,11 @@ enum Command {
     Image(image_cmds::ImageCommand),
     /// Remove stopped containers, dangling images and unused layers.
     Prune(image_cmds::PruneArgs),
+    /// Copy files between a container and the host, or a tar stream (`-`) in or out (like
+    /// `docker cp`).
+    Cp(copy::CpArgs),
+    /// Run a command in a running container (like `docker exec`).
+    Exec(copy::ExecArgs),
 }
 
 fn main() -> ExitCode {

@@ -146,7 +146,10 @@ impl Engine {
     /// `export NAME`: the merged filesystem of writable layer `name` as an uncompressed tar
     /// (no whiteouts: the overlay presents the merged view), like `docker export`. The layer
     /// is mounted for the walk (one more reference if it already is) and released after.
+    /// A container's name, ID or ID prefix stands for its writable layer.
     pub fn export(&self, name: &str, out: &mut dyn Write) -> Result<()> {
+        let layer = self.container(name).map(|c| c.rw_layer);
+        let name = layer.as_deref().unwrap_or(name);
         let merged = self.layers.mount_rw(name)?;
         // The merged view is a full tree: walked as a layer with no parent, every entry is
         // written, fd-relative and without following symlinks.

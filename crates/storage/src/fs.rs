@@ -92,6 +92,12 @@ impl Root {
         })
     }
 
+    /// A root on a directory already open (e.g. one resolved inside another root); `path`
+    /// is only shown in messages.
+    pub fn from_fd(fd: OwnedFd, path: PathBuf) -> Root {
+        Root { fd, path }
+    }
+
     /// The path the root was opened at (for messages).
     pub fn path(&self) -> &Path {
         &self.path

@@ -12,6 +12,8 @@
 //! creation in another process.)
 
 mod config;
+pub mod copy;
+pub mod exec;
 mod files;
 mod init_layer;
 mod inspect;

@@ -56,6 +56,15 @@ pub fn apply_recording(
     Ok(report)
 }
 
+/// See [`super::extract`]: a user's tar, whiteout names kept as plain files.
+pub fn extract(
+    root: &Root,
+    input: &mut dyn Read,
+    owner: Option<(u32, u32)>,
+) -> Result<ApplyReport> {
+    apply_in(root, DiffFormat::Naive, input, None, Some(owner))
+}
+
 fn apply_with<'w>(
     target: &Path,
     format: DiffFormat,
@@ -63,6 +72,18 @@ fn apply_with<'w>(
     recorder: Option<SharedRecorder<'w>>,
 ) -> Result<ApplyReport> {
     let root = Root::open(target)?;
+    apply_in(&root, format, input, recorder, None)
+}
+
+/// `plain`: `Some(owner)` to extract a user's tar (no whiteouts; every owner replaced by
+/// `owner` if given) rather than apply a layer.
+fn apply_in<'w>(
+    root: &Root,
+    format: DiffFormat,
+    input: &mut dyn Read,
+    recorder: Option<SharedRecorder<'w>>,
+    plain: Option<Option<(u32, u32)>>,
+) -> Result<ApplyReport> {
     let (compression, stream) = decompress::open(input)?;
     let hashing = HashingReader::new(stream);
     let capture = Capture::new(
@@ -70,7 +91,8 @@ fn apply_with<'w>(
         recorder.clone(),
     );
     let mut archive = tar::Archive::new(capture);
-    let mut applier = Applier::new(&root, format, compression, recorder);
+    let mut applier = Applier::new(root, format, compression, recorder);
+    applier.plain = plain;
     for entry in archive
         .entries()
         .map_err(|e| applier.read_error("the first entry", e))?
@@ -108,6 +130,9 @@ struct Applier<'r, 'w> {
     skipped: Skipped,
     entries: u64,
     buf: Vec<u8>,
+    /// `Some`: extracting a user's tar (`cp`): whiteout names are plain files, and the owner
+    /// of every entry is replaced by the inner value if there is one.
+    plain: Option<Option<(u32, u32)>>,
 }
 
 impl<'r, 'w> Applier<'r, 'w> {
@@ -129,6 +154,7 @@ impl<'r, 'w> Applier<'r, 'w> {
             skipped: Skipped::default(),
             entries: 0,
             buf: Vec::new(),
+            plain: None,
         }
     }
 
@@ -150,9 +176,10 @@ impl<'r, 'w> Applier<'r, 'w> {
             .map_err(|e| self.read_error("an entry path", e))?
             .into_owned();
         let rel = fs::normalize(&raw)?;
-        if rel
-            .file_name()
-            .is_some_and(|n| n.as_bytes().starts_with(WHITEOUT_PREFIX.as_bytes()))
+        if self.plain.is_none()
+            && rel
+                .file_name()
+                .is_some_and(|n| n.as_bytes().starts_with(WHITEOUT_PREFIX.as_bytes()))
         {
             return self.whiteout(&rel, entry.header());
         }

@@ -84,8 +84,8 @@ fn ctx_err(e: io::Error, what: String) -> Error {
 }
 
 /// The tar being written, and the inodes already in it.
-struct TarOut<'a> {
-    builder: tar::Builder<&'a mut dyn Write>,
+pub(super) struct TarOut<'a> {
+    pub(super) builder: tar::Builder<&'a mut dyn Write>,
     links: HashMap<(u64, u64), PathBuf>,
 }
 
@@ -111,7 +111,7 @@ impl DiffSink for TarOut<'_> {
 }
 
 impl<'a> TarOut<'a> {
-    fn new(out: &'a mut dyn Write) -> Self {
+    pub(super) fn new(out: &'a mut dyn Write) -> Self {
         let mut builder = tar::Builder::new(out);
         builder.mode(tar::HeaderMode::Complete);
         TarOut {
@@ -137,7 +137,11 @@ impl<'a> TarOut<'a> {
     }
 
     /// Writes `node`; `src` (its dir and name) is needed to read a regular file's content.
-    fn entry(&mut self, node: &Node, src: Option<(BorrowedFd<'_>, &OsStr)>) -> io::Result<()> {
+    pub(super) fn entry(
+        &mut self,
+        node: &Node,
+        src: Option<(BorrowedFd<'_>, &OsStr)>,
+    ) -> io::Result<()> {
         let st = &node.stat;
         let ft = fs::file_type(st);
         if ft == FileType::Socket {

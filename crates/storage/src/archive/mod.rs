@@ -14,7 +14,10 @@ mod apply;
 pub mod decompress;
 mod export;
 mod tarsplit;
+mod tree;
 pub mod whiteout;
+
+pub use tree::{archive_tree, TreeOptions};
 
 /// What applying a layer tar produced.
 #[derive(Clone, Debug)]
@@ -57,4 +60,16 @@ pub fn apply_recording(
 /// Returns the bytes written; the caller checks their digest against the diffID.
 pub fn reassemble(record: &mut dyn Read, root: &Root, out: &mut dyn Write) -> Result<u64> {
     tarsplit::reassemble(record, root, out)
+}
+
+/// Extracts the user's tar `input` (plain, gzip or zstd) into the directory `root`, as
+/// `docker cp` does: like [`apply`] (every path resolved inside `root`), except that names
+/// starting with `.wh.` are ordinary files, never whiteouts, and that every entry is owned
+/// by `owner` when one is given.
+pub fn extract(
+    root: &Root,
+    input: &mut dyn Read,
+    owner: Option<(u32, u32)>,
+) -> Result<ApplyReport> {
+    apply::extract(root, input, owner)
 }

@@ -42,6 +42,10 @@ impl Applier<'_, '_> {
             },
             xattrs: Vec::new(),
         };
+        // `cp` without `-a`: every entry belongs to the given owner.
+        if let Some(Some((uid, gid))) = self.plain {
+            (meta.uid, meta.gid) = (uid, gid);
+        }
         let Some(pax) = entry.pax_extensions().map_err(bad)? else {
             return Ok(meta);
         };

@@ -1,0 +1,122 @@
+//! `exec`: another process in a running container, through the OCI runtime's own `exec`.
+//!
+//! The process is the container's main process as its spec describes it
+//! ([`ContainerSpec::process`]: capabilities, rlimits, no-new-privileges) with the command,
+//! environment, working directory, user and terminal of the exec. The user is resolved
+//! against the container's own `/etc/passwd` and `/etc/group` (fd-relative in its root).
+
+use std::path::PathBuf;
+
+use strata_runtime::{resolve_user, ContainerSpec, Runtime};
+use strata_storage::error::IoContext;
+
+use crate::error::{Error, Result};
+use crate::{Engine, State};
+
+/// The OCI runtime used when a container does not name one.
+pub const DEFAULT_RUNTIME: &str = "runc";
+
+/// What `exec` runs, beyond the command.
+#[derive(Clone, Debug, Default)]
+pub struct ExecOptions {
+    /// `-e NAME=VALUE`, added to (and overriding by name) the container's environment.
+    pub env: Vec<String>,
+    /// `-w`: the working directory (the container's otherwise).
+    pub workdir: Option<String>,
+    /// `-u`: user (the container's otherwise).
+    pub user: Option<String>,
+    /// `-t`.
+    pub tty: bool,
+    /// `-d`: return once started.
+    pub detach: bool,
+}
+
+impl Engine {
+    /// The state directory the OCI runtime keeps strata's containers in:
+    /// `<root>/runtime/<runtime>`. Every runtime call (monitor, exec, kill) uses this one.
+    pub fn runtime_state_root(&self) -> PathBuf {
+        self.layers.root().join("runtime").join(DEFAULT_RUNTIME)
+    }
+
+    /// `exec CONTAINER CMD...`: runs `argv` in the running container with the caller's
+    /// standard streams; its exit code (0 at once with `detach`). A command that cannot be
+    /// run is a [`strata_runtime::Error::Exec`] with Docker's 126 or 127.
+    pub fn exec(&self, container: &str, argv: &[String], options: &ExecOptions) -> Result<i32> {
+        let c = self.container(container)?;
+        if c.state != State::Running {
+            return Err(Error::Conflict(format!(
+                "container {} is not running (it is {}); start it first (strata start {})",
+                c.name,
+                c.state.as_str(),
+                c.name
+            )));
+        }
+        if argv.is_empty() {
+            return Err(Error::Invalid("exec needs a command to run".into()));
+        }
+        let config = self.container_config(&c)?;
+        let runtime = Runtime::find(DEFAULT_RUNTIME, &self.runtime_state_root())?;
+        let rootfs = self.layers.mount_rw(&c.rw_layer)?;
+        let spec = exec_spec(&c.id, rootfs, &config, argv, options);
+        let released = self.layers.unmount_rw(&c.rw_layer, false);
+        let spec = spec?;
+        released?;
+        let process = spec.process()?;
+        let dir = self.container_dir(&c.id);
+        let path = dir.join(format!("exec-{}.json", random_suffix()));
+        let json = serde_json::to_vec(&process).expect("a process serialises");
+        std::fs::write(&path, json).ctx_path("writing the exec process", &path)?;
+        let result = runtime.exec(&c.id, &path, options.detach);
+        let _ = std::fs::remove_file(&path);
+        Ok(result?)
+    }
+}
+
+/// The container's spec with the exec's command, environment, directory, user and terminal.
+fn exec_spec(
+    id: &str,
+    rootfs: PathBuf,
+    config: &crate::ContainerConfig,
+    argv: &[String],
+    options: &ExecOptions,
+) -> Result<ContainerSpec> {
+    let user = options
+        .user
+        .clone()
+        .or(config.user.clone())
+        .unwrap_or_default();
+    // No user is root, looked up like any other so that HOME comes from its passwd entry.
+    let user = resolve_user(&rootfs, if user.is_empty() { "0" } else { &user })?;
+    let mut spec = ContainerSpec::new(id, rootfs, argv.to_vec());
+    for e in config.env.iter().chain(&options.env) {
+        let key = e.split('=').next().unwrap_or(e);
+        spec.env.retain(|old| old.split('=').next() != Some(key));
+        // `-e NAME` without a value takes it from the caller's environment, as Docker.
+        match (e.contains('='), std::env::var(e)) {
+            (false, Ok(value)) => spec.env.push(format!("{e}={value}")),
+            (false, Err(_)) => {}
+            (true, _) => spec.env.push(e.clone()),
+        }
+    }
+    if !spec.env.iter().any(|e| e.starts_with("HOME=")) {
+        let home = user.home.clone().unwrap_or_else(|| "/".into());
+        spec.env.push(format!("HOME={home}"));
+    }
+    spec.user = user;
+    let workdir = options.workdir.clone().or(config.workdir.clone());
+    spec.cwd = PathBuf::from(workdir.unwrap_or_else(|| "/".into()));
+    if !spec.cwd.is_absolute() {
+        return Err(Error::Invalid(format!(
+            "exec -w {}: the working directory must be an absolute path",
+            spec.cwd.display()
+        )));
+    }
+    spec.terminal = options.tty;
+    Ok(spec)
+}
+
+fn random_suffix() -> String {
+    let mut bytes = [0u8; 8];
+    let _ = getrandom::fill(&mut bytes);
+    hex::encode(bytes)
+}

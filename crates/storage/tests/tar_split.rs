@@ -151,7 +151,7 @@ fn round_trips(driver: &str) {
     // Same size, other bytes: caught by the diffID check.
     std::fs::write(diff.join("opaque/kept"), b"odd size: 14").unwrap();
     let err = layer_tar(&store, &layer.chain_id).unwrap_err().to_string();
-    assert!(err.contains("modified after it was loaded"), "{err}");
+    assert!(err.contains("was modified after it was stored"), "{err}");
     // A symlink in place of a file is not followed.
     std::fs::remove_file(diff.join("opaque/kept")).unwrap();
     std::os::unix::fs::symlink("/etc/passwd", diff.join("opaque/kept")).unwrap();

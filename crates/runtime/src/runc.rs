@@ -213,6 +213,30 @@ impl Runtime {
         }
     }
 
+    /// Starts the process at `process` (which asks for a terminal) in the running container
+    /// detached, sending its pty master to `console_socket` and writing its pid to
+    /// `pid_file`; the caller relays the terminal and waits for the process (as a subreaper).
+    pub fn exec_with_console(
+        &self,
+        id: &str,
+        process: &Path,
+        console_socket: &Path,
+        pid_file: &Path,
+    ) -> Result<()> {
+        let args: [&OsStr; 9] = [
+            "exec".as_ref(),
+            "--process".as_ref(),
+            process.as_ref(),
+            "--detach".as_ref(),
+            "--console-socket".as_ref(),
+            console_socket.as_ref(),
+            "--pid-file".as_ref(),
+            pid_file.as_ref(),
+            id.as_ref(),
+        ];
+        self.checked(id, &args, Io::null()).map(drop)
+    }
+
     /// Runs the runtime and turns a failure into an error.
     fn checked(&self, id: &str, args: &[&OsStr], io: Io) -> Result<Vec<u8>> {
         let verb = args[0].to_string_lossy().into_owned();

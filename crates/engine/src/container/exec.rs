@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use strata_runtime::{resolve_user, ContainerSpec, Runtime};
 use strata_storage::error::IoContext;
 
+use super::tty::{self, TerminalProcess};
 use crate::error::{Error, Result};
 use crate::{Engine, State};
 
@@ -42,6 +43,50 @@ impl Engine {
     /// standard streams; its exit code (0 at once with `detach`). A command that cannot be
     /// run is a [`strata_runtime::Error::Exec`] with Docker's 126 or 127.
     pub fn exec(&self, container: &str, argv: &[String], options: &ExecOptions) -> Result<i32> {
+        let (c, runtime, path) = self.exec_process(container, argv, options)?;
+        let result = runtime.exec(&c.id, &path, options.detach);
+        let _ = std::fs::remove_file(&path);
+        Ok(result?)
+    }
+
+    /// `exec -t`: starts `argv` in the running container on a new terminal whose master is
+    /// returned for the caller to relay (see [`super::tty`]). Makes the calling process a
+    /// child subreaper, so the process can be waited for with [`TerminalProcess::wait`].
+    pub fn exec_terminal(
+        &self,
+        container: &str,
+        argv: &[String],
+        options: &ExecOptions,
+    ) -> Result<TerminalProcess> {
+        let options = ExecOptions {
+            tty: true,
+            ..options.clone()
+        };
+        let (c, runtime, path) = self.exec_process(container, argv, &options)?;
+        let pid_file = path.with_extension("pid");
+        let started = tty::ConsoleSocket::new().and_then(|console| {
+            tty::become_subreaper()?;
+            runtime.exec_with_console(&c.id, &path, console.path(), &pid_file)?;
+            let master = console.receive()?;
+            let pid = tty::read_pid(&pid_file)?;
+            Ok(TerminalProcess {
+                master: master.into(),
+                pid,
+            })
+        });
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(&pid_file);
+        started
+    }
+
+    /// Checks the container runs and writes the OCI process of the exec into its directory
+    /// (`exec-<random>.json`, for the caller to remove).
+    fn exec_process(
+        &self,
+        container: &str,
+        argv: &[String],
+        options: &ExecOptions,
+    ) -> Result<(crate::Container, Runtime, PathBuf)> {
         let c = self.container(container)?;
         if c.state != State::Running {
             return Err(Error::Conflict(format!(
@@ -59,16 +104,17 @@ impl Engine {
         let rootfs = self.layers.mount_rw(&c.rw_layer)?;
         let spec = exec_spec(&c.id, rootfs, &config, argv, options);
         let released = self.layers.unmount_rw(&c.rw_layer, false);
-        let spec = spec?;
+        let mut spec = spec?;
         released?;
+        if options.tty && !spec.env.iter().any(|e| e.starts_with("TERM=")) {
+            spec.env.push("TERM=xterm".into());
+        }
         let process = spec.process()?;
         let dir = self.container_dir(&c.id);
         let path = dir.join(format!("exec-{}.json", random_suffix()));
         let json = serde_json::to_vec(&process).expect("a process serialises");
         std::fs::write(&path, json).ctx_path("writing the exec process", &path)?;
-        let result = runtime.exec(&c.id, &path, options.detach);
-        let _ = std::fs::remove_file(&path);
-        Ok(result?)
+        Ok((c, runtime, path))
     }
 }
 

@@ -23,6 +23,7 @@ pub(crate) mod names;
 mod run;
 mod spec;
 mod store;
+pub mod tty;
 mod volumes;
 
 use std::collections::BTreeSet;

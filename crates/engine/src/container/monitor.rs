@@ -8,7 +8,9 @@
 //!    container means its monitor died (see [`Engine::recover_running`]);
 //! 3. mounts the writable layer, writes the OCI bundle (`containers/<id>/bundle/`), runs
 //!    `runc create` with pipes as the container's stdout/stderr (and the FIFO
-//!    `containers/<id>/stdin` with `-i`), then `runc start`, and records `running`;
+//!    `containers/<id>/stdin` with `-i`) or, with `-t`, a terminal relayed through
+//!    `containers/<id>/attach.sock` (see [`super::tty`]), then `runc start`, and records
+//!    `running`;
 //! 4. tells the starter "ok" or "err CODE MESSAGE" on its ready pipe, then closes it;
 //! 5. copies the streams into the json-file log until the container exits, then deletes
 //!    the runtime state, unmounts, records the exit code (128+N for signal N) and the time
@@ -136,6 +138,23 @@ impl Engine {
             .open(&log_path)
             .ctx_path("opening", &log_path)?;
         let log = Arc::new(Mutex::new(log));
+        if config.tty {
+            // The starter attaches to the terminal (`attach_stdin`): its output waits for it.
+            let pid_file = bundle.join("pid");
+            let copiers = super::tty::create_and_relay(
+                runtime,
+                &c.id,
+                &bundle,
+                &pid_file,
+                log,
+                attach_stdin,
+            )?;
+            let started = self.start_created(c, runtime, &pid_file, copiers);
+            if started.is_err() {
+                let _ = std::fs::remove_file(self.attach_socket(c));
+            }
+            return started;
+        }
         let (out_r, out_w) = std::io::pipe().ctx_path("creating a pipe for", &log_path)?;
         let (err_r, err_w) = std::io::pipe().ctx_path("creating a pipe for", &log_path)?;
         let copiers = vec![
@@ -166,8 +185,19 @@ impl Engine {
             stderr: Stdio::from(err_w),
         };
         runtime.create(&c.id, &bundle, &pid_file, None, io)?;
+        self.start_created(c, runtime, &pid_file, copiers)
+    }
+
+    /// `runc start` of a created container, recorded as running; its pid.
+    fn start_created(
+        &self,
+        c: &Container,
+        runtime: &Runtime,
+        pid_file: &Path,
+        copiers: Vec<std::thread::JoinHandle<()>>,
+    ) -> Result<(i32, Vec<std::thread::JoinHandle<()>>)> {
         let pid = std::fs::read_to_string(&pid_file)
-            .ctx_path("reading", &pid_file)?
+            .ctx_path("reading", pid_file)?
             .trim()
             .parse::<i32>()
             .map_err(|e| Error::Corrupt(format!("{}: {e}", pid_file.display())))?;

@@ -24,7 +24,8 @@ use crate::Engine;
 pub struct StartOptions {
     /// The strata binary, run as `strata __monitor`.
     pub monitor: PathBuf,
-    /// The caller will write the container's stdin into its FIFO ([`Engine::stdin_fifo`]).
+    /// The caller will write the container's stdin into its FIFO ([`Engine::stdin_fifo`]),
+    /// or, for a container with a terminal, attach to it ([`Engine::attach_terminal`]).
     pub attach_stdin: bool,
 }
 
@@ -53,7 +54,7 @@ impl Engine {
         let config = self.container_config(&c)?;
         self.runtime_for(&config)?; // a clear error before anything is spawned
         let dir = self.container_dir(&c.id);
-        if config.open_stdin {
+        if config.open_stdin && !config.tty {
             make_fifo(&dir.join("stdin"))?;
         }
         let mut monitor = self.spawn_monitor(&c, opts)?;

@@ -41,6 +41,10 @@ pub fn build(
     if let Some(u) = &config.user {
         spec.user = resolve_user(rootfs, u)?;
     }
+    spec.terminal = config.tty;
+    if config.tty && !spec.env.iter().any(|e| e.starts_with("TERM=")) {
+        spec.env.push("TERM=xterm".into()); // as Docker sets it
+    }
     spec.hostname = files::hostname(config, &c.id);
     spec.readonly_rootfs = config.read_only;
     spec.network = match config.network {

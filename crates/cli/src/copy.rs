@@ -102,6 +102,10 @@ pub fn exec(engine: &Engine, args: &ExecArgs) -> Result<()> {
         tty: args.tty,
         detach: args.detach,
     };
+    if args.tty {
+        let (c, argv) = (&args.container, &args.command);
+        return crate::attach::exec(engine, c, argv, &options, args.interactive);
+    }
     if !args.interactive {
         detach_stdin()?;
     }

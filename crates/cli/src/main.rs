@@ -1,6 +1,7 @@
 //! `strata`: the daemonless command line. Parses arguments, opens the engine, runs one
 //! command, prints the result. All the work happens in `strata-engine` and below.
 
+mod attach;
 mod commands;
 mod containers;
 mod copy;

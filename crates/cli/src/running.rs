@@ -98,8 +98,8 @@ fn start_options(attach_stdin: bool) -> Result<StartOptions> {
 }
 
 pub fn run(engine: &Engine, args: &RunArgs, out: &mut impl Write) -> Result<()> {
-    if args.create.tty {
-        anyhow::bail!("-t (a terminal) is not supported yet; run without -t");
+    if args.create.tty && !args.detach {
+        crate::attach::check_input(args.create.interactive)?;
     }
     let config = args.create.config()?;
     let c = engine.create_container(&args.create.image, config, args.create.name.as_deref())?;
@@ -107,6 +107,9 @@ pub fn run(engine: &Engine, args: &RunArgs, out: &mut impl Write) -> Result<()> 
         start_checked(engine, &c, false)?;
         writeln!(out, "{}", c.id)?;
         return Ok(());
+    }
+    if args.create.tty {
+        return crate::attach::run_attached(engine, &c, args.create.interactive);
     }
     attached(engine, &c, args.create.interactive, out)
 }
@@ -141,7 +144,7 @@ fn attached(engine: &Engine, c: &Container, stdin: bool, out: &mut impl Write) -
 
 /// A failed start as Docker reports it: the message, then 125, or 126/127 when the
 /// command could not be run.
-fn start_checked(engine: &Engine, c: &Container, stdin: bool) -> Result<Started> {
+pub(crate) fn start_checked(engine: &Engine, c: &Container, stdin: bool) -> Result<Started> {
     engine
         .start_container(&c.id, &start_options(stdin)?)
         .map_err(|e| {
@@ -172,6 +175,9 @@ pub fn start(engine: &Engine, args: &StartArgs, out: &mut impl Write) -> Result<
             anyhow::bail!("start -a/-i takes exactly one container");
         };
         let c = engine.container(name)?;
+        if engine.container_config(&c)?.tty {
+            return crate::attach::run_attached(engine, &c, args.interactive);
+        }
         return attached(engine, &c, args.interactive, out);
     }
     crate::commands::for_each(&args.containers, "containers", |name| {

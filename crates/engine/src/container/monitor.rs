@@ -196,7 +196,7 @@ impl Engine {
         pid_file: &Path,
         copiers: Vec<std::thread::JoinHandle<()>>,
     ) -> Result<(i32, Vec<std::thread::JoinHandle<()>>)> {
-        let pid = std::fs::read_to_string(&pid_file)
+        let pid = std::fs::read_to_string(pid_file)
             .ctx_path("reading", pid_file)?
             .trim()
             .parse::<i32>()

@@ -290,11 +290,7 @@ fn read_frames(mut client: UnixStream, master: &File) {
             return;
         }
         match header[0] {
-            FRAME_DATA => {
-                if (&*master).write_all(&payload).is_err() {
-                    return;
-                }
-            }
+            FRAME_DATA if (&*master).write_all(&payload).is_err() => return,
             FRAME_RESIZE if payload.len() == 4 => {
                 let rows = u16::from_be_bytes([payload[0], payload[1]]);
                 let cols = u16::from_be_bytes([payload[2], payload[3]]);

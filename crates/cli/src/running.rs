@@ -102,7 +102,9 @@ pub fn run(engine: &Engine, args: &RunArgs, out: &mut impl Write) -> Result<()> 
         anyhow::bail!("-t (a terminal) is not supported yet; run without -t");
     }
     let config = args.create.config()?;
-    let c = engine.create_container(&args.create.image, config, args.create.name.as_deref())?;
+    let c = tracing::debug_span!("create container").in_scope(|| {
+        engine.create_container(&args.create.image, config, args.create.name.as_deref())
+    })?;
     if args.detach {
         start_checked(engine, &c, false)?;
         writeln!(out, "{}", c.id)?;

@@ -16,6 +16,7 @@ pub mod copy;
 pub mod exec;
 mod files;
 mod init_layer;
+mod launch;
 mod inspect;
 pub mod logs;
 pub mod monitor;

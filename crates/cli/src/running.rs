@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
-use strata_engine::container::logs::{LogEntry, LogReader};
+use strata_engine::container::logs::{LogEntry, LogReader, LogWaiter};
 use strata_engine::container::{parse_signal, StartOptions, Started};
 use strata_engine::{Container, Engine, EngineOptions, State};
 
@@ -125,13 +125,17 @@ fn attached(engine: &Engine, c: &Container, stdin: bool, out: &mut impl Write) -
         });
     }
     let Started { mut monitor, .. } = start_checked(engine, c, stdin)?;
+    let span = tracing::debug_span!("follow until the monitor exits").entered();
+    let waiter = LogWaiter::new(&engine.log_path(c), monitor.id())?;
     let status = loop {
         print_entries(log.read_new()?, false, out)?;
         if let Some(status) = monitor.try_wait()? {
             break status;
         }
-        std::thread::sleep(Duration::from_millis(5));
+        waiter.wait()?;
     };
+    drop(span);
+    // The monitor joined its log copiers before exiting: this read gets the last lines.
     print_entries(log.read_new()?, false, out)?;
     out.flush()?;
     let code = match engine.container(&c.id) {

@@ -206,8 +206,9 @@ impl Engine {
             .ctx_path("creating container directory", &staging)?;
         undo.staging = Some(staging.clone());
         let json = serde_json::to_vec_pretty(config).expect("a config serialises");
-        write_atomic(&staging, "config.json", &json)?;
+        files::write_staged(&staging, "config.json", &json)?;
         files::write_network_files(&staging, config, id)?;
+        strata_storage::fs::sync_dir(&staging)?;
         let init = init_layer::ensure(&self.layers, image.top_layer.as_ref())?;
         undo.init = Some(init.chain_id.clone());
         self.layers

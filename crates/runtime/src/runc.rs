@@ -163,7 +163,13 @@ impl Runtime {
     /// invocation where `create`, `start` and `delete` take three. The container's pid is
     /// written to `pid_file` once its command runs: until then it has not started, and an
     /// exit of the runtime before that is a failure to start ([`Runtime::run_failure`]).
-    pub fn spawn_run(&self, id: &str, bundle: &Path, pid_file: &Path, io: Io) -> Result<RunProcess> {
+    pub fn spawn_run(
+        &self,
+        id: &str,
+        bundle: &Path,
+        pid_file: &Path,
+        io: Io,
+    ) -> Result<RunProcess> {
         let log = LogFile::new(&self.state_root, id);
         let child = Command::new(&self.binary)
             .arg("--root")
@@ -215,6 +221,20 @@ impl Runtime {
         }
         args.push(id.as_ref());
         self.checked(id, &args, Io::capture()).map(drop)
+    }
+
+    /// Removes the per-call logs of container `id` left by runtime processes whose caller
+    /// died (a [`RunProcess`] removes its own when dropped).
+    pub fn remove_logs(&self, id: &str) {
+        let prefix = format!(".log-{id}-");
+        let Ok(dir) = std::fs::read_dir(&self.state_root) else {
+            return;
+        };
+        for entry in dir.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
 
     /// The container's state.

@@ -28,13 +28,14 @@ pub(crate) enum Launch {
 /// Waits until `pid_file` (in `dir`) appears or the runtime process `runtime_pid` (a child
 /// of ours) exits.
 pub(crate) fn wait_started(dir: &Path, pid_file: &Path, runtime_pid: i32) -> Result<Launch> {
-    let watch = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK)
-        .ctx_path("watching", dir)?;
+    let watch =
+        inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK).ctx_path("watching", dir)?;
     inotify::add_watch(&watch, dir, WatchFlags::MOVED_TO | WatchFlags::CLOSE_WRITE)
         .ctx_path("watching", dir)?;
     let pid = Pid::from_raw(runtime_pid)
         .ok_or_else(|| Error::Corrupt(format!("invalid runtime pid {runtime_pid}")))?;
-    let exited = pidfd_open(pid, PidfdFlags::empty()).ctx(|| "watching the runtime process".into())?;
+    let exited =
+        pidfd_open(pid, PidfdFlags::empty()).ctx(|| "watching the runtime process".into())?;
     loop {
         // Checked after the watch exists: a file renamed in before it is seen here.
         if let Some(pid) = read_pid(pid_file)? {

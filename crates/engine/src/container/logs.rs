@@ -199,9 +199,7 @@ impl LogWaiter {
         ];
         match poll(&mut fds, None) {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
-            Err(e) => {
-                return Err(strata_storage::Error::io("waiting for the log", e.into()).into())
-            }
+            Err(e) => return Err(strata_storage::Error::io("waiting for the log", e.into()).into()),
         }
         let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 1024];
         while let Ok((n, _)) = rustix::io::read(&self.watch, &mut buf[..]) {

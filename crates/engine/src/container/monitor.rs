@@ -209,8 +209,8 @@ impl Engine {
     fn finish(&self, c: &Container, runtime: &Runtime, code: i64, auto_remove: bool) {
         tracing::debug_span!("runtime delete")
             .in_scope(|| super::run::delete_runtime_state(runtime, &c.id));
-        let unmounted = tracing::debug_span!("unmount")
-            .in_scope(|| self.layers.unmount_rw(&c.rw_layer, false));
+        let unmounted =
+            tracing::debug_span!("unmount").in_scope(|| self.layers.unmount_rw(&c.rw_layer, false));
         if let Err(e) = unmounted {
             tracing::warn!("unmounting container {}: {e}", c.short_id());
         }

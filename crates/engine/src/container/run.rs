@@ -60,7 +60,9 @@ impl Engine {
             tracing::debug_span!("spawn monitor").in_scope(|| self.spawn_monitor(&c, opts))?;
         let mut answer = String::new();
         let mut ready = monitor.stdout.take().expect("piped");
-        tracing::debug_span!("wait for monitor ready").in_scope(|| ready.read_to_string(&mut answer)).ok();
+        tracing::debug_span!("wait for monitor ready")
+            .in_scope(|| ready.read_to_string(&mut answer))
+            .ok();
         if let Some(rest) = answer.strip_prefix("err ") {
             let _ = monitor.wait();
             let (code, message) = rest.split_once(' ').unwrap_or(("125", rest));
@@ -316,8 +318,11 @@ pub(crate) fn monitor_lock(dir: &Path, block: bool) -> Result<Option<File>> {
     }
 }
 
-/// Removes the runtime's state of `id` if there is any (killing what is left of it).
+/// Removes the runtime's state of `id` if there is any (killing what is left of it), and
+/// any log its calls left.
 pub(crate) fn delete_runtime_state(runtime: &Runtime, id: &str) {
+    // A dead monitor's `runc run` log (a live one removes its own).
+    runtime.remove_logs(id);
     if !runtime.state_root.join(id).exists() {
         return; // spares a runtime invocation in the common case
     }

@@ -504,7 +504,10 @@ fn open_metadata(root: &Path, driver_name: &str) -> Result<(Connection, StoreLoc
     // default for the last connection) costs fsyncs of the database and the WAL's removal
     // and re-creation in every command. The WAL is as durable as the database (FULL), and
     // commits checkpoint it as it grows (every 1000 pages), so closing skips it.
-    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )?;
     let created = db::meta_table_exists(&conn)?
         .then(|| db::meta(&conn, "driver"))
         .transpose()?

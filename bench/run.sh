@@ -57,6 +57,8 @@ else
     echo "docker: reference figure skipped"
 fi
 echo "strata phases (median ms of 7 debug runs; the CLI waits for the monitor's spans):"
-awk -F'\t' '{ v[$1] = v[$1] " " $2; if (!($1 in o)) { o[$1] = ++n; k[n] = $1 } }
-    END { for (i = 1; i <= n; i++) { c = split(v[k[i]], a, " "); asort(a); printf "    %-36s %7.2f\n", k[i], a[int((c + 1) / 2)] } }' "$phases"
+cut -f1 "$phases" | awk '!seen[$0]++' | while IFS= read -r phase; do
+    awk -F'\t' -v p="$phase" '$1 == p { print $2 }' "$phases" | sort -n |
+        awk -v p="$phase" '{ a[NR] = $1 } END { printf "    %-36s %7.2f\n", p, a[int((NR + 1) / 2)] }'
+done
 clean_root "$root"

@@ -28,6 +28,7 @@ use crate::fs;
 
 mod commit;
 mod db;
+mod durable;
 mod recovery;
 mod rw;
 mod staging;
@@ -301,7 +302,7 @@ impl LayerStore {
         std::io::copy(&mut blob, &mut std::io::sink())
             .map_err(|e| Error::Archive(format!("reading the rest of the layer blob: {e}")))?;
         check_expectation(expect, &blob.finish().0, &report.diff_id)?;
-        self.sync_driver_fs()?;
+        self.sync_applied(&staged.id, &report)?;
         let dest = self.tar_split_path(&staged.id);
         staged.tar_split = Some(dest.clone()); // removed on any error from here on
         split.persist(&dest)?;

@@ -103,7 +103,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         let code = crate::running::monitor(&options, args);
         return Err(crate::running::Exit(code).into());
     }
-    let engine = Engine::open(&options)?;
+    let engine = tracing::debug_span!("open store").in_scope(|| Engine::open(&options))?;
     let mut out = io::stdout().lock();
     match &cli.command {
         Command::Monitor(_) => unreachable!("handled above"),

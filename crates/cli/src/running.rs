@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
-use strata_engine::container::logs::{LogEntry, LogReader};
+use strata_engine::container::logs::{LogEntry, LogReader, LogWaiter};
 use strata_engine::container::{parse_signal, StartOptions, Started};
 use strata_engine::{Container, Engine, EngineOptions, State};
 
@@ -102,7 +102,9 @@ pub fn run(engine: &Engine, args: &RunArgs, out: &mut impl Write) -> Result<()> 
         crate::attach::check_input(args.create.interactive)?;
     }
     let config = args.create.config()?;
-    let c = engine.create_container(&args.create.image, config, args.create.name.as_deref())?;
+    let c = tracing::debug_span!("create container").in_scope(|| {
+        engine.create_container(&args.create.image, config, args.create.name.as_deref())
+    })?;
     if args.detach {
         start_checked(engine, &c, false)?;
         writeln!(out, "{}", c.id)?;
@@ -126,13 +128,17 @@ fn attached(engine: &Engine, c: &Container, stdin: bool, out: &mut impl Write) -
         });
     }
     let Started { mut monitor, .. } = start_checked(engine, c, stdin)?;
+    let span = tracing::debug_span!("follow until the monitor exits").entered();
+    let waiter = LogWaiter::new(&engine.log_path(c), monitor.id())?;
     let status = loop {
         print_entries(log.read_new()?, false, out)?;
         if let Some(status) = monitor.try_wait()? {
             break status;
         }
-        std::thread::sleep(Duration::from_millis(5));
+        waiter.wait()?;
     };
+    drop(span);
+    // The monitor joined its log copiers before exiting: this read gets the last lines.
     print_entries(log.read_new()?, false, out)?;
     out.flush()?;
     let code = match engine.container(&c.id) {

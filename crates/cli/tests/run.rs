@@ -355,3 +355,48 @@ fn find_monitor(id: &str) -> Option<i32> {
     }
     None
 }
+
+/// 20 `run -d` at once from one image (each its own process, as 20 users would): all start
+/// and run, each with its own monitor; `rm -f` of all leaves no container, mount, runtime
+/// state or cgroup. The bench `bench/concurrent.sh` does the same with 100.
+#[test]
+fn concurrent_runs_all_succeed_and_clean_up() {
+    let Some(s) = setup() else { return };
+    const N: usize = 20;
+    let started = Instant::now();
+    let children: Vec<_> = (0..N)
+        .map(|i| {
+            let name = format!("c{i}");
+            let args = ["run", "-d", "--network", "none", "--name", &name];
+            s.cmd(&args)
+                .args(["bb", "sleep", "30"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let ids: Vec<String> = children
+        .into_iter()
+        .map(|child| {
+            let o = child.wait_with_output().unwrap();
+            assert_eq!(code(&o), 0, "run -d failed: {}", stderr(&o));
+            stdout(&o).trim().to_string()
+        })
+        .collect();
+    let running = s.ok(&["ps", "-q"]);
+    assert_eq!(running.lines().count(), N, "{running}");
+    for id in &ids {
+        assert!(find_monitor(id).is_some(), "no monitor for {id}");
+    }
+    let mut all = vec!["rm", "-f"];
+    all.extend(ids.iter().map(String::as_str));
+    s.ok(&all);
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    assert_nothing_left(&s, &ids);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{N} concurrent runs took {:?}",
+        started.elapsed()
+    );
+}

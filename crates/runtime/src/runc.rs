@@ -157,6 +157,50 @@ impl Runtime {
         }
     }
 
+    /// Spawns `run` (no `--detach`): one runtime process that creates the container, starts
+    /// its command with `io` as its stdio, waits for it, deletes it (state and cgroups) and
+    /// exits with its exit code (128+N when killed by signal N). That is one runtime
+    /// invocation where `create`, `start` and `delete` take three. The container's pid is
+    /// written to `pid_file` once its command runs: until then it has not started, and an
+    /// exit of the runtime before that is a failure to start ([`Runtime::run_failure`]).
+    pub fn spawn_run(
+        &self,
+        id: &str,
+        bundle: &Path,
+        pid_file: &Path,
+        io: Io,
+    ) -> Result<RunProcess> {
+        let log = LogFile::new(&self.state_root, id);
+        let child = Command::new(&self.binary)
+            .arg("--root")
+            .arg(&self.state_root)
+            .arg("--log")
+            .arg(&log.0)
+            .args(["--log-format", "json", "run", "--bundle"])
+            .arg(bundle)
+            .arg("--pid-file")
+            .arg(pid_file)
+            .arg(id)
+            .stdin(io.stdin)
+            .stdout(io.stdout)
+            .stderr(io.stderr)
+            .spawn()
+            .map_err(|e| Error::io(format!("running {}", self.binary.display()), e))?;
+        Ok(RunProcess {
+            pid: child.id() as i32,
+            id: id.to_string(),
+            log,
+        })
+    }
+
+    /// The error of a [`Runtime::spawn_run`] whose runtime process ended with `code` before
+    /// the container's command started (127 for a command not found, as `create` gives).
+    pub fn run_failure(&self, run: &RunProcess, code: i32) -> Error {
+        let message = last_error(&run.log.0)
+            .unwrap_or_else(|| format!("exited with status {code} before starting the container"));
+        self.failure(&run.id, "run", message)
+    }
+
     /// Sends `signal` to the container's init, or to all its processes with `all`.
     pub fn kill(&self, id: &str, signal: i32, all: bool) -> Result<()> {
         let signal = signal.to_string();
@@ -177,6 +221,20 @@ impl Runtime {
         }
         args.push(id.as_ref());
         self.checked(id, &args, Io::capture()).map(drop)
+    }
+
+    /// Removes the per-call logs of container `id` left by runtime processes whose caller
+    /// died (a [`RunProcess`] removes its own when dropped).
+    pub fn remove_logs(&self, id: &str) {
+        let prefix = format!(".log-{id}-");
+        let Ok(dir) = std::fs::read_dir(&self.state_root) else {
+            return;
+        };
+        for entry in dir.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
 
     /// The container's state.
@@ -305,6 +363,15 @@ impl Runtime {
     }
 }
 
+/// A runtime process started by [`Runtime::spawn_run`]: the caller waits for `pid` (its
+/// child) itself; the runtime's log is kept until this is dropped, for error messages.
+#[derive(Debug)]
+pub struct RunProcess {
+    pub pid: i32,
+    id: String,
+    log: LogFile,
+}
+
 /// Waits for `pid` (a child, or a descendant when we are its subreaper) and returns its exit
 /// code, 128+N for a process killed by signal N.
 pub fn wait_exit_code(pid: i32) -> Result<i32> {
@@ -379,6 +446,7 @@ fn lookup(name: &str) -> Option<PathBuf> {
 
 /// A per-call log file beside the runtime's state (a plain file, which `runc list` skips),
 /// removed when the call is done.
+#[derive(Debug)]
 struct LogFile(PathBuf);
 
 impl LogFile {

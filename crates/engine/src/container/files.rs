@@ -34,6 +34,21 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Writes the new file `dir/name` and fsyncs it, for a directory still being staged: the
+/// caller syncs the directory once (not once per file) before renaming it into place, and
+/// the rename makes every file appear at once.
+pub fn write_staged(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    let path = dir.join(name);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .ctx_path("creating", &path)?;
+    file.write_all(bytes).ctx_path("writing", &path)?;
+    file.sync_all().ctx_path("syncing", &path)?;
+    Ok(())
+}
+
 /// The container's host name: the one asked for, else the host's with `--network host`,
 /// else the first 12 hex digits of its ID, as Docker does.
 pub fn hostname(config: &ContainerConfig, id: &str) -> String {
@@ -49,10 +64,11 @@ pub fn hostname(config: &ContainerConfig, id: &str) -> String {
     id[..12].to_string()
 }
 
-/// Writes `hostname`, `hosts` and `resolv.conf` into `dir`.
+/// Writes `hostname`, `hosts` and `resolv.conf` into `dir`, a staging directory (see
+/// [`write_staged`]).
 pub fn write_network_files(dir: &Path, config: &ContainerConfig, id: &str) -> Result<()> {
     let host = hostname(config, id);
-    write_atomic(dir, "hostname", format!("{host}\n").as_bytes())?;
+    write_staged(dir, "hostname", format!("{host}\n").as_bytes())?;
     let hosts = match config.network {
         // The host's names resolve as on the host.
         NetworkMode::Host => {
@@ -60,9 +76,9 @@ pub fn write_network_files(dir: &Path, config: &ContainerConfig, id: &str) -> Re
         }
         NetworkMode::None => format!("{DEFAULT_HOSTS}127.0.0.1\t{host}\n"),
     };
-    write_atomic(dir, "hosts", hosts.as_bytes())?;
+    write_staged(dir, "hosts", hosts.as_bytes())?;
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    write_atomic(
+    write_staged(
         dir,
         "resolv.conf",
         resolv_conf(&host_resolv, config.network).as_bytes(),

@@ -166,6 +166,51 @@ impl LogReader {
     }
 }
 
+/// Sleeps until a log grows or a process ends, whichever first, without polling: an inotify
+/// watch of the log file and a pidfd of the process, in one `poll`. A follower reads what is
+/// new, checks the process, then waits here; a write or an exit in between is not missed
+/// (the inotify event is queued, the pidfd stays readable).
+pub struct LogWaiter {
+    watch: std::os::fd::OwnedFd,
+    process: std::os::fd::OwnedFd,
+}
+
+impl LogWaiter {
+    /// Watches `log` (which must exist) and process `pid` (a live child of ours, so its
+    /// pid cannot be reused before we reap it).
+    pub fn new(log: &Path, pid: u32) -> Result<LogWaiter> {
+        use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
+        let watch = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK)
+            .ctx_path("watching", log)?;
+        inotify::add_watch(&watch, log, WatchFlags::MODIFY).ctx_path("watching", log)?;
+        let pid = rustix::process::Pid::from_raw(pid as i32)
+            .ok_or_else(|| crate::Error::Corrupt(format!("invalid pid {pid}")))?;
+        let process = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+            .ctx(|| format!("watching process {pid:?}"))?;
+        Ok(LogWaiter { watch, process })
+    }
+
+    /// Blocks until the log was written to or the process ended (or a signal came).
+    pub fn wait(&self) -> Result<()> {
+        use rustix::event::{poll, PollFd, PollFlags};
+        let mut fds = [
+            PollFd::new(&self.watch, PollFlags::IN),
+            PollFd::new(&self.process, PollFlags::IN),
+        ];
+        match poll(&mut fds, None) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(strata_storage::Error::io("waiting for the log", e.into()).into()),
+        }
+        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 1024];
+        while let Ok((n, _)) = rustix::io::read(&self.watch, &mut buf[..]) {
+            if n.is_empty() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

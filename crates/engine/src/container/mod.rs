@@ -17,6 +17,7 @@ pub mod exec;
 mod files;
 mod init_layer;
 mod inspect;
+mod launch;
 pub mod logs;
 pub mod monitor;
 pub(crate) mod names;
@@ -206,8 +207,9 @@ impl Engine {
             .ctx_path("creating container directory", &staging)?;
         undo.staging = Some(staging.clone());
         let json = serde_json::to_vec_pretty(config).expect("a config serialises");
-        write_atomic(&staging, "config.json", &json)?;
+        files::write_staged(&staging, "config.json", &json)?;
         files::write_network_files(&staging, config, id)?;
+        strata_storage::fs::sync_dir(&staging)?;
         let init = init_layer::ensure(&self.layers, image.top_layer.as_ref())?;
         undo.init = Some(init.chain_id.clone());
         self.layers
@@ -468,24 +470,42 @@ struct CreationLock {
 }
 
 impl CreationLock {
-    /// For a creator: the lock of a fresh ID.
+    /// For a creator: the lock of a fresh ID, taken before anything of the container exists.
     fn acquire(dir: &Path, id: &str) -> Result<CreationLock> {
         let path = dir.join(format!(".{id}.lock"));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .ctx_path("creating the creation lock", &path)?;
-        flock(&file, FlockOperation::NonBlockingLockExclusive).ctx_path("locking", &path)?;
-        // A sweep may have unlinked it between create and lock: then it locks nothing.
-        if rustix::fs::fstat(&file).ctx_path("stat", &path)?.st_nlink == 0 {
-            return Err(Error::Conflict(format!(
-                "container creation lock {} was swept by another strata process; retry",
-                path.display()
-            )));
+        // Another process's start-up sweep can take and unlink the file between our create
+        // and our lock (it looks abandoned for that instant). Nothing of ours existed yet, so
+        // making it again is safe; the sweep does not come back for the same name.
+        for _ in 0..8 {
+            let file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path);
+            let file = match file {
+                Ok(file) => file,
+                // The sweep still holds the name: it is about to unlink it.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    continue;
+                }
+                Err(e) => {
+                    return Err(strata_storage::Error::io(
+                        format!("creating the creation lock {}", path.display()),
+                        e,
+                    )
+                    .into())
+                }
+            };
+            flock(&file, FlockOperation::LockExclusive).ctx_path("locking", &path)?;
+            if rustix::fs::fstat(&file).ctx_path("stat", &path)?.st_nlink > 0 {
+                return Ok(CreationLock { path, _file: file });
+            }
         }
-        Ok(CreationLock { path, _file: file })
+        Err(Error::Conflict(format!(
+            "container creation lock {} kept being swept by other strata processes; retry",
+            path.display()
+        )))
     }
 
     /// For a sweep: the lock, or `None` if a live process holds it.

@@ -6,14 +6,17 @@
 //!    then exits) is reparented to it and can be waited for like a child;
 //! 2. holds `containers/<id>/monitor.lock` for its whole life: a free lock on a `running`
 //!    container means its monitor died (see [`Engine::recover_running`]);
-//! 3. mounts the writable layer, writes the OCI bundle (`containers/<id>/bundle/`), runs
-//!    `runc create` with pipes as the container's stdout/stderr (and the FIFO
-//!    `containers/<id>/stdin` with `-i`) or, with `-t`, a terminal relayed through
-//!    `containers/<id>/attach.sock` (see [`super::tty`]), then `runc start`, and records
-//!    `running`;
+//! 3. mounts the writable layer, writes the OCI bundle (`containers/<id>/bundle/`), spawns
+//!    `runc run` (not detached: one runtime process creates, starts, waits for and deletes
+//!    the container, where `create` + `start` + `delete` took three) with pipes as the
+//!    container's stdout/stderr (and the FIFO `containers/<id>/stdin` with `-i`), and once
+//!    runc's pid file shows the command runs ([`super::launch`]), records `running`; with
+//!    `-t`, `runc create` + `start` with a terminal relayed through
+//!    `containers/<id>/attach.sock` (see [`super::tty`]);
 //! 4. tells the starter "ok" or "err CODE MESSAGE" on its ready pipe, then closes it;
-//! 5. copies the streams into the json-file log until the container exits, then deletes
-//!    the runtime state, unmounts, records the exit code (128+N for signal N) and the time
+//! 5. copies the streams into the json-file log until the container exits (runc's exit
+//!    status is the container's), then deletes what runtime state is left (none unless
+//!    runc itself died), unmounts, records the exit code (128+N for signal N) and the time
 //!    in one update, and removes the container if it was created with `--rm`.
 
 use std::fs::{File, OpenOptions};
@@ -27,7 +30,7 @@ use rustix::process::{Pid, WaitOptions};
 use strata_runtime::{Io, Runtime};
 use strata_storage::error::IoContext;
 
-use super::{logs, now_nanos, spec, store, Container, State};
+use super::{launch, logs, now_nanos, spec, store, Container, State};
 use crate::error::{Error, Result};
 use crate::{Engine, EngineOptions};
 
@@ -35,7 +38,8 @@ use crate::{Engine, EngineOptions};
 /// the container's exit code (the monitor's own exit status).
 pub fn run(options: &EngineOptions, id: &str, attach_stdin: bool, mut ready: File) -> i32 {
     let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
-    let engine = match Engine::open(options) {
+    let opened = tracing::debug_span!("monitor open store").in_scope(|| Engine::open(options));
+    let engine = match opened {
         Ok(e) => e,
         Err(e) => return report(&mut ready, Err(e)),
     };
@@ -65,6 +69,8 @@ fn report(ready: &mut File, result: Result<()>) -> i32 {
 pub(crate) struct Running {
     container: Container,
     runtime: Runtime,
+    /// The process whose exit status is the container's: `runc run`, or for a terminal the
+    /// container's init (reparented to us, the subreaper, when `runc create` exits).
     pid: i32,
     copiers: Vec<std::thread::JoinHandle<()>>,
     auto_remove: bool,
@@ -91,7 +97,8 @@ impl Engine {
         let config = self.container_config(&c)?;
         let runtime = self.runtime_for(&config)?;
         super::run::delete_runtime_state(&runtime, id);
-        let rootfs = self.layers.mount_rw(&c.rw_layer)?;
+        let rootfs =
+            tracing::debug_span!("mount").in_scope(|| self.layers.mount_rw(&c.rw_layer))?;
         let result = self.create_and_start(&c, &runtime, &rootfs, attach_stdin, config.open_stdin);
         match result {
             Ok((pid, copiers)) => Ok(Running {
@@ -119,6 +126,7 @@ impl Engine {
     ) -> Result<(i32, Vec<std::thread::JoinHandle<()>>)> {
         let dir = self.container_dir(&c.id);
         let config = self.container_config(c)?;
+        let bundle_span = tracing::debug_span!("write bundle").entered();
         let spec = spec::build(self.layers.root(), &dir, c, &config, rootfs)?;
         let bundle = dir.join("bundle");
         match std::fs::create_dir(&bundle) {
@@ -130,6 +138,7 @@ impl Engine {
             _ => {}
         }
         strata_runtime::write_bundle(&spec.to_oci()?, &bundle)?;
+        drop(bundle_span);
         let log_path = logs::log_path(&dir, &c.id);
         let log = OpenOptions::new()
             .create(true)
@@ -179,13 +188,25 @@ impl Engine {
             Stdio::null()
         };
         let pid_file = bundle.join("pid");
+        // A pid file left by an earlier start would read as this one having started.
+        remove_if_present(&pid_file)?;
         let io = Io {
             stdin,
             stdout: Stdio::from(out_w),
             stderr: Stdio::from(err_w),
         };
-        runtime.create(&c.id, &bundle, &pid_file, None, io)?;
-        self.start_created(c, runtime, &pid_file, copiers)
+        let span = tracing::debug_span!("runc run until started").entered();
+        let run = runtime.spawn_run(&c.id, &bundle, &pid_file, io)?;
+        let pid = match launch::wait_started(&bundle, &pid_file, run.pid)? {
+            launch::Launch::Started(pid) => pid,
+            launch::Launch::Failed(code) => return Err(runtime.run_failure(&run, code).into()),
+        };
+        drop(span);
+        tracing::debug_span!("record running").in_scope(|| {
+            self.layers
+                .write(|tx| store::set_running(tx.sql(), &c.id, pid as i64, now_nanos()))
+        })?;
+        Ok((run.pid, copiers))
     }
 
     /// `runc start` of a created container, recorded as running; its pid.
@@ -208,10 +229,12 @@ impl Engine {
     }
 
     fn monitor_wait(&self, running: Running) -> i32 {
-        let code = wait_for(running.pid);
-        for copier in running.copiers {
-            let _ = copier.join();
-        }
+        let code = tracing::debug_span!("container process").in_scope(|| wait_for(running.pid));
+        tracing::debug_span!("log drain").in_scope(|| {
+            for copier in running.copiers {
+                let _ = copier.join();
+            }
+        });
         self.finish(
             &running.container,
             &running.runtime,
@@ -223,21 +246,35 @@ impl Engine {
 
     /// After the process: runtime state, mount, record, and the container itself with `--rm`.
     fn finish(&self, c: &Container, runtime: &Runtime, code: i64, auto_remove: bool) {
-        super::run::delete_runtime_state(runtime, &c.id);
-        if let Err(e) = self.layers.unmount_rw(&c.rw_layer, false) {
+        tracing::debug_span!("runtime delete")
+            .in_scope(|| super::run::delete_runtime_state(runtime, &c.id));
+        let unmounted =
+            tracing::debug_span!("unmount").in_scope(|| self.layers.unmount_rw(&c.rw_layer, false));
+        if let Err(e) = unmounted {
             tracing::warn!("unmounting container {}: {e}", c.short_id());
         }
-        let recorded = self
-            .layers
-            .write(|tx| store::set_exited(tx.sql(), &c.id, code, now_nanos()));
+        let recorded = tracing::debug_span!("record exit").in_scope(|| {
+            self.layers
+                .write(|tx| store::set_exited(tx.sql(), &c.id, code, now_nanos()))
+        });
         if let Err(e) = recorded {
             tracing::error!("recording the exit of container {}: {e}", c.short_id());
         }
         if auto_remove {
-            if let Err(e) = self.remove_stopped(c) {
+            let removed = tracing::debug_span!("remove (--rm)").in_scope(|| self.remove_stopped(c));
+            if let Err(e) = removed {
                 tracing::error!("removing container {} (--rm): {e}", c.short_id());
             }
         }
+    }
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(strata_storage::Error::io(format!("removing {}", path.display()), e).into())
+        }
+        _ => Ok(()),
     }
 }
 

@@ -57,10 +57,13 @@ impl Engine {
         if config.open_stdin && !config.tty {
             make_fifo(&dir.join("stdin"))?;
         }
-        let mut monitor = self.spawn_monitor(&c, opts)?;
+        let mut monitor =
+            tracing::debug_span!("spawn monitor").in_scope(|| self.spawn_monitor(&c, opts))?;
         let mut answer = String::new();
         let mut ready = monitor.stdout.take().expect("piped");
-        let _ = ready.read_to_string(&mut answer);
+        tracing::debug_span!("wait for monitor ready")
+            .in_scope(|| ready.read_to_string(&mut answer))
+            .ok();
         if let Some(rest) = answer.strip_prefix("err ") {
             let _ = monitor.wait();
             let (code, message) = rest.split_once(' ').unwrap_or(("125", rest));
@@ -103,11 +106,18 @@ impl Engine {
         if opts.attach_stdin {
             cmd.arg("--attach-stdin");
         }
+        // At debug level its timeline goes with ours (a `--rm` container's monitor.log is
+        // removed with it); the price is a stderr held open as long as the container runs.
+        let stderr = if tracing::enabled!(tracing::Level::DEBUG) {
+            Stdio::inherit()
+        } else {
+            Stdio::from(log)
+        };
         cmd.arg(&c.id)
             .env_remove("STRATA_ROOT")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::from(log));
+            .stderr(stderr);
         // Its own session: no terminal signals from ours, and it outlives us.
         unsafe {
             cmd.pre_exec(|| rustix::process::setsid().map(drop).map_err(Into::into));
@@ -309,8 +319,11 @@ pub(crate) fn monitor_lock(dir: &Path, block: bool) -> Result<Option<File>> {
     }
 }
 
-/// Removes the runtime's state of `id` if there is any (killing what is left of it).
+/// Removes the runtime's state of `id` if there is any (killing what is left of it), and
+/// any log its calls left.
 pub(crate) fn delete_runtime_state(runtime: &Runtime, id: &str) {
+    // A dead monitor's `runc run` log (a live one removes its own).
+    runtime.remove_logs(id);
     if !runtime.state_root.join(id).exists() {
         return; // spares a runtime invocation in the common case
     }

@@ -28,6 +28,7 @@ use crate::fs;
 
 mod commit;
 mod db;
+mod durable;
 mod recovery;
 mod rw;
 mod staging;
@@ -301,7 +302,7 @@ impl LayerStore {
         std::io::copy(&mut blob, &mut std::io::sink())
             .map_err(|e| Error::Archive(format!("reading the rest of the layer blob: {e}")))?;
         check_expectation(expect, &blob.finish().0, &report.diff_id)?;
-        self.sync_driver_fs()?;
+        self.sync_applied(&staged.id, &report)?;
         let dest = self.tar_split_path(&staged.id);
         staged.tar_split = Some(dest.clone()); // removed on any error from here on
         split.persist(&dest)?;
@@ -500,6 +501,14 @@ fn open_metadata(root: &Path, driver_name: &str) -> Result<(Connection, StoreLoc
     // not bring back rows whose dirs are gone.
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Every strata process opens and closes the store: a checkpoint at each close (SQLite's
+    // default for the last connection) costs fsyncs of the database and the WAL's removal
+    // and re-creation in every command. The WAL is as durable as the database (FULL), and
+    // commits checkpoint it as it grows (every 1000 pages), so closing skips it.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )?;
     let created = db::meta_table_exists(&conn)?
         .then(|| db::meta(&conn, "driver"))
         .transpose()?

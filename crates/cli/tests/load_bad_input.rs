@@ -92,6 +92,8 @@ fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
     h.set_mode(mode);
     h.set_size(size);
     h.set_mtime(MTIME);
+    h.set_uid(0);
+    h.set_gid(0);
     h
 }
 

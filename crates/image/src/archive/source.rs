@@ -60,6 +60,13 @@ impl Members {
                 shown.display()
             ))
         };
+        // Two members of one name: a checker may read the first and an extractor keep the
+        // last, so which one the archive means is ambiguous; `docker save` never writes that.
+        let duplicate = |name: &str| {
+            bad(format!(
+                "member {name} appears more than once; refusing an ambiguous archive"
+            ))
+        };
         let mut index = HashMap::new();
         let mut links = Vec::new();
         let mut archive = tar::Archive::new(&file);
@@ -79,7 +86,9 @@ impl Members {
                 if offset.saturating_add(size) > len {
                     return Err(bad(format!("member {name} is truncated")));
                 }
-                index.insert(name, (offset, size));
+                if index.insert(name.clone(), (offset, size)).is_some() {
+                    return Err(duplicate(&name));
+                }
             } else if kind.is_symlink() || kind.is_hard_link() {
                 // Docker 24 writes `<id>/layer.tar` as links to `blobs/sha256/...`.
                 if let Ok(Some(target)) = entry.link_name() {
@@ -93,7 +102,9 @@ impl Members {
                 _ => target,
             };
             if let Some(&found) = normalize_dots(&base).and_then(|t| index.get(&t)) {
-                index.insert(name, found);
+                if index.insert(name.clone(), found).is_some() {
+                    return Err(duplicate(&name));
+                }
             }
         }
         Ok(Members::Tar {

@@ -17,6 +17,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::SystemTime;
 
+use super::hash_thread::HashThread;
 use super::{db, Layer, LayerStore, Staged};
 use crate::archive;
 use crate::digest::{Digest, HashingWriter};
@@ -134,9 +135,10 @@ fn copy_upper(from: &Path, to: &Path) -> Result<Option<(Digest, u64)>> {
         copy_tree_with(from, to, options)?;
         return Ok(None);
     }
-    let mut hashing = HashingWriter::new(std::io::sink());
+    let what = || format!("hashing the export of {}", from.display());
+    let mut hashing = HashThread::new().ctx(what)?;
     archive::export_copying(from, to, &mut hashing)?;
-    let (_, digest, size) = hashing.finish();
+    let (digest, size) = hashing.finish().ctx(what)?;
     tracing::debug!(from = %from.display(), elapsed = ?started.elapsed(), size, "commit: copied and hashed");
     Ok(Some((digest, size)))
 }

@@ -28,6 +28,7 @@ use crate::fs;
 
 mod commit;
 mod db;
+mod hash_thread;
 mod recovery;
 mod rw;
 mod staging;

@@ -121,17 +121,19 @@ docker_side() {
 strata_side
 docker_side
 
+secs3() { awk -v a="$1" 'BEGIN { printf "%.3f", a }'; }
+
 # row LABEL STRATA_KEY DOCKER_KEY TARGET_FACTOR TARGET_TEXT
 row() {
     local st dk
     st=$(fig "$2"); dk=$(fig "$3")
     if [ -z "$dk" ]; then
-        printf '%-34s %9s s %9s   %-22s\n' "$1" "$(secs "$st")" "-" "$5"
+        printf '%-34s %9s s %9s   %-22s\n' "$1" "$(secs3 "$st")" "-" "$5"
         return
     fi
     local verdict
     verdict=$(awk -v a="$st" -v b="$dk" -v f="$4" 'BEGIN { print (a <= b * f) ? "met" : "MISSED" }')
-    printf '%-34s %9s s %9s s %7s   %-22s %s\n' "$1" "$(secs "$st")" "$(secs "$dk")" \
+    printf '%-34s %9s s %9s s %7s   %-22s %s\n' "$1" "$(secs3 "$st")" "$(secs3 "$dk")" \
         "$(ratio "$st" "$dk")" "$5" "$verdict"
 }
 echo

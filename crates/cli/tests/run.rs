@@ -394,9 +394,55 @@ fn concurrent_runs_all_succeed_and_clean_up() {
     s.ok(&all);
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
     assert_nothing_left(&s, &ids);
-    assert!(
-        started.elapsed() < Duration::from_secs(30),
-        "{N} concurrent runs took {:?}",
+    // Speed is the bench's business (bench/concurrent.sh); this only reports it.
+    eprintln!(
+        "{N} concurrent runs and their removal took {:?}",
         started.elapsed()
     );
+}
+
+/// The runc status of container `id` in the store's runtime state.
+fn runc_status(s: &Store, id: &str) -> String {
+    let state = s.root.join("runtime/runc");
+    let out = std::process::Command::new("runc")
+        .arg("--root")
+        .arg(&state)
+        .args(["state", id])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v["status"].as_str().unwrap_or("unknown").to_string()
+}
+
+#[test]
+fn commit_of_a_running_container_pauses_and_resumes_it() {
+    let Some(s) = setup() else { return };
+    let script = "echo made > /made; i=0; while :; do i=$((i+1)); echo $i > /count; done";
+    let id = s.ok(&["run", "-d", "--name", "c", "bb", "sh", "-c", script]);
+    let id = id.trim().to_string();
+    let count = || s.ok(&["exec", "c", "cat", "/count"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.run(&["exec", "c", "cat", "/made"]).stdout != b"made\n" {
+        assert!(Instant::now() < deadline, "the container never wrote /made");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Default --pause: frozen during the copy, running again after it.
+    s.ok(&["commit", "c", "snap:paused"]);
+    assert_eq!(runc_status(&s, &id), "running");
+    let before = count();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count() == before {
+        assert!(
+            Instant::now() < deadline,
+            "the container stays frozen after commit"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The same live, and both images hold what the container wrote.
+    s.ok(&["commit", "--pause=false", "c", "snap:live"]);
+    assert_eq!(runc_status(&s, &id), "running");
+    for image in ["snap:paused", "snap:live"] {
+        assert_eq!(s.ok(&["run", "--rm", image, "cat", "/made"]), "made\n");
+    }
+    s.ok(&["rm", "-f", "c"]);
 }

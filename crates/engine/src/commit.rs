@@ -27,7 +27,8 @@ pub struct CommitOptions<'a> {
     pub author: Option<&'a str>,
     /// `-c`: Dockerfile-style changes (`CMD ["sh"]`, `ENV A=b`, ...).
     pub changes: &'a [String],
-    /// `--pause`: freeze a running container while its layer is copied.
+    /// `--pause`: freeze a running container while its layer is copied (Docker's default:
+    /// true), so the new layer is one point in time; without it the copy is taken live.
     pub pause: bool,
 }
 
@@ -39,8 +40,8 @@ pub fn empty_tar_diff_id() -> Digest {
 
 impl Engine {
     /// `commit CONTAINER [REPO[:TAG]]`: the new image. Changes are checked first, so a bad
-    /// `-c` leaves nothing. A running container is copied while it runs (see
-    /// [`CommitOptions::pause`]).
+    /// `-c` leaves nothing. A running container is frozen while its layer is copied unless
+    /// [`CommitOptions::pause`] is off, and thawed even if the commit fails.
     pub fn commit_container(&self, container: &str, options: &CommitOptions<'_>) -> Result<Image> {
         let reference = options.reference.map(str::parse::<Reference>).transpose()?;
         let changes = strata_image::parse_changes(options.changes)?;
@@ -52,18 +53,15 @@ impl Engine {
                 c.short_id()
             )));
         }
-        if options.pause && c.state == State::Running {
-            // Pausing belongs to the runtime monitor; until it offers it the copy is taken
-            // live, as `docker commit --pause=false` does.
-            tracing::debug!("commit of running container {}: copied live", c.short_id());
-        }
         let images = self.images_store()?;
         let image = images.image(&c.image)?;
         let base = images.config(&image.id)?;
         let settings = self.container_config(&c)?;
-        let layer = self
-            .layers
-            .commit_rw_onto(&c.rw_layer, image.top_layer.as_ref())?;
+        let layer = self.paused_if(options.pause, &c, || {
+            self.layers
+                .commit_rw_onto(&c.rw_layer, image.top_layer.as_ref())
+                .map_err(Error::from)
+        })?;
         let empty = layer.diff_id == empty_tar_diff_id();
         let result = (|| {
             let diff_id = (!empty).then_some(&layer.diff_id);
@@ -80,6 +78,43 @@ impl Engine {
         if empty || result.is_err() {
             if let Err(e) = self.layers.remove_if_unused(&layer.chain_id) {
                 tracing::warn!("removing unused layer {}: {e}", layer.chain_id);
+            }
+        }
+        result
+    }
+}
+
+impl Engine {
+    /// Runs `f` with container `c` frozen when `pause` is set and it is running, so that
+    /// what `f` copies is one point in time; thawed afterwards whatever `f` returned. A
+    /// container that stopped meanwhile needs no thawing: its exit is not an error.
+    fn paused_if<T>(&self, pause: bool, c: &Container, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        if !pause || c.state != State::Running {
+            return f();
+        }
+        let runtime = self.runtime_for(&self.container_config(c)?)?;
+        if let Err(e) = runtime.pause(&c.id) {
+            // Exited since we read its state: nothing to freeze any more.
+            if self
+                .container(&c.id)
+                .is_ok_and(|now| now.state != State::Running)
+            {
+                return f();
+            }
+            return Err(e.into());
+        }
+        let result = f();
+        if let Err(e) = runtime.resume(&c.id) {
+            // The commit itself is done (or failed on its own): report, as Docker does not
+            // fail a commit on its unpause either.
+            let stopped = self
+                .container(&c.id)
+                .is_ok_and(|now| now.state != State::Running);
+            if !stopped {
+                tracing::error!(
+                    "container {} may stay paused after commit: {e}; stop and start it again",
+                    c.short_id()
+                );
             }
         }
         result

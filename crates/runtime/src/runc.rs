@@ -212,6 +212,19 @@ impl Runtime {
         self.checked(id, &args, Io::capture()).map(drop)
     }
 
+    /// Freezes every process of the running container (its cgroup freezer): they stay in
+    /// memory but run no instruction until [`Runtime::resume`].
+    pub fn pause(&self, id: &str) -> Result<()> {
+        self.checked(id, &["pause".as_ref(), id.as_ref()], Io::capture())
+            .map(drop)
+    }
+
+    /// Thaws a container frozen by [`Runtime::pause`].
+    pub fn resume(&self, id: &str) -> Result<()> {
+        self.checked(id, &["resume".as_ref(), id.as_ref()], Io::capture())
+            .map(drop)
+    }
+
     /// Deletes a stopped container (any container with `force`, killing it first), removing
     /// its runtime state and cgroups.
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {

@@ -276,3 +276,36 @@ fn a_missing_command_fails_at_create_and_leaves_nothing() {
     let _ = f.runtime.delete(&spec.id, true);
     f.assert_clean();
 }
+
+#[test]
+fn pause_freezes_and_resume_thaws() {
+    let Some(f) = fixture("pause") else { return };
+    let spec = f.spec("i=0; while :; do i=$((i+1)); echo $i > /out/count; done");
+    let bundle = f.bundle(&spec);
+    let runtime = f.runtime.clone();
+    let id = spec.id.clone();
+    let run = std::thread::spawn(move || runtime.run_foreground(&id, &bundle));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while f.out("count").trim().parse::<u64>().unwrap_or(0) < 10 {
+        assert!(Instant::now() < deadline, "container never counted");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    f.runtime.pause(&spec.id).unwrap();
+    assert_eq!(f.runtime.state(&spec.id).unwrap().status, Status::Paused);
+    let frozen = f.out("count");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(f.out("count"), frozen, "a paused container ran");
+    f.runtime.resume(&spec.id).unwrap();
+    assert_eq!(f.runtime.state(&spec.id).unwrap().status, Status::Running);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while f.out("count") == frozen {
+        assert!(
+            Instant::now() < deadline,
+            "a resumed container stays frozen"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    f.runtime.kill(&spec.id, 9, false).unwrap();
+    assert_eq!(run.join().unwrap().unwrap(), 137);
+    f.assert_clean();
+}

@@ -7,6 +7,9 @@
 //! or group names, which would make equal trees give different bytes. Xattrs go in PAX
 //! `SCHILY.xattr.<name>` records, except overlayfs' own `trusted.overlay.*`. The first path
 //! of a multiply-linked inode is written as a file, later ones as hard links to it.
+//!
+//! [`export_copying`] writes the same tar for an overlay upper dir's copy while making the
+//! copy, reading each file once.
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
@@ -18,11 +21,11 @@ use std::path::{Path, PathBuf};
 use rustix::fs::FileType;
 use tar::{EntryType, Header};
 
-use super::whiteout::{OPAQUE_MARKER, OVERLAY_XATTR_PREFIX, WHITEOUT_PREFIX};
+use super::whiteout::{OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, OVERLAY_XATTR_PREFIX, WHITEOUT_PREFIX};
 use crate::changes::ChangeKind;
 use crate::driver::DiffView;
 use crate::error::{Error, IoContext, Result};
-use crate::fs;
+use crate::fs::{self, copy::CopyObserver, copy::CopyOptions};
 use crate::walk::{self, DiffSink, Node};
 
 /// Writes the changes in `view` as an uncompressed OCI layer tar to `out`.
@@ -41,17 +44,59 @@ pub fn export(view: &DiffView, out: &mut dyn Write) -> Result<()> {
         .ctx(|| "writing the end of the layer tar".to_string())
 }
 
+/// Copies the overlay upper dir `upper` into the empty dir `dst` as a lower layer (as
+/// [`fs::copy::copy_tree_with`] with `overlay_upper`) and writes to `out` the tar that
+/// [`export`] gives for `dst` afterwards, reading each file once. The two are equal only when
+/// the copy keeps everything: call it with full [`fs::Privileges`].
+pub fn export_copying(upper: &Path, dst: &Path, out: &mut dyn Write) -> Result<()> {
+    let mut tar = TarOut::new(out);
+    let options = CopyOptions {
+        overlay_upper: true,
+    };
+    fs::copy::copy_tree_observed(upper, dst, options, &mut tar)?;
+    tar.builder
+        .finish()
+        .ctx(|| "writing the end of the layer tar".to_string())
+}
+
+/// The tar of an upper dir, entry by entry as it is copied: what [`overlay_dir`] writes, from
+/// the same sort order and the same stat and xattrs the copy gets.
+impl CopyObserver for TarOut<'_> {
+    fn order(&self, e: &fs::Entry) -> Vec<u8> {
+        tar_name(e).into_vec()
+    }
+
+    fn entry(&mut self, node: &Node, data: Option<&mut dyn Read>) -> io::Result<()> {
+        let name = node.rel.file_name().unwrap_or_default();
+        if fs::is_whiteout(&node.stat) {
+            let parent = node.rel.parent().unwrap_or(Path::new(""));
+            return self.whiteout_io(&parent.join(whiteout_name(name)));
+        }
+        self.entry_from(node, data.map_or(Data::None, Data::Reader))?;
+        let opaque = node
+            .xattrs
+            .iter()
+            .any(|(k, v)| k == OVERLAY_OPAQUE_XATTR && v == b"y");
+        if fs::is_dir(&node.stat) && opaque {
+            self.whiteout_io(&node.rel.join(OPAQUE_MARKER))?;
+        }
+        Ok(())
+    }
+}
+
+/// The name `e` has in a layer tar, by which siblings are sorted.
+fn tar_name(e: &fs::Entry) -> OsString {
+    if fs::is_whiteout(&e.stat) {
+        whiteout_name(&e.name)
+    } else {
+        e.name.clone()
+    }
+}
+
 fn overlay_dir(tar: &mut TarOut<'_>, dir: BorrowedFd<'_>, rel: &Path, upper: &Path) -> Result<()> {
     let here = |p: &Path| format!("exporting {}/{}", upper.display(), p.display());
     let mut entries = fs::read_dir(dir).ctx(|| here(rel))?;
     // Sort by the name each entry will have in the tar.
-    let tar_name = |e: &fs::Entry| -> OsString {
-        if fs::is_whiteout(&e.stat) {
-            whiteout_name(&e.name)
-        } else {
-            e.name.clone()
-        }
-    };
     entries.sort_by_cached_key(|e| tar_name(e).into_vec());
     for e in &entries {
         let child = rel.join(&e.name);
@@ -124,6 +169,10 @@ impl<'a> TarOut<'a> {
     /// Every numeric field is set: `Header::new_gnu` leaves them blank, which strict readers
     /// (the Rust `tar` crate among them) refuse as "not a number".
     fn whiteout(&mut self, path: &Path, what: String) -> Result<()> {
+        self.whiteout_io(path).map_err(|e| ctx_err(e, what))
+    }
+
+    fn whiteout_io(&mut self, path: &Path) -> io::Result<()> {
         let mut h = Header::new_gnu();
         h.set_entry_type(EntryType::Regular);
         h.set_mode(0);
@@ -131,9 +180,7 @@ impl<'a> TarOut<'a> {
         h.set_gid(0);
         h.set_size(0);
         h.set_mtime(0);
-        self.builder
-            .append_data(&mut h, path, io::empty())
-            .map_err(|e| ctx_err(e, what))
+        self.builder.append_data(&mut h, path, io::empty())
     }
 
     /// Writes `node`; `src` (its dir and name) is needed to read a regular file's content.
@@ -142,6 +189,11 @@ impl<'a> TarOut<'a> {
         node: &Node,
         src: Option<(BorrowedFd<'_>, &OsStr)>,
     ) -> io::Result<()> {
+        self.entry_from(node, src.map_or(Data::None, |(d, n)| Data::At(d, n)))
+    }
+
+    /// Writes `node`, a regular file's content coming from `data`.
+    fn entry_from(&mut self, node: &Node, data: Data<'_>) -> io::Result<()> {
         let st = &node.stat;
         let ft = fs::file_type(st);
         if ft == FileType::Socket {
@@ -176,19 +228,21 @@ impl<'a> TarOut<'a> {
                 self.builder.append_link(&mut h, &node.rel, target)
             }
             FileType::RegularFile => {
-                let (dir, name) = src.ok_or_else(|| io::Error::other("no source for a file"))?;
-                let file = std::fs::File::from(fs::open_file_at(dir, name)?);
                 let size = st.st_size as u64;
                 h.set_entry_type(EntryType::Regular);
                 h.set_size(size);
-                self.builder.append_data(
-                    &mut h,
-                    &node.rel,
-                    Exact {
-                        inner: file.take(size),
-                        left: size,
-                    },
-                )
+                let file;
+                let inner: &mut dyn Read = match data {
+                    Data::At(dir, name) => {
+                        file = std::fs::File::from(fs::open_file_at(dir, name)?);
+                        &mut &file
+                    }
+                    Data::Reader(r) => r,
+                    Data::None => return Err(io::Error::other("no source for a file")),
+                };
+                let inner = inner.take(size);
+                self.builder
+                    .append_data(&mut h, &node.rel, Exact { inner, left: size })
             }
             FileType::CharacterDevice | FileType::BlockDevice | FileType::Fifo => {
                 h.set_entry_type(match ft {
@@ -245,6 +299,14 @@ fn pax_record(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
     out.push(b'=');
     out.extend_from_slice(value);
     out.push(b'\n');
+}
+
+/// Where a regular file's content comes from.
+enum Data<'a> {
+    /// The entry `name` in the directory.
+    At(BorrowedFd<'a>, &'a OsStr),
+    Reader(&'a mut dyn Read),
+    None,
 }
 
 /// Reads exactly `left` bytes, failing rather than writing a short entry if the file shrank.

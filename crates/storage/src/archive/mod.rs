@@ -17,6 +17,7 @@ mod tarsplit;
 mod tree;
 pub mod whiteout;
 
+pub(crate) use export::export_copying;
 pub use tree::{archive_tree, TreeOptions};
 
 /// What applying a layer tar produced.

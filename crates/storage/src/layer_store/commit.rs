@@ -3,7 +3,8 @@
 //!
 //! For overlay2 the upper dir is already in the layer form a lower needs (whiteouts as 0/0
 //! devices, opaque dirs marked by xattr), so it is copied as is (reflinked where the
-//! filesystem can) minus overlayfs' bookkeeping xattrs. For vfs the writable layer is a full
+//! filesystem can) minus overlayfs' bookkeeping xattrs, and its export is hashed in the same
+//! pass: each file is read once and written once (with a reflink, only read to hash). For vfs the writable layer is a full
 //! tree, which is exactly what a vfs layer on the same parent holds. The diffID is the sha256
 //! of the deterministic export of the new layer against its parent, streamed into a hasher:
 //! the same changes always give the same diffID and chainID.
@@ -13,13 +14,17 @@
 //! Callers that need a point-in-time copy pause the container first.
 
 use std::io::Write;
+use std::path::Path;
 use std::time::SystemTime;
 
+use super::hash_thread::HashThread;
 use super::{db, Layer, LayerStore, Staged};
+use crate::archive;
 use crate::digest::{Digest, HashingWriter};
 use crate::driver::DiffFormat;
 use crate::error::{Error, IoContext, Result};
 use crate::fs::copy::{copy_tree_with, CopyOptions};
+use crate::fs::Privileges;
 
 impl LayerStore {
     /// A new read-only layer on writable layer `name`'s parent holding exactly its changes.
@@ -44,7 +49,7 @@ impl LayerStore {
             return self.commit_naive_rebased(name, onto);
         }
         let staged = Staged::begin(self, &self.lock()?)?;
-        match self.driver.diff_format() {
+        let hashed = match self.driver.diff_format() {
             DiffFormat::Overlay => {
                 self.driver
                     .create(&staged.id, parent_sid.as_deref(), false)?;
@@ -52,21 +57,25 @@ impl LayerStore {
                     self.driver.diff_dir(&rw.storage_id),
                     self.driver.diff_dir(&staged.id),
                 );
-                let options = CopyOptions {
-                    overlay_upper: true,
-                };
-                copy_tree_with(&from, &to, options).map_err(|e| commit_error(name, e))?;
+                copy_upper(&from, &to).map_err(|e| commit_error(name, e))?
             }
             // A vfs layer is its parent's tree with the changes applied: the writable
             // layer's own tree.
-            DiffFormat::Naive => self
-                .driver
-                .create(&staged.id, Some(&rw.storage_id), false)
-                .map_err(|e| commit_error(name, e))?,
-        }
+            DiffFormat::Naive => {
+                self.driver
+                    .create(&staged.id, Some(&rw.storage_id), false)
+                    .map_err(|e| commit_error(name, e))?;
+                None
+            }
+        };
         let parent = onto.cloned();
-        let (diff_id, size) = self.hash_export(&staged.id, parent_sid.as_deref())?;
+        let (diff_id, size) = match hashed {
+            Some(hashed) => hashed,
+            None => self.hash_export(&staged.id, parent_sid.as_deref())?,
+        };
+        let synced = std::time::Instant::now();
         self.sync_driver_fs()?;
+        tracing::debug!(layer = %staged.id, elapsed = ?synced.elapsed(), "commit: synced");
         let layer = Layer {
             chain_id: Digest::chain(parent.as_ref(), &diff_id),
             diff_id,
@@ -111,6 +120,27 @@ impl LayerStore {
         let (_, digest, size) = hashing.finish();
         Ok((digest, size))
     }
+}
+
+/// Copies overlay upper dir `from` into the new layer dir `to`. With full privileges the copy
+/// keeps everything the export records, so the export is hashed in the same pass (each file
+/// read once) and returned as (diffID, tar size); otherwise the caller hashes the copy's
+/// export afterwards.
+fn copy_upper(from: &Path, to: &Path) -> Result<Option<(Digest, u64)>> {
+    let started = std::time::Instant::now();
+    if !Privileges::current().is_full() {
+        let options = CopyOptions {
+            overlay_upper: true,
+        };
+        copy_tree_with(from, to, options)?;
+        return Ok(None);
+    }
+    let what = || format!("hashing the export of {}", from.display());
+    let mut hashing = HashThread::new().ctx(what)?;
+    archive::export_copying(from, to, &mut hashing)?;
+    let (digest, size) = hashing.finish().ctx(what)?;
+    tracing::debug!(from = %from.display(), elapsed = ?started.elapsed(), size, "commit: copied and hashed");
+    Ok(Some((digest, size)))
 }
 
 fn commit_error(name: &str, e: Error) -> Error {

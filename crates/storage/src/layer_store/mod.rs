@@ -29,6 +29,7 @@ use crate::fs;
 mod commit;
 mod db;
 mod durable;
+mod hash_thread;
 mod recovery;
 mod rw;
 mod staging;

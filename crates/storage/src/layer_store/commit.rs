@@ -15,10 +15,9 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::time::SystemTime;
 
 use super::hash_thread::HashThread;
-use super::{db, Layer, LayerStore, Staged};
+use super::{Layer, LayerStore, Staged};
 use crate::archive;
 use crate::digest::{Digest, HashingWriter};
 use crate::driver::DiffFormat;
@@ -76,26 +75,7 @@ impl LayerStore {
         let synced = std::time::Instant::now();
         self.sync_driver_fs()?;
         tracing::debug!(layer = %staged.id, elapsed = ?synced.elapsed(), "commit: synced");
-        let layer = Layer {
-            chain_id: Digest::chain(parent.as_ref(), &diff_id),
-            diff_id,
-            parent,
-            storage_id: staged.id.clone(),
-            size,
-            created: SystemTime::now(),
-            refs: 0,
-        };
-        let existing = self.write(|tx| match db::find_layer(&tx.tx, &layer.chain_id)? {
-            Some(existing) => Ok::<_, Error>(Some(existing)),
-            None => db::insert_layer(&tx.tx, &layer).map(|()| None),
-        })?;
-        match existing {
-            Some(existing) => Ok(existing), // `staged` drops and removes our copy
-            None => {
-                staged.publish();
-                Ok(layer)
-            }
-        }
+        self.publish(staged, parent.as_ref(), diff_id, size)
     }
 
     /// vfs, new parent: the writable layer's changes exported to a staging tar and applied

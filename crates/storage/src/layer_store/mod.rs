@@ -307,12 +307,25 @@ impl LayerStore {
         let dest = self.tar_split_path(&staged.id);
         staged.tar_split = Some(dest.clone()); // removed on any error from here on
         split.persist(&dest)?;
+        self.publish(staged, parent, report.diff_id, report.tar_size)
+    }
+
+    /// The last step of making a layer, once it is whole and durable on disk: the metadata
+    /// transaction. If a layer with the same chainID exists, it is returned and ours is
+    /// dropped (identical chains are stored once).
+    fn publish(
+        &self,
+        staged: Staged<'_>,
+        parent: Option<&Digest>,
+        diff_id: Digest,
+        size: u64,
+    ) -> Result<Layer> {
         let layer = Layer {
-            chain_id: Digest::chain(parent, &report.diff_id),
-            diff_id: report.diff_id,
+            chain_id: Digest::chain(parent, &diff_id),
+            diff_id,
             parent: parent.cloned(),
             storage_id: staged.id.clone(),
-            size: report.tar_size,
+            size,
             created: SystemTime::now(),
             refs: 0,
         };

@@ -265,6 +265,65 @@ fn naive_whiteouts_delete_and_opaque_dirs_keep_only_this_layer() {
     assert_eq!(names("o"), ["early", "new"]);
 }
 
+/// The opaque marker comes after some of this layer's entries in the directory: those stay,
+/// at any depth, with the directories leading to them; everything of the parent goes, also
+/// under subdirectories this layer touched (overlay hides all the lower content there).
+#[test]
+fn naive_opaque_marker_after_this_layers_children() {
+    let sb = Sandbox::new();
+    let parent = Tar::new()
+        .dir("o", 0o755)
+        .file("o/old", b"o", 0o644)
+        .file("o/over", b"parent", 0o644)
+        .file("o/target", b"t", 0o644)
+        .dir("o/olddir/x", 0o755)
+        .dir("o/sub", 0o755)
+        .file("o/sub/x", b"x", 0o644)
+        .dir("o/deep/a", 0o755)
+        .file("o/deep/a/y", b"y", 0o644)
+        .dir("o/ro", 0o555)
+        .file("o/ro/z", b"z", 0o644)
+        .bytes();
+    apply(&sb.layer, DiffFormat::Naive, &parent).unwrap();
+    // Applied at once after the parent: the boundary falls within the same clock tick.
+    let layer = Tar::new()
+        .dir("o", 0o700)
+        .file("o/early", b"e", 0o644)
+        .file("o/over", b"layer", 0o644)
+        .hardlink("o/link", "o/target")
+        .dir("o/sub", 0o750)
+        .file("o/sub/new", b"n", 0o644)
+        .dir("o/deep/a", 0o755)
+        .dir("o/ro", 0o555)
+        .file("o/.wh..wh..opq", b"", 0o644)
+        .file("o/new", b"n", 0o644)
+        .bytes();
+    apply(&sb.layer, DiffFormat::Naive, &layer).unwrap();
+    let names = |d: &str| {
+        let mut v: Vec<_> = std::fs::read_dir(sb.layer.join(d))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        names("o"),
+        ["deep", "early", "link", "new", "over", "ro", "sub"]
+    );
+    assert_eq!(std::fs::read(sb.layer.join("o/over")).unwrap(), b"layer");
+    assert_eq!(std::fs::read(sb.layer.join("o/link")).unwrap(), b"t");
+    assert_eq!(names("o/sub"), ["new"]);
+    assert_eq!(names("o/deep"), ["a"]);
+    assert!(names("o/deep/a").is_empty());
+    assert!(names("o/ro").is_empty());
+    let mode = |d: &str| std::fs::metadata(sb.layer.join(d)).unwrap().mode() & 0o7777;
+    assert_eq!(
+        (mode("o"), mode("o/sub"), mode("o/ro")),
+        (0o700, 0o750, 0o555)
+    );
+}
+
 #[test]
 fn sparse_entries_stay_sparse() {
     let tmp = tempfile::tempdir().unwrap();

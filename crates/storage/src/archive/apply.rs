@@ -7,7 +7,6 @@
 //! marker, so the digest is the layer's diffID exactly as Docker computes it.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
 use std::io::{BufReader, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -24,12 +23,14 @@ use super::whiteout::WHITEOUT_PREFIX;
 use super::ApplyReport;
 
 mod data;
+mod epoch;
 mod meta;
 mod whiteouts;
 use crate::digest::HashingReader;
 use crate::driver::DiffFormat;
 use crate::error::{Error, IoContext, Result};
 use crate::fs::{self, Node, Privileges, Root, Skipped};
+use epoch::Epoch;
 use meta::Meta;
 
 /// See [`super::apply`].
@@ -93,6 +94,10 @@ fn apply_in<'w>(
     let mut archive = tar::Archive::new(capture);
     let mut applier = Applier::new(root, format, compression, recorder);
     applier.plain = plain;
+    if format == DiffFormat::Naive && plain.is_none() {
+        // Only a Naive opaque directory needs to tell the parent's files from this layer's.
+        applier.epoch = Some(Epoch::start(root)?);
+    }
     for entry in archive
         .entries()
         .map_err(|e| applier.read_error("the first entry", e))?
@@ -120,8 +125,8 @@ struct Applier<'r, 'w> {
     compression: Compression,
     /// The parent directory of the previous entry: archives list siblings together.
     parent_cache: Option<(PathBuf, Rc<OwnedFd>)>,
-    /// Paths this apply created (and their ancestors); only kept for Naive opaque dirs.
-    created: HashSet<PathBuf>,
+    /// When this apply began, for Naive opaque directories (see [`epoch`]).
+    epoch: Option<Epoch>,
     /// Directory mtimes (and, unprivileged, modes), set at the end since creating children
     /// changes the mtime, and needs write permission.
     dir_meta: Vec<(PathBuf, Timespec, Option<u32>)>,
@@ -148,7 +153,7 @@ impl<'r, 'w> Applier<'r, 'w> {
             format,
             compression,
             parent_cache: None,
-            created: HashSet::new(),
+            epoch: None,
             dir_meta: Vec::new(),
             privileges: Privileges::current(),
             skipped: Skipped::default(),
@@ -208,7 +213,6 @@ impl<'r, 'w> Applier<'r, 'w> {
                 )))
             }
         }
-        self.record(&rel);
         Ok(())
     }
 
@@ -367,6 +371,9 @@ impl<'r, 'w> Applier<'r, 'w> {
             return Ok(());
         }
         let (target_dir, _) = self.root.parent(&target, false)?;
+        if let Some(epoch) = &mut self.epoch {
+            epoch.linking(target_dir.as_fd(), target_name, rel);
+        }
         let dir = self.parent(rel)?;
         let name = rel.file_name().unwrap_or_default();
         self.replacing(dir.as_fd(), rel, || {
@@ -418,16 +425,6 @@ impl<'r, 'w> Applier<'r, 'w> {
         let fd = fs::open_path_at(dir.as_fd(), name)
             .ctx(|| format!("opening {}", self.root.display(rel)))?;
         self.set_meta(Node::Path(fd.as_fd()), rel, meta)
-    }
-
-    fn record(&mut self, rel: &Path) {
-        if self.format != DiffFormat::Naive {
-            return;
-        }
-        let mut path = rel;
-        while !path.as_os_str().is_empty() && self.created.insert(path.to_path_buf()) {
-            path = path.parent().unwrap_or(Path::new(""));
-        }
     }
 }
 

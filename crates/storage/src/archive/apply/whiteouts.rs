@@ -12,7 +12,7 @@ use super::Applier;
 use crate::archive::whiteout::{OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX};
 use crate::driver::DiffFormat;
 use crate::error::{Error, IoContext, Result};
-use crate::fs::{self, Node};
+use crate::fs::Node;
 
 impl Applier<'_, '_> {
     pub(super) fn whiteout(&mut self, rel: &Path, header: &tar::Header) -> Result<()> {
@@ -70,7 +70,8 @@ impl Applier<'_, '_> {
     }
 
     /// An opaque directory: overlay marks it with an xattr; a full copy really empties it of
-    /// everything this apply did not itself put there.
+    /// everything this apply did not itself put there (in any of its subdirectories too:
+    /// overlay hides all the lower content under an opaque directory).
     fn opaque(&mut self, dir_rel: &Path) -> Result<()> {
         let dir = self.root.create_dir_all(dir_rel, 0o755)?;
         match self.format {
@@ -80,9 +81,15 @@ impl Applier<'_, '_> {
             }
             DiffFormat::Naive => {
                 self.parent_cache = None;
-                let created = &self.created;
-                let mut keep = |name: &OsStr| created.contains(&dir_rel.join(name));
-                fs::remove_children_at(dir.as_fd(), &mut keep)
+                let Some(epoch) = &self.epoch else {
+                    return Err(Error::Archive(format!(
+                        "opaque marker in {}: not a layer apply",
+                        self.root.display(dir_rel)
+                    )));
+                };
+                epoch
+                    .prune(dir.as_fd(), &mut dir_rel.to_path_buf())
+                    .map(drop)
                     .ctx(|| format!("emptying opaque directory {}", self.root.display(dir_rel)))
             }
         }

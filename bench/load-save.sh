@@ -14,6 +14,8 @@
 
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Its own reference dockerd: docker-parity.sh run meanwhile would otherwise stop ours.
+STRATA_REF_DOCKER_NAME=${STRATA_REF_DOCKER_NAME:-strata-ref-load-save}
 source bench/lib/dockerd.sh
 
 BIN=$(realpath "${STRATA_BIN:-target/release/strata}")
@@ -82,7 +84,7 @@ strata_timed() {
 docker_timed() {
     local t0 t1
     t0=$(now)
-    docker "$@" >/dev/null
+    docker "$@" >/dev/null || { echo "docker $* failed; see $STRATA_REF_DOCKER_LOG" >&2; return 1; }
     sync
     t1=$(now)
     secs "$t0" "$t1"
@@ -115,20 +117,24 @@ fi
 declare -a s_import=() d_import=() s_save=() d_save=() s_load=() d_load=()
 for _ in $(seq "$RUNS"); do
     fresh_root
-    s_import+=("$(strata_timed import "$TAR" bench:img)")
+    t=$(strata_timed import "$TAR" bench:img) || exit 1
+    s_import+=("$t")
     if [ $HAVE_DOCKER = 1 ]; then
         docker rmi -f bench:img >/dev/null 2>&1 || true
-        d_import+=("$(docker_timed import "$TAR" bench:img)")
+        t=$(docker_timed import "$TAR" bench:img) || exit 1
+        d_import+=("$t")
     fi
 done
 
 # --- save (from the store the last import left) ---
 for _ in $(seq "$RUNS"); do
     rm -f "$WORK/strata-save.tar"
-    s_save+=("$(strata_timed save -o "$WORK/strata-save.tar" bench:img)")
+    t=$(strata_timed save -o "$WORK/strata-save.tar" bench:img) || exit 1
+    s_save+=("$t")
     if [ $HAVE_DOCKER = 1 ]; then
         rm -f "$ARCHIVE"
-        d_save+=("$(docker_timed save -o "$ARCHIVE" bench:img)")
+        t=$(docker_timed save -o "$ARCHIVE" bench:img) || exit 1
+        d_save+=("$t")
     fi
 done
 # The archive both load: dockerd's own when it ran, else strata's.
@@ -137,10 +143,12 @@ done
 # --- load ---
 for _ in $(seq "$RUNS"); do
     fresh_root
-    s_load+=("$(strata_timed load -q -i "$ARCHIVE")")
+    t=$(strata_timed load -q -i "$ARCHIVE") || exit 1
+    s_load+=("$t")
     if [ $HAVE_DOCKER = 1 ]; then
         docker rmi -f bench:img >/dev/null
-        d_load+=("$(docker_timed load -q -i "$ARCHIVE")")
+        t=$(docker_timed load -q -i "$ARCHIVE") || exit 1
+        d_load+=("$t")
     fi
 done
 fresh_root

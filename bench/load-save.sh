@@ -14,6 +14,8 @@
 
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Its own reference dockerd: docker-parity.sh run meanwhile would otherwise stop ours.
+STRATA_REF_DOCKER_NAME=${STRATA_REF_DOCKER_NAME:-strata-ref-load-save}
 source bench/lib/dockerd.sh
 
 BIN=$(realpath "${STRATA_BIN:-target/release/strata}")
@@ -62,8 +64,7 @@ now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", b - a}'; }
 
 # Runs the strata command "$@" under /usr/bin/time -v, then sync; prints the seconds and
-# records the peak RSS (KiB) in PEAK_KB.
-PEAK_KB=0
+# appends the peak RSS (KiB) to $WORK/peaks (a file: callers run this in a subshell).
 strata_timed() {
     local t0 t1 kb
     t0=$(now)
@@ -76,14 +77,14 @@ strata_timed() {
     sync
     t1=$(now)
     kb=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$WORK/time.txt")
-    [ "$kb" -gt "$PEAK_KB" ] && PEAK_KB=$kb
+    echo "${kb:?no peak RSS in $WORK/time.txt} $1" >>"$WORK/peaks"
     secs "$t0" "$t1"
 }
 
 docker_timed() {
     local t0 t1
     t0=$(now)
-    docker "$@" >/dev/null
+    docker "$@" >/dev/null || { echo "docker $* failed; see $STRATA_REF_DOCKER_LOG" >&2; return 1; }
     sync
     t1=$(now)
     secs "$t0" "$t1"
@@ -102,6 +103,8 @@ umount_under() {
 }
 
 make_rootfs_tar
+rm -f "$WORK/peaks"
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 TAR=$WORK/rootfs.tar
 ARCHIVE=$WORK/image.tar
 HAVE_DOCKER=0
@@ -114,20 +117,24 @@ fi
 declare -a s_import=() d_import=() s_save=() d_save=() s_load=() d_load=()
 for _ in $(seq "$RUNS"); do
     fresh_root
-    s_import+=("$(strata_timed import "$TAR" bench:img)")
+    t=$(strata_timed import "$TAR" bench:img) || exit 1
+    s_import+=("$t")
     if [ $HAVE_DOCKER = 1 ]; then
         docker rmi -f bench:img >/dev/null 2>&1 || true
-        d_import+=("$(docker_timed import "$TAR" bench:img)")
+        t=$(docker_timed import "$TAR" bench:img) || exit 1
+        d_import+=("$t")
     fi
 done
 
 # --- save (from the store the last import left) ---
 for _ in $(seq "$RUNS"); do
     rm -f "$WORK/strata-save.tar"
-    s_save+=("$(strata_timed save -o "$WORK/strata-save.tar" bench:img)")
+    t=$(strata_timed save -o "$WORK/strata-save.tar" bench:img) || exit 1
+    s_save+=("$t")
     if [ $HAVE_DOCKER = 1 ]; then
         rm -f "$ARCHIVE"
-        d_save+=("$(docker_timed save -o "$ARCHIVE" bench:img)")
+        t=$(docker_timed save -o "$ARCHIVE" bench:img) || exit 1
+        d_save+=("$t")
     fi
 done
 # The archive both load: dockerd's own when it ran, else strata's.
@@ -136,10 +143,12 @@ done
 # --- load ---
 for _ in $(seq "$RUNS"); do
     fresh_root
-    s_load+=("$(strata_timed load -q -i "$ARCHIVE")")
+    t=$(strata_timed load -q -i "$ARCHIVE") || exit 1
+    s_load+=("$t")
     if [ $HAVE_DOCKER = 1 ]; then
         docker rmi -f bench:img >/dev/null
-        d_load+=("$(docker_timed load -q -i "$ARCHIVE")")
+        t=$(docker_timed load -q -i "$ARCHIVE") || exit 1
+        d_load+=("$t")
     fi
 done
 fresh_root
@@ -170,5 +179,8 @@ report() { # op target strata-times... -- docker-times...
 report import 3 "${s_import[@]}" -- "${d_import[@]}"
 report save 2 "${s_save[@]}" -- "${d_save[@]}"
 report load 3 "${s_load[@]}" -- "${d_load[@]}"
-PEAK_MB=$(awk -v k="$PEAK_KB" 'BEGIN {printf "%.1f", k / 1024}')
-echo "strata peak RSS: $PEAK_MB MB (target < 128 MB): $(awk -v m="$PEAK_MB" 'BEGIN {print (m < 128) ? "ok" : "MISSED"}')"
+PEAK_MB=$(sort -n "$WORK/peaks" | tail -n 1 | awk '{printf "%.1f MB (%s)", $1 / 1024, $2}')
+echo "strata peak RSS: $PEAK_MB (target < 128 MB): $(sort -n "$WORK/peaks" | tail -n 1 |
+    awk '{print ($1 / 1024 < 128) ? "ok" : "MISSED"}')"
+echo "all runs, seconds: import strata ${s_import[*]} / docker ${d_import[*]:-}; save strata ${s_save[*]} / docker ${d_save[*]:-}; load strata ${s_load[*]} / docker ${d_load[*]:-}"
+echo "load average (1/5/15 min): $LOAD_BEFORE at start, $(cut -d' ' -f1-3 /proc/loadavg) at end ($(nproc) CPUs)"

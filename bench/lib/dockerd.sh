@@ -14,11 +14,15 @@
 #   STRATA_REF_DOCKER_TIMEOUT  seconds to wait for `docker info` (default 30)
 #   STRATA_REF_DOCKER_KEEP=1   keep the data root on stop (default: removed)
 
-STRATA_REF_DOCKER_ROOT=${STRATA_REF_DOCKER_ROOT:-/tmp/strata-ref-docker}
-STRATA_REF_DOCKER_SOCK=/tmp/strata-ref-docker.sock
-STRATA_REF_DOCKER_EXEC=/tmp/strata-ref-exec
-STRATA_REF_DOCKER_PIDFILE=/tmp/strata-ref-docker.pid
-STRATA_REF_DOCKER_LOG=/tmp/strata-ref-docker.log
+STRATA_REF_DOCKER_ROOT=${STRATA_REF_DOCKER_ROOT:-/tmp/${STRATA_REF_DOCKER_NAME:-strata-ref}-docker}
+# STRATA_REF_DOCKER_NAME (default strata-ref) names the socket, exec root, pid file and log:
+# a bench that must not share its daemon with another one running at the same time (which
+# would stop it at start-up) sets its own name.
+STRATA_REF_DOCKER_NAME=${STRATA_REF_DOCKER_NAME:-strata-ref}
+STRATA_REF_DOCKER_SOCK=/tmp/$STRATA_REF_DOCKER_NAME-docker.sock
+STRATA_REF_DOCKER_EXEC=/tmp/$STRATA_REF_DOCKER_NAME-exec
+STRATA_REF_DOCKER_PIDFILE=/tmp/$STRATA_REF_DOCKER_NAME-docker.pid
+STRATA_REF_DOCKER_LOG=/tmp/$STRATA_REF_DOCKER_NAME-docker.log
 
 # Starts the reference dockerd and exports DOCKER_HOST. Returns 1 (with a message on stderr)
 # if dockerd is not installed or does not answer in time; nothing is left running then.

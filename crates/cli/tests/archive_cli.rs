@@ -3,6 +3,7 @@
 //! whiteouts), and `save`/`load` (output written whole or not at all; round trips keep the
 //! image ID). Tests in `needs_load_save` depend on `strata_image::archive::{load, save}`.
 
+#[macro_use]
 mod common;
 
 use std::collections::BTreeMap;
@@ -14,17 +15,6 @@ use common::*;
 use serde_json::Value;
 use strata_image::ImageStore;
 use strata_storage::layer_store::LayerStore;
-
-macro_rules! per_driver {
-    ($($name:ident),* $(,)?) => {
-        mod vfs {
-            $( #[test] fn $name() { super::$name("vfs") } )*
-        }
-        mod overlay2 {
-            $( #[test] fn $name() { super::$name("overlay2") } )*
-        }
-    };
-}
 
 per_driver!(
     import_applies_changes_and_message,

@@ -3,6 +3,7 @@
 //! must fail with `strata: error: ...` naming the object, and leave nothing behind: no image,
 //! no layer directory, no staging, no mount.
 
+#[macro_use]
 mod common;
 
 use std::fs;
@@ -11,18 +12,6 @@ use std::path::Path;
 use std::process::Command;
 
 use common::*;
-
-/// Runs each named test once per driver: `vfs::name` and `overlay2::name`.
-macro_rules! per_driver {
-    ($($name:ident),* $(,)?) => {
-        mod vfs {
-            $( #[test] fn $name() { super::$name("vfs") } )*
-        }
-        mod overlay2 {
-            $( #[test] fn $name() { super::$name("overlay2") } )*
-        }
-    };
-}
 
 per_driver!(
     happy_path,

@@ -2,6 +2,7 @@
 //! `prune`) on a real store, per driver (overlay2 only as root). Containers are created, not
 //! started: their writable layers are changed through `strata mount <container-id>`.
 
+#[macro_use]
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -9,17 +10,6 @@ use std::time::Instant;
 
 use common::*;
 use serde_json::Value;
-
-macro_rules! per_driver {
-    ($($name:ident),* $(,)?) => {
-        mod vfs {
-            $( #[test] fn $name() { super::$name("vfs") } )*
-        }
-        mod overlay2 {
-            $( #[test] fn $name() { super::$name("overlay2") } )*
-        }
-    };
-}
 
 per_driver!(
     commit_adds_one_layer_with_history_and_changes,

@@ -3,22 +3,12 @@
 //! layer, the writable layer, `containers/<id>/` and the rows, and that every refusal leaves
 //! nothing behind.
 
+#[macro_use]
 mod common;
 
 use std::path::Path;
 
 use common::*;
-
-macro_rules! per_driver {
-    ($($name:ident),* $(,)?) => {
-        mod vfs {
-            $( #[test] fn $name() { super::$name("vfs") } )*
-        }
-        mod overlay2 {
-            $( #[test] fn $name() { super::$name("overlay2") } )*
-        }
-    };
-}
 
 per_driver!(
     create_ps_inspect_rm,

@@ -4,6 +4,7 @@
 //! against a sentinel directory on the host. `exec` needs running containers: those tests
 //! skip, saying so, while `strata run` does not exist.
 
+#[macro_use]
 mod common;
 
 use std::fs;
@@ -11,17 +12,6 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use common::*;
-
-macro_rules! per_driver {
-    ($($name:ident),* $(,)?) => {
-        mod vfs {
-            $( #[test] fn $name() { super::$name("vfs") } )*
-        }
-        mod overlay2 {
-            $( #[test] fn $name() { super::$name("overlay2") } )*
-        }
-    };
-}
 
 per_driver!(
     files_and_dirs_in_and_out,

@@ -4,6 +4,7 @@
 //! Every failure must exit non-zero, name the image and the blob (or the archive), and leave
 //! no image, tag, layer, tar-split record, staging file or mount; peak memory stays bounded.
 
+#[macro_use]
 mod common;
 
 use std::fs::{self, File};
@@ -14,17 +15,6 @@ use std::process::{Command, Output, Stdio};
 use common::*;
 use strata_storage::digest::HashingWriter;
 use strata_storage::Digest;
-
-macro_rules! per_driver {
-    ($($name:ident),* $(,)?) => {
-        mod vfs {
-            $( #[test] fn $name() { super::$name("vfs") } )*
-        }
-        mod overlay2 {
-            $( #[test] fn $name() { super::$name("overlay2") } )*
-        }
-    };
-}
 
 per_driver!(
     disk_full_mid_load,

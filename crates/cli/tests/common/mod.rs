@@ -4,6 +4,20 @@
 
 #![allow(dead_code)] // Not every test binary uses every helper.
 
+/// Instantiates each listed test `fn name(driver: &str)` once per storage driver, as
+/// `vfs::name` and `overlay2::name` (the overlay2 ones skip with a message when not root).
+#[allow(unused_macros)]
+macro_rules! per_driver {
+    ($($name:ident),* $(,)?) => {
+        mod vfs {
+            $( #[test] fn $name() { super::$name("vfs") } )*
+        }
+        mod overlay2 {
+            $( #[test] fn $name() { super::$name("overlay2") } )*
+        }
+    };
+}
+
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};

@@ -89,10 +89,10 @@ impl StagingFile {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(None),
             Err(e) => return Err(Error::io(format!("creating {}", path.display()), e)),
         };
-        flock(&file, FlockOperation::NonBlockingLockExclusive)
-            .ctx_path("locking staging file", &path)?;
-        // Recovery in another process may have unlinked the file between our create and our
-        // lock (it was unlocked then); a file with no links is no marker at all.
+        // Blocking: another process's recovery may hold the lock for the instant it takes to
+        // unlink the file (it was unlocked between our create and our lock).
+        flock(&file, FlockOperation::LockExclusive).ctx_path("locking staging file", &path)?;
+        // A file recovery unlinked that way has no links: it is no marker at all.
         let nlink = rustix::fs::fstat(&file).ctx_path("stat", &path)?.st_nlink;
         if nlink == 0 {
             return Ok(None);
@@ -175,6 +175,34 @@ pub(crate) fn in_use(path: &Path) -> Result<bool> {
     }
 }
 
+/// Removes `path` if no process holds its lock, unlinking it while holding the lock
+/// ourselves: a creator that locks it meanwhile then finds it unlinked ([`StagingFile::create`])
+/// instead of believing in a file we are about to remove. Whether it was removed.
+fn remove_if_unlocked(path: &Path) -> Result<bool> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
+        Err(e) => return Err(Error::io(format!("opening {}", path.display()), e)),
+    };
+    match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => {}
+        Err(rustix::io::Errno::WOULDBLOCK) => return Ok(false),
+        Err(e) => {
+            return Err(Error::io(
+                format!("probing lock on {}", path.display()),
+                e.into(),
+            ))
+        }
+    }
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::io(
+            format!("removing leftover {}", path.display()),
+            e,
+        )),
+        _ => Ok(true),
+    }
+}
+
 /// How many in-flight markers in `tmp` a live process holds (layers being built now).
 pub(crate) fn live_builders(tmp: &Path) -> Result<usize> {
     let mut live = 0;
@@ -198,17 +226,7 @@ pub(crate) fn clean_tmp(tmp: &Path) -> Result<usize> {
         if is_dir {
             // Nothing stages directories in tmp under a lock, so any is a leftover.
             std::fs::remove_dir_all(&path).ctx_path("removing leftover", &path)?;
-        } else if !in_use(&path)? {
-            match std::fs::remove_file(&path) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                    return Err(Error::io(
-                        format!("removing leftover {}", path.display()),
-                        e,
-                    ))
-                }
-                _ => {}
-            }
-        } else {
+        } else if !remove_if_unlocked(&path)? {
             continue;
         }
         removed += 1;

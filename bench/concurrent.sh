@@ -1,5 +1,5 @@
 #!/bin/bash
-# Starts N (100) containers at once from one image (`strata run -d IMG sleep 30`, each in its
+# Starts N (100) containers at once from one image (`strata run -d IMG sleep 600`, each in its
 # own process), checks all succeed and run, reports the memory of their monitors (sum and
 # per monitor of the RSS of `strata __monitor` processes) and of strata itself (peak RSS of
 # one `strata run -d`), then stops and removes them all and checks that nothing leaked: no
@@ -27,14 +27,17 @@ echo "loadavg: $(cat /proc/loadavg)"
 out="$work/conc-out"
 rm -rf "$out" && mkdir -p "$out"
 t0=$(date +%s.%N)
+# A long sleep: on a loaded machine 100 starts can outlast a short one, and the first
+# containers would have exited normally before the count below (rm -f ends them anyway).
 for i in $(seq "$n"); do
-    ($s run -d --network none --name "c$i" bench-bb sleep 30 >"$out/$i.id" 2>"$out/$i.err"; echo $? >"$out/$i.rc") &
+    ($s run -d --network none --name "c$i" bench-bb sleep 600 >"$out/$i.id" 2>"$out/$i.err"; echo $? >"$out/$i.rc") &
 done
 wait
 t1=$(date +%s.%N)
 failed=$(grep -Lx 0 "$out"/*.rc | wc -l)
 running=$($s ps -q | wc -l)
 echo "$n concurrent 'strata run -d': $(secs "$(echo "$t1 - $t0" | bc)") s, $failed failed, $running running"
+[ "$running" -eq "$n" ] || $s ps -a | grep -v ' Up ' >&2
 if [ "$failed" -gt 0 ]; then
     for f in $(grep -Lx 0 "$out"/*.rc); do cat "${f%.rc}.err"; done | sort | uniq -c | head >&2
 fi

@@ -87,7 +87,7 @@ fn churn(root: &Path) -> ! {
         let image = images
             .create_image(&config, Some(&top.chain_id), &[])
             .unwrap();
-        let name = format!("rw{n}");
+        let name = format!("rw{}-{n}", std::process::id()); // unique across children
         layers
             .create_rw(&name, Some(&top.chain_id), Some(&image.id))
             .unwrap();

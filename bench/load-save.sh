@@ -7,6 +7,14 @@
 # durable; dockerd does not, so its sync is part of its time). strata's peak RSS comes from
 # /usr/bin/time -v (the largest of all its runs).
 #
+# Fairness: every timed run, strata's and dockerd's alike, gets a FRESH ext4 (a sparse 4 GiB
+# file, mkfs'd and loop-mounted, unmounted and deleted after the run) holding the store root
+# (strata --root, dockerd --data-root; dockerd is restarted on each one). Reusing one
+# filesystem made the figures swing 2-3x from run to run: ext4's inode allocator
+# (recently_deleted, find_inode_bit) crawls over the 20k inodes the previous run freed.
+# The rootfs tar, the archive `load` reads and the files `save` writes stay on the main disk.
+# The fs is mounted noinit_itable so ext4lazyinit does not zero inode tables during a run.
+#
 # Run on demand as root: bench/load-save.sh   (build first: cargo build --release -p strata)
 # Environment: STRATA_BIN (default target/release/strata), STRATA_BENCH_DRIVER (overlay2),
 # STRATA_BENCH_WORK (/tmp/strata-bench-load-save; the generated image is kept there between
@@ -22,7 +30,6 @@ BIN=$(realpath "${STRATA_BIN:-target/release/strata}")
 DRIVER=${STRATA_BENCH_DRIVER:-overlay2}
 WORK=${STRATA_BENCH_WORK:-/tmp/strata-bench-load-save}
 RUNS=${STRATA_BENCH_RUNS:-3}
-ROOT=$WORK/strata-root
 [ -x "$BIN" ] || { echo "no strata binary at $BIN: cargo build --release -p strata" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "run as root (overlay2 mounts, dockerd)" >&2; exit 2; }
 mkdir -p "$WORK"
@@ -63,12 +70,39 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", b - a}'; }
 
-# Runs the strata command "$@" under /usr/bin/time -v, then sync; prints the seconds and
-# appends the peak RSS (KiB) to $WORK/peaks (a file: callers run this in a subshell).
+IMG=$WORK/fs.img
+MNT=$WORK/mnt
+
+# A new empty ext4 at $MNT (see the header for why each run gets one).
+fs_up() {
+    fs_down
+    truncate -s 4G "$IMG"
+    mkfs.ext4 -q -F "$IMG"
+    mkdir -p "$MNT"
+    mount -o loop,noinit_itable "$IMG" "$MNT"
+}
+
+# Unmounts whatever is under $MNT, then $MNT, and deletes the image file.
+fs_down() {
+    if [ -d "$MNT" ]; then
+        awk -v d="$(realpath "$MNT")" '$5 == d || index($5, d "/") == 1 { print $5 }' \
+            /proc/self/mountinfo | sort -r | while read -r m; do umount "$m"; done
+    fi
+    rm -f "$IMG"
+}
+
+cleanup() {
+    [ "$HAVE_DOCKER" = 1 ] && dockerd_stop
+    fs_down
+}
+
+# Runs the strata command "$@" under /usr/bin/time -v on the store at $MNT/strata, then
+# sync; prints the seconds and appends the peak RSS (KiB) to $WORK/peaks (a file: callers
+# run this in a subshell).
 strata_timed() {
     local t0 t1 kb
     t0=$(now)
-    /usr/bin/time -v -o "$WORK/time.txt" "$BIN" --root "$ROOT" --storage-driver "$DRIVER" "$@" \
+    /usr/bin/time -v -o "$WORK/time.txt" "$BIN" --root "$MNT/strata" --storage-driver "$DRIVER" "$@" \
         >"$WORK/strata.out" 2>"$WORK/strata.err" || {
         echo "strata $* failed:" >&2
         cat "$WORK/strata.err" >&2
@@ -90,51 +124,49 @@ docker_timed() {
     secs "$t0" "$t1"
 }
 
-fresh_root() {
-    umount_under "$ROOT"
-    rm -rf "$ROOT"
-    mkdir -p "$ROOT"
-}
-
-umount_under() {
-    [ -d "$1" ] || return 0
-    awk -v d="$(realpath "$1")" 'index($5, d "/") == 1 { print $5 }' /proc/self/mountinfo |
-        sort -r | while read -r m; do umount "$m"; done
+# The reference dockerd on the fresh fs: started after fs_up, stopped before fs_down (its
+# data root goes with the fs, so dockerd_stop need not delete it file by file).
+docker_up() {
+    STRATA_REF_DOCKER_ROOT=$MNT/docker
+    STRATA_REF_DOCKER_KEEP=1
+    dockerd_start || { echo "reference dockerd failed to start on $MNT" >&2; exit 1; }
 }
 
 make_rootfs_tar
 rm -f "$WORK/peaks"
+# Left over from the old layout (one store root reused across runs).
+rm -rf "$WORK/strata-root"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 TAR=$WORK/rootfs.tar
 ARCHIVE=$WORK/image.tar
 HAVE_DOCKER=0
-if dockerd_start; then
+if command -v dockerd >/dev/null 2>&1 && command -v docker >/dev/null 2>&1; then
     HAVE_DOCKER=1
-    trap 'dockerd_stop' EXIT
+else
+    echo "dockerd not installed: reference figures skipped" >&2
 fi
+trap cleanup EXIT
 
-# --- import ---
+# --- import, then save from the store that import made (one fresh fs per run and side) ---
 declare -a s_import=() d_import=() s_save=() d_save=() s_load=() d_load=()
 for _ in $(seq "$RUNS"); do
-    fresh_root
+    fs_up
     t=$(strata_timed import "$TAR" bench:img) || exit 1
     s_import+=("$t")
-    if [ $HAVE_DOCKER = 1 ]; then
-        docker rmi -f bench:img >/dev/null 2>&1 || true
-        t=$(docker_timed import "$TAR" bench:img) || exit 1
-        d_import+=("$t")
-    fi
-done
-
-# --- save (from the store the last import left) ---
-for _ in $(seq "$RUNS"); do
     rm -f "$WORK/strata-save.tar"
     t=$(strata_timed save -o "$WORK/strata-save.tar" bench:img) || exit 1
     s_save+=("$t")
+    fs_down
     if [ $HAVE_DOCKER = 1 ]; then
+        fs_up
+        docker_up
+        t=$(docker_timed import "$TAR" bench:img) || exit 1
+        d_import+=("$t")
         rm -f "$ARCHIVE"
         t=$(docker_timed save -o "$ARCHIVE" bench:img) || exit 1
         d_save+=("$t")
+        dockerd_stop
+        fs_down
     fi
 done
 # The archive both load: dockerd's own when it ran, else strata's.
@@ -142,16 +174,19 @@ done
 
 # --- load ---
 for _ in $(seq "$RUNS"); do
-    fresh_root
+    fs_up
     t=$(strata_timed load -q -i "$ARCHIVE") || exit 1
     s_load+=("$t")
+    fs_down
     if [ $HAVE_DOCKER = 1 ]; then
-        docker rmi -f bench:img >/dev/null
+        fs_up
+        docker_up
         t=$(docker_timed load -q -i "$ARCHIVE") || exit 1
         d_load+=("$t")
+        dockerd_stop
+        fs_down
     fi
 done
-fresh_root
 
 MB=$(stat -c %s "$ARCHIVE" | awk '{printf "%.0f", $1 / 1e6}')
 echo

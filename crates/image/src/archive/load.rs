@@ -43,7 +43,10 @@ struct Planned {
     diff_ids: Vec<Digest>,
 }
 
-pub(crate) fn load(
+/// Loads every image in `source`. Every blob is checked against its digest and every layer
+/// against the config's diffIDs before anything is published; layers already in the store
+/// are not applied again.
+pub fn load(
     layers: &LayerStore,
     images: &ImageStore<'_>,
     source: LoadSource<'_>,

@@ -13,13 +13,8 @@ mod save;
 mod source;
 mod tar_out;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::PathBuf;
-
-use strata_storage::layer_store::LayerStore;
-
-use crate::error::Result;
-use crate::store::{Image, ImageStore};
 
 /// The format `save` writes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,27 +62,5 @@ pub enum LoadSource<'a> {
     Dir(PathBuf),
 }
 
-/// Loads every image in `source`. Every blob is checked against its digest and every layer
-/// against the config's diffIDs before anything is published; layers already in the store
-/// are not applied again.
-pub fn load(
-    layers: &LayerStore,
-    images: &ImageStore<'_>,
-    source: LoadSource<'_>,
-    progress: &mut dyn FnMut(Progress),
-) -> Result<Vec<Image>> {
-    load::load(layers, images, source, progress)
-}
-
-/// Saves `names` (tags or IDs) to `out` in `format` (for `OciDir`, `out` is unused).
-pub fn save(
-    layers: &LayerStore,
-    images: &ImageStore<'_>,
-    names: &[String],
-    format: &SaveFormat,
-    compression: SaveCompression,
-    out: &mut dyn Write,
-    progress: &mut dyn FnMut(Progress),
-) -> Result<()> {
-    save::save(layers, images, names, format, compression, out, progress)
-}
+pub use load::load;
+pub use save::save;

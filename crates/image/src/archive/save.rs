@@ -39,7 +39,8 @@ struct Blob {
     size: u64,
 }
 
-pub(crate) fn save(
+/// Saves `names` (tags or IDs) to `out` in `format` (for `OciDir`, `out` is unused).
+pub fn save(
     layers: &LayerStore,
     images: &ImageStore<'_>,
     names: &[String],

@@ -60,6 +60,7 @@ impl Applier<'_, '_> {
                 self.compression.name()
             )));
         }
+        self.writeback.wrote(out.pos);
         out.finish()
             .ctx(|| format!("sizing {}", self.root.display(rel)))
     }

@@ -119,6 +119,7 @@ pub fn run(engine: &Engine, args: &RunArgs, out: &mut impl Write) -> Result<()> 
 /// Starts `c` and streams its output until it exits; ends with its exit code.
 fn attached(engine: &Engine, c: &Container, stdin: bool, out: &mut impl Write) -> Result<()> {
     let mut log = LogReader::create(engine.log_path(c))?;
+    let waiter = LogWaiter::new(&engine.log_path(c))?;
     if stdin {
         let fifo = engine.stdin_fifo(c)?;
         std::thread::spawn(move || {
@@ -129,7 +130,7 @@ fn attached(engine: &Engine, c: &Container, stdin: bool, out: &mut impl Write) -
     }
     let Started { mut monitor, .. } = start_checked(engine, c, stdin)?;
     let span = tracing::debug_span!("follow until the monitor exits").entered();
-    let waiter = LogWaiter::new(&engine.log_path(c), monitor.id())?;
+    let waiter = waiter.with_process(monitor.id())?;
     let status = loop {
         print_entries(log.read_new()?, false, out)?;
         if let Some(status) = monitor.try_wait()? {

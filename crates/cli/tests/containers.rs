@@ -99,7 +99,11 @@ fn create_ps_inspect_rm(driver: &'static str) {
     assert_eq!(layer_count(&s), image_layers + 1, "one init layer");
 
     assert_eq!(lines_of(&s.ok(&["rm", "web"])), ["web"]);
-    assert_eq!(layer_count(&s), image_layers, "rm released the init layer");
+    assert_eq!(
+        layer_count(&s),
+        image_layers + 1,
+        "the init layer is kept for the image's next container"
+    );
     assert!(container_dirs(&s).is_empty(), "{:?}", container_dirs(&s));
     assert!(s.layer_names().is_empty());
     assert_eq!(s.ok(&["ps", "-a"]).lines().count(), 1);
@@ -123,8 +127,20 @@ fn two_containers_share_one_init_layer(driver: &'static str) {
     s.ok(&["rm", &a]);
     assert_eq!(layer_count(&s), image_layers + 1, "still used by the other");
     s.ok(&["rm", &b[..12]]);
-    assert_eq!(layer_count(&s), image_layers);
+    assert_eq!(
+        layer_count(&s),
+        image_layers + 1,
+        "kept, unused, for the next one"
+    );
     assert!(container_dirs(&s).is_empty());
+    // Reused, not rebuilt, by the next container; gone with the image.
+    let c = s.ok(&["create", "busybox"]).trim().to_string();
+    assert_eq!(layer_count(&s), image_layers + 1);
+    let err = s.fail(&["rmi", "busybox"]);
+    assert_mentions(&err, &[&c[..12]]);
+    s.ok(&["rm", &c]);
+    s.ok(&["rmi", "busybox"]);
+    assert_eq!(layer_count(&s), 0, "rmi took the unused init layer too");
 }
 
 fn name_conflict_is_refused(driver: &'static str) {
@@ -218,6 +234,6 @@ fn recovery_sweeps_orphans_and_marks_dead(driver: &'static str) {
     std::fs::remove_dir_all(s.root.join("containers").join(&id)).unwrap();
     assert!(s.ok(&["ps", "-a"]).contains("Dead"));
     s.ok(&["rm", "lost"]);
-    assert_eq!(layer_count(&s), image_layers);
+    assert_eq!(layer_count(&s), image_layers + 1, "the init layer is kept");
     assert!(s.layer_names().is_empty());
 }

@@ -188,6 +188,47 @@ fn foreground_runs_propagate_codes_and_streams() {
     assert_nothing_left(&s, &[]);
 }
 
+/// A `--rm` container that ends at once can be gone, log file and all, before the CLI looks
+/// at its log: the CLI must watch the log before starting it (this failed 1 run in ~30).
+#[test]
+fn quick_rm_runs_never_lose_the_race_with_their_removal() {
+    let Some(s) = setup() else { return };
+    for i in 0..25 {
+        let o = s.run(&["run", "--rm", "--network", "none", "bb", "echo", "hi"]);
+        assert_eq!(code(&o), 0, "run {i}: {}", stderr(&o));
+        assert_eq!(stdout(&o), "hi\n", "run {i}");
+    }
+    assert_nothing_left(&s, &[]);
+}
+
+/// A `--rm` container's layer is discarded when it ends, so it is mounted `volatile` (no sync
+/// of the whole backing filesystem at unmount); a kept container's is not.
+#[test]
+fn only_rm_containers_are_mounted_volatile() {
+    let Some(s) = setup() else { return };
+    let root_mount = |args: &[&str]| {
+        let o = s.run(args);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        stdout(&o)
+            .lines()
+            .find(|l| l.split(' ').nth(1) == Some("/"))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let rm = root_mount(&["run", "--rm", "bb", "cat", "/proc/mounts"]);
+    assert!(
+        rm.starts_with("overlay ") && rm.contains("volatile"),
+        "{rm}"
+    );
+    let kept = root_mount(&["run", "--name", "kept", "bb", "cat", "/proc/mounts"]);
+    assert!(
+        kept.starts_with("overlay ") && !kept.contains("volatile"),
+        "{kept}"
+    );
+    s.ok(&["rm", "kept"]);
+    assert_nothing_left(&s, &[]);
+}
+
 #[test]
 fn options_reach_the_container() {
     let Some(s) = setup() else { return };

@@ -230,7 +230,14 @@ impl Engine {
                 )));
             }
         }
-        Ok(images.remove(name_or_id, force)?)
+        let image = images.resolve(name_or_id)?;
+        let lines = images.remove(name_or_id, force)?;
+        if images.resolve(&image.id).is_err() {
+            // The image is gone: so is the init layer kept for its containers, unless one
+            // still uses it.
+            container::init_layer::remove_unused(&self.layers, image.top_layer.as_ref())?;
+        }
+        Ok(lines)
     }
 
     pub fn info(&self) -> Result<Info> {

@@ -81,8 +81,10 @@ fn tar_error(path: &str, e: std::io::Error) -> Error {
     ))
 }
 
-/// The init layer on `image_top`, created unless one with its chainID exists. A new one has
-/// no references until a writable layer is made on it; the caller removes it if that fails.
+/// The init layer on `image_top`, created unless one with its chainID exists. It is kept
+/// when its last container goes (with no references: building it again costs a layer
+/// creation and a filesystem sync on every `run --rm`), until the image is removed or
+/// `prune` reclaims unused layers.
 pub fn ensure(layers: &LayerStore, image_top: Option<&Digest>) -> Result<Layer> {
     let tar = init_tar()?;
     let chain = Digest::chain(image_top, &Digest::of_bytes(&tar));
@@ -90,6 +92,15 @@ pub fn ensure(layers: &LayerStore, image_top: Option<&Digest>) -> Result<Layer> 
         return Ok(layer);
     }
     Ok(layers.create_layer(image_top, &mut tar.as_slice())?)
+}
+
+/// Removes the init layer on `image_top` if no container uses it (its image is going).
+pub fn remove_unused(layers: &LayerStore, image_top: Option<&Digest>) -> Result<()> {
+    let chain = Digest::chain(image_top, &Digest::of_bytes(&init_tar()?));
+    match layers.remove_if_unused(&chain) {
+        Ok(_) | Err(strata_storage::Error::NotFound(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ mod config;
 pub mod copy;
 pub mod exec;
 mod files;
-mod init_layer;
+pub(crate) mod init_layer;
 mod inspect;
 mod launch;
 pub mod logs;
@@ -36,6 +36,7 @@ use rustix::fs::{flock, FlockOperation};
 use serde::Serialize;
 use strata_image::Image;
 use strata_storage::error::IoContext;
+use strata_storage::layer_store::ParentWhenUnused;
 use strata_storage::Change;
 
 pub use config::{parse_cpus, parse_size, parse_volume, ContainerConfig, NetworkMode, VolumeSpec};
@@ -211,7 +212,6 @@ impl Engine {
         files::write_network_files(&staging, config, id)?;
         strata_storage::fs::sync_dir(&staging)?;
         let init = init_layer::ensure(&self.layers, image.top_layer.as_ref())?;
-        undo.init = Some(init.chain_id.clone());
         self.layers
             .create_rw(id, Some(&init.chain_id), Some(&image.id))?;
         undo.rw = true;
@@ -307,7 +307,10 @@ impl Engine {
                 run::delete_runtime_state(&runtime, &c.id);
             }
         }
-        match self.layers.remove_rw(&c.rw_layer, true) {
+        match self
+            .layers
+            .remove_rw_with(&c.rw_layer, true, ParentWhenUnused::Keep)
+        {
             Ok(()) | Err(strata_storage::Error::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }
@@ -393,7 +396,7 @@ impl Engine {
             return Ok(()); // finished between our listing and the lock
         }
         tracing::info!("removing the leftovers of an interrupted creation of container {id}");
-        match self.layers.remove_rw(id, true) {
+        match self.layers.remove_rw_with(id, true, ParentWhenUnused::Keep) {
             Ok(()) | Err(strata_storage::Error::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }
@@ -414,7 +417,6 @@ struct Undo<'a> {
     engine: &'a Engine,
     id: &'a str,
     staging: Option<PathBuf>,
-    init: Option<strata_storage::Digest>,
     rw: bool,
 }
 
@@ -424,14 +426,12 @@ impl<'a> Undo<'a> {
             engine,
             id,
             staging: None,
-            init: None,
             rw: false,
         }
     }
 
     fn done(mut self) {
         self.staging = None;
-        self.init = None;
         self.rw = false;
     }
 }
@@ -444,12 +444,9 @@ impl Drop for Undo<'_> {
                 tracing::warn!("removing {} after a failed create: {e}", dir.display());
             }
         }
-        // The writable layer holds the init layer's only new reference: removing it
-        // releases the init layer too when no other container uses it.
+        // The init layer stays, unused or not: it is the image's, for its next container.
         let undone = if self.rw {
-            layers.remove_rw(self.id, true)
-        } else if let Some(init) = &self.init {
-            layers.remove_if_unused(init).map(|_| ())
+            layers.remove_rw_with(self.id, true, ParentWhenUnused::Keep)
         } else {
             Ok(())
         };

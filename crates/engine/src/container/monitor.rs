@@ -97,8 +97,9 @@ impl Engine {
         let config = self.container_config(&c)?;
         let runtime = self.runtime_for(&config)?;
         super::run::delete_runtime_state(&runtime, id);
-        let rootfs =
-            tracing::debug_span!("mount").in_scope(|| self.layers.mount_rw(&c.rw_layer))?;
+        // A `--rm` container's layer goes when it ends: no need to make its writes durable.
+        let rootfs = tracing::debug_span!("mount")
+            .in_scope(|| self.layers.mount_rw_with(&c.rw_layer, config.auto_remove))?;
         let result = self.create_and_start(&c, &runtime, &rootfs, attach_stdin, config.open_stdin);
         match result {
             Ok((pid, copiers)) => Ok(Running {

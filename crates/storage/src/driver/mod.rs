@@ -93,6 +93,13 @@ pub trait Driver: Send + Sync {
     /// Performs [`Driver::mounts`] at the layer's mount point and returns that path.
     /// Idempotent: mounting a mounted layer returns its path.
     fn mount(&self, id: &str) -> Result<PathBuf>;
+    /// [`Driver::mount`] for a writable layer that will be discarded once unmounted (a
+    /// `--rm` container's): the driver may skip making its writes durable. overlay2 mounts
+    /// it `volatile`, sparing the sync of the whole backing filesystem an overlay's unmount
+    /// otherwise does; such a layer cannot be mounted again.
+    fn mount_volatile(&self, id: &str) -> Result<PathBuf> {
+        self.mount(id)
+    }
     /// Where [`Driver::mount`] presents `id` (the path it returns), whether mounted or not.
     fn mount_point(&self, id: &str) -> PathBuf;
     /// Undoes [`Driver::mount`]. Idempotent.

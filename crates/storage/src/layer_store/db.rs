@@ -192,6 +192,16 @@ pub(crate) fn retain(conn: &Connection, chain: &Digest) -> Result<()> {
     Ok(())
 }
 
+/// Drops a reference to `chain` but keeps the layer at zero references (a cache `prune`
+/// reclaims).
+pub(crate) fn release_keeping(conn: &Connection, chain: &Digest) -> Result<()> {
+    conn.execute(
+        "UPDATE layers SET refs = refs - 1 WHERE chain_id = ?1 AND refs > 0",
+        [chain.as_str()],
+    )?;
+    Ok(())
+}
+
 /// Drops a reference to `chain`; a layer left unreferenced is deleted and its parent released
 /// in turn. Returns the storage ids whose rows were deleted: their dirs go once this commits.
 pub(crate) fn release(conn: &Connection, chain: &Digest) -> Result<Vec<String>> {

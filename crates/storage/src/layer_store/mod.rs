@@ -37,6 +37,7 @@ mod staging;
 mod tests;
 
 pub use recovery::RecoveryReport;
+pub use rw::ParentWhenUnused;
 pub use staging::StagingFile;
 
 use staging::{LockGuard, StoreLock, INFLIGHT};
@@ -498,6 +499,9 @@ fn check_expectation(
     Ok(())
 }
 
+/// Checkpoint the WAL when it reaches this many pages (see `open_metadata`).
+const WAL_PAGES: i64 = 128;
+
 /// The driver the store at `root` was created with, or `None` if there is no store there yet.
 /// Creates nothing.
 pub fn recorded_driver(root: &Path) -> Result<Option<String>> {
@@ -542,11 +546,16 @@ fn open_metadata(root: &Path, driver_name: &str) -> Result<(Connection, StoreLoc
     // Every strata process opens and closes the store: a checkpoint at each close (SQLite's
     // default for the last connection) costs fsyncs of the database and the WAL's removal
     // and re-creation in every command. The WAL is as durable as the database (FULL), and
-    // commits checkpoint it as it grows (every 1000 pages), so closing skips it.
+    // commits checkpoint it as it grows, so closing skips it.
     conn.set_db_config(
         rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
         true,
     )?;
+    // But the first connection of a process (none other open) rebuilds the WAL index by
+    // reading the whole WAL: at SQLite's default of 1000 pages that is up to 4 MiB and
+    // ~30 ms on every command. A short WAL keeps opening cheap; a checkpoint every 128
+    // pages is a few commands apart.
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_PAGES)?;
     let created = db::meta_table_exists(&conn)?
         .then(|| db::meta(&conn, "driver"))
         .transpose()?

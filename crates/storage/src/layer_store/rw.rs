@@ -9,6 +9,17 @@ use crate::changes::Change;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 
+/// What removing a writable layer does with its parent layer once nothing else uses it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParentWhenUnused {
+    /// Removed (and its own parent released in turn).
+    Remove,
+    /// Kept with no references, for the next writable layer made on it (a container's init
+    /// layer, rebuilt at a cost for every `run --rm` otherwise); `prune` or the removal of
+    /// the image reclaims it.
+    Keep,
+}
+
 impl LayerStore {
     /// Creates writable layer `name` on `parent`, made from `image` (recorded, not checked).
     pub fn create_rw(
@@ -58,10 +69,20 @@ impl LayerStore {
     /// Mounts `name` (on the first mount) and returns its path. The count is only raised once
     /// the mount succeeded.
     pub fn mount_rw(&self, name: &str) -> Result<PathBuf> {
+        self.mount_rw_with(name, false)
+    }
+
+    /// [`LayerStore::mount_rw`]; `volatile`: the layer is discarded after this mount (see
+    /// [`crate::Driver::mount_volatile`]).
+    pub fn mount_rw_with(&self, name: &str, volatile: bool) -> Result<PathBuf> {
         let guard = self.lock()?;
         let rw = self.rw_layer(name)?;
         // Idempotent in the driver: a second mount returns the path of the first.
-        let path = self.driver.mount(&rw.storage_id)?;
+        let path = if volatile {
+            self.driver.mount_volatile(&rw.storage_id)?
+        } else {
+            self.driver.mount(&rw.storage_id)?
+        };
         let counted = self.transact(&guard, |tx| {
             db::set_mount_count(&tx.tx, name, rw.mount_count + 1)
         });
@@ -97,6 +118,11 @@ impl LayerStore {
     /// Removes `name`: refused while mounted unless `force`, which unmounts it first. The row
     /// goes (releasing the parent layer) before the dir.
     pub fn remove_rw(&self, name: &str, force: bool) -> Result<()> {
+        self.remove_rw_with(name, force, ParentWhenUnused::Remove)
+    }
+
+    /// [`LayerStore::remove_rw`], saying what becomes of a parent layer nothing else uses.
+    pub fn remove_rw_with(&self, name: &str, force: bool, parent: ParentWhenUnused) -> Result<()> {
         let guard = self.lock()?;
         let rw = self.rw_layer(name)?;
         if rw.mount_count > 0 && !force {
@@ -110,9 +136,10 @@ impl LayerStore {
         }
         let ((), mut doomed) = self.transact(&guard, |tx| {
             db::delete_rw(&tx.tx, name)?;
-            match &rw.parent {
-                Some(p) => tx.release_layer(p),
-                None => Ok(()),
+            match (&rw.parent, parent) {
+                (Some(p), ParentWhenUnused::Remove) => tx.release_layer(p),
+                (Some(p), ParentWhenUnused::Keep) => db::release_keeping(&tx.tx, p),
+                (None, _) => Ok(()),
             }
         })?;
         drop(guard);

@@ -174,7 +174,13 @@ fn test_mount(scratch: &Path) -> Result<()> {
     }
     std::fs::write(dirs[0].join("old"), b"lower").ctx_path("writing in", &dirs[0])?;
     let upper = (dirs[1].clone(), dirs[2].clone());
-    mount_overlay(std::slice::from_ref(&dirs[0]), Some(&upper), &dirs[3]).map_err(|e| {
+    mount_overlay(
+        std::slice::from_ref(&dirs[0]),
+        Some(&upper),
+        &dirs[3],
+        false,
+    )
+    .map_err(|e| {
         Error::Unsupported(format!(
             "a test overlay mount under {} failed ({e}); {REMEDY}",
             scratch.display()

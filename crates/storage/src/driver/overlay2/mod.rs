@@ -149,6 +149,16 @@ impl Overlay2 {
     }
 
     /// What presents `id` with its parents.
+    fn mount_with(&self, id: &str, volatile: bool) -> Result<PathBuf> {
+        self.existing_layer(id)?;
+        let target = self.mount_point(id);
+        if crate::mountinfo::is_mount_point(&target)? {
+            return Ok(target);
+        }
+        mount::perform(&self.plan(id)?, &target, volatile)?;
+        Ok(target)
+    }
+
     fn plan(&self, id: &str) -> Result<Plan> {
         let dir = self.existing_layer(id)?;
         let lowers: Vec<PathBuf> = self
@@ -393,13 +403,11 @@ impl Driver for Overlay2 {
     }
 
     fn mount(&self, id: &str) -> Result<PathBuf> {
-        self.existing_layer(id)?;
-        let target = self.mount_point(id);
-        if crate::mountinfo::is_mount_point(&target)? {
-            return Ok(target);
-        }
-        mount::perform(&self.plan(id)?, &target)?;
-        Ok(target)
+        self.mount_with(id, false)
+    }
+
+    fn mount_volatile(&self, id: &str) -> Result<PathBuf> {
+        self.mount_with(id, true)
     }
 
     fn mount_point(&self, id: &str) -> PathBuf {

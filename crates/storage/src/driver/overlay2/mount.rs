@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use rustix::fs::CWD;
 use rustix::io::Errno;
 use rustix::mount::{
-    fsconfig_create, fsconfig_set_string, fsmount, fsopen, move_mount, FsMountFlags, FsOpenFlags,
-    MountAttrFlags, MountFlags, MoveMountFlags, UnmountFlags,
+    fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount,
+    FsMountFlags, FsOpenFlags, MountAttrFlags, MountFlags, MoveMountFlags, UnmountFlags,
 };
 
 use crate::driver::Mount;
@@ -92,25 +92,30 @@ pub fn check_depth(what: &str, lowers: usize) -> Result<()> {
     Ok(())
 }
 
-/// Mounts `plan` on `target`.
-pub fn perform(plan: &Plan, target: &Path) -> Result<()> {
+/// Mounts `plan` on `target`; `volatile`: see [`crate::Driver::mount_volatile`].
+pub fn perform(plan: &Plan, target: &Path, volatile: bool) -> Result<()> {
     match plan {
-        Plan::Overlay { lowers, upper } => mount_overlay(lowers, upper.as_ref(), target),
+        Plan::Overlay { lowers, upper } => {
+            mount_overlay(lowers, upper.as_ref(), target, volatile && upper.is_some())
+        }
         Plan::Bind { source } => bind_read_only(source, target),
     }
 }
 
 /// Mounts an overlay with the new API, falling back to `mount(2)` on kernels before 6.8.
+/// `volatile` (with an upper dir): overlay's `volatile` option, no syncs of the upper
+/// filesystem, on unmount included.
 pub fn mount_overlay(
     lowers: &[PathBuf],
     upper: Option<&(PathBuf, PathBuf)>,
     target: &Path,
+    volatile: bool,
 ) -> Result<()> {
     check_depth(&format!("the mount on {}", target.display()), lowers.len())?;
-    match mount_overlay_new_api(lowers, upper, target) {
+    match mount_overlay_new_api(lowers, upper, target, volatile) {
         Err(NewApiError::NotSupported(why)) => {
             tracing::debug!("new mount API unusable ({why}); using mount(2)");
-            mount_overlay_classic(lowers, upper, target)
+            mount_overlay_classic(lowers, upper, target, volatile)
         }
         Err(NewApiError::Failed(e)) => Err(e),
         Ok(()) => Ok(()),
@@ -127,6 +132,7 @@ fn mount_overlay_new_api(
     lowers: &[PathBuf],
     upper: Option<&(PathBuf, PathBuf)>,
     target: &Path,
+    volatile: bool,
 ) -> Result<(), NewApiError> {
     let fs = match fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC) {
         Ok(fd) => fd,
@@ -161,6 +167,10 @@ fn mount_overlay_new_api(
     for (key, value) in &strings {
         fsconfig_set_string(&fs, *key, value.as_str())
             .map_err(|e| failed(format!("setting overlay {key}={value}"), e))?;
+    }
+    if volatile {
+        fsconfig_set_flag(&fs, "volatile")
+            .map_err(|e| failed("setting overlay volatile".into(), e))?;
     }
     fsconfig_create(&fs).map_err(|e| failed("creating the overlay".into(), e))?;
     let attrs = if upper.is_none() {
@@ -206,6 +216,7 @@ pub fn mount_overlay_classic(
     lowers: &[PathBuf],
     upper: Option<&(PathBuf, PathBuf)>,
     target: &Path,
+    volatile: bool,
 ) -> Result<()> {
     let all_paths = lowers
         .iter()
@@ -221,10 +232,13 @@ pub fn mount_overlay_classic(
             bad.display()
         )));
     }
-    let data = overlay_options(lowers, upper)
+    let mut data = overlay_options(lowers, upper)
         .into_iter()
         .filter(|o| o != "ro")
         .collect::<Vec<_>>();
+    if volatile {
+        data.push("volatile".into());
+    }
     let data = data.join(",");
     let page = CLASSIC_OPTIONS_LIMIT;
     if data.len() >= page {

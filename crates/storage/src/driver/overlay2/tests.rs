@@ -403,12 +403,12 @@ fn classic_mount_fallback_works_and_refuses_over_a_page() {
         panic!()
     };
     let target = d.home.join("top/merged");
-    mount::mount_overlay_classic(&lowers, upper.as_ref(), &target).unwrap();
+    mount::mount_overlay_classic(&lowers, upper.as_ref(), &target, false).unwrap();
     assert_eq!(read(target.join("a")), "mid-a");
     mount::unmount_all(&target).unwrap();
 
     let many: Vec<PathBuf> = (0..200).map(|_| lowers[0].clone()).collect();
-    let err = mount::mount_overlay_classic(&many, upper.as_ref(), &target).unwrap_err();
+    let err = mount::mount_overlay_classic(&many, upper.as_ref(), &target, false).unwrap_err();
     assert!(err.to_string().contains("page mount(2) accepts"), "{err}");
     assert!(!d.is_mounted("top").unwrap());
 }

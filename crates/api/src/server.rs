@@ -42,6 +42,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         engines,
         monitors: Arc::new(Monitors::default()),
         monitor_binary: options.monitor.clone(),
+        stdin_attaches: Default::default(),
     };
     let mut listeners = Vec::new();
     for path in &options.sockets {
@@ -112,10 +113,12 @@ fn bind(path: &Path) -> Result<UnixListener, ServeError> {
                 ServeError::Socket(format!("removing the stale socket {}: {e}", path.display()))
             })?;
         }
-        Ok(_) => return Err(ServeError::Socket(format!(
+        Ok(_) => {
+            return Err(ServeError::Socket(format!(
             "{} exists and is not a socket; remove it or choose another path with -H unix:///PATH",
             path.display()
-        ))),
+        )))
+        }
         Err(_) => {}
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -7,7 +7,7 @@
 //! it tests is a `flock` on its own open file, as between CLI processes) but costs a few
 //! milliseconds. Idle engines are kept up to [`MAX_IDLE`]; a burst opens more.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -25,6 +25,26 @@ pub struct AppState {
     pub monitors: Arc<Monitors>,
     /// The strata binary, run as each container's monitor.
     pub monitor_binary: PathBuf,
+    /// Containers whose stdin an attached client will write: their next start opens the
+    /// stdin FIFO for that client instead of holding it open itself.
+    pub stdin_attaches: Arc<Mutex<HashSet<String>>>,
+}
+
+impl AppState {
+    pub fn expect_stdin_attach(&self, id: &str) {
+        self.stdin_attaches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_string());
+    }
+
+    /// Whether a client attached to `id`'s stdin (forgotten once asked).
+    pub fn take_stdin_attach(&self, id: &str) -> bool {
+        self.stdin_attaches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id)
+    }
 }
 
 pub struct Engines {
@@ -142,5 +162,15 @@ impl Monitors {
     /// A receiver that sees every later exit.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
+    }
+}
+
+impl Engines {
+    /// Runs `work` with an engine on the current (blocking) thread.
+    pub fn with_engine<T>(&self, work: impl FnOnce(&Engine) -> ApiResult<T>) -> ApiResult<T> {
+        let engine = self.take()?;
+        let result = work(&engine);
+        self.give_back(engine);
+        result
     }
 }

@@ -293,9 +293,11 @@ async fn create(State(state): State<AppState>, query: Query, body: Body) -> ApiR
     }
     match query.get("fromSrc") {
         Some("-") => {}
-        Some(src) => return Err(ApiError::bad_request(format!(
+        Some(src) => {
+            return Err(ApiError::bad_request(format!(
             "fromSrc {src:?} is not supported: send the tarball as the request body with fromSrc=-"
-        ))),
+        )))
+        }
         None => return Err(ApiError::bad_request("give fromImage or fromSrc=-")),
     }
     let reference = match query.get("repo").filter(|r| !r.is_empty()) {

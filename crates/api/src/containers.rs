@@ -6,6 +6,9 @@
 mod create;
 mod list;
 mod output;
+mod terminal;
+
+pub use terminal::Terminals;
 
 use std::time::Duration;
 
@@ -37,6 +40,7 @@ pub fn routes() -> Router<AppState> {
         .route("/containers/{id}/kill", post(kill))
         .route("/containers/{id}/logs", get(output::logs))
         .route("/containers/{id}/attach", post(output::attach))
+        .route("/containers/{id}/resize", post(terminal::resize))
         .route("/containers/{id}", delete(remove))
 }
 

@@ -43,6 +43,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         monitors: Arc::new(Monitors::default()),
         monitor_binary: options.monitor.clone(),
         stdin_attaches: Default::default(),
+        terminals: Default::default(),
     };
     let mut listeners = Vec::new();
     for path in &options.sockets {

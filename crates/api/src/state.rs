@@ -28,6 +28,8 @@ pub struct AppState {
     /// Containers whose stdin an attached client will write: their next start opens the
     /// stdin FIFO for that client instead of holding it open itself.
     pub stdin_attaches: Arc<Mutex<HashSet<String>>>,
+    /// Terminals of `-t` containers that clients are attached to.
+    pub terminals: Arc<crate::containers::Terminals>,
 }
 
 impl AppState {

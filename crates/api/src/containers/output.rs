@@ -235,10 +235,7 @@ pub async fn attach(
         })
         .await?;
     if config.tty {
-        return Err(ApiError::bad_request(format!(
-            "attaching to container {} with a terminal (-t) is not supported through the API yet; run it without -t, or use strata run -t",
-            c.short_id()
-        )));
+        return attach_terminal(state, c, &query, req);
     }
     let first = tokio::task::spawn_blocking(move || {
         let entries = log.read_new();
@@ -377,4 +374,43 @@ async fn open_fifo(fifo: &std::path::Path) -> Option<tokio::net::unix::pipe::Sen
     }
     tracing::warn!("no container read {} within a minute", fifo.display());
     None
+}
+
+/// `attach` to a container with a terminal: raw output, input as typed; only upgraded.
+fn attach_terminal(
+    state: AppState,
+    c: strata_engine::Container,
+    query: &Query,
+    mut req: Request,
+) -> ApiResult<Response> {
+    let upgrade = req
+        .headers()
+        .get(header::UPGRADE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"tcp"));
+    if !upgrade {
+        return Err(ApiError::bad_request(
+            "attaching to a container with a terminal needs an upgraded connection (Upgrade: tcp)",
+        ));
+    }
+    if c.state != RunState::Running {
+        // Its monitor holds the output for us until we connect.
+        state.expect_stdin_attach(&c.id);
+    }
+    let stdin = query.flag("stdin");
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => super::terminal::relay(state, c, TokioIo::new(upgraded), stdin).await,
+            Err(e) => tracing::warn!("attach upgrade failed: {e}"),
+        }
+    });
+    Ok((
+        StatusCode::SWITCHING_PROTOCOLS,
+        [
+            (header::CONNECTION, "Upgrade"),
+            (header::UPGRADE, "tcp"),
+            (header::CONTENT_TYPE, RAW),
+        ],
+    )
+        .into_response())
 }

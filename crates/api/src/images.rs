@@ -246,7 +246,7 @@ pub async fn summaries_with_usage(state: &AppState) -> ApiResult<(Vec<ImageSumma
         .engines
         .run(|e| {
             let mut images = e.images()?;
-            images.sort_by(|a, b| b.created.cmp(&a.created));
+            images.sort_by_key(|i| std::cmp::Reverse(i.created));
             let mut total = 0;
             let mut list = Vec::new();
             for image in images {

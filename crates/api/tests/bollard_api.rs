@@ -444,3 +444,55 @@ fn a_second_daemon_on_the_same_socket_is_refused() {
         "the first one still serves"
     );
 }
+
+#[test]
+fn daemon_json_chooses_root_driver_and_socket() {
+    let Some(binary) = strata_binary() else {
+        eprintln!("SKIP: the strata binary is not built");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("from-json");
+    let socket = dir.path().join("json.sock");
+    let config = dir.path().join("daemon.json");
+    std::fs::write(
+        &config,
+        serde_json::json!({
+            "data-root": root,
+            "storage-driver": "vfs",
+            "hosts": [format!("unix://{}", socket.display())],
+            "log-level": "debug",
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(&binary)
+        .arg("daemon")
+        .arg("--config-file")
+        .arg(&config)
+        .env_remove("STRATA_ROOT")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no socket from daemon.json's hosts"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let info = raw_request(&socket, "GET", "/info", &[], b"");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&socket).unwrap().permissions());
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    );
+    let status = child.wait().unwrap();
+    assert_eq!(info.json()["Driver"], "vfs");
+    assert_eq!(info.json()["DockerRootDir"], root.display().to_string());
+    assert_eq!(mode & 0o777, 0o660, "socket mode");
+    assert!(status.success(), "{status:?}");
+    assert!(root.join("strata.db").exists());
+}

@@ -1,11 +1,12 @@
-//! What every handler shares: the engines (the engine is synchronous and holds a SQLite
-//! connection, so it runs on blocking threads), and what the daemon learns from the
-//! monitors it spawned.
+//! What every handler shares: the engine (synchronous, so it runs on blocking threads),
+//! and what the daemon learns from the monitors it spawned.
 //!
-//! Engines are pooled rather than opened per request: `Engine::open` checks the driver and
-//! runs crash recovery, which is safe while other engines of this process work (every lock
-//! it tests is a `flock` on its own open file, as between CLI processes) but costs a few
-//! milliseconds. Idle engines are kept up to [`MAX_IDLE`]; a burst opens more.
+//! One engine serves every request. `Engine` is `Sync`: its SQLite connection sits behind a
+//! mutex and its store lock has an in-process mutex in front of the `flock`, so threads
+//! share it as processes share the store. An engine per request (or a pool that grows in
+//! bursts) would run `Engine::open`'s crash recovery while the daemon's own work is in
+//! flight: that recovery saw a `--rm` container whose monitor was removing it as "lost its
+//! directory" and marked it dead. Opened once, recovery runs once, at start-up.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -15,9 +16,6 @@ use strata_engine::{Engine, EngineOptions};
 use tokio::sync::watch;
 
 use crate::error::{ApiError, ApiResult};
-
-/// Idle engines kept for the next requests.
-const MAX_IDLE: usize = 8;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -49,56 +47,39 @@ impl AppState {
     }
 }
 
+/// The daemon's engine, and how it was opened.
 pub struct Engines {
     options: EngineOptions,
-    idle: Mutex<Vec<Engine>>,
+    engine: Arc<Engine>,
 }
 
 impl Engines {
-    /// Opens the first engine (recovering the store once, up front, so start-up fails early
-    /// on a bad root or driver).
+    /// Opens the engine (recovering the store, so start-up fails early on a bad root or
+    /// driver).
     pub fn open(options: EngineOptions) -> strata_engine::Result<Engines> {
-        let first = Engine::open(&options)?;
-        Ok(Engines {
-            options,
-            idle: Mutex::new(vec![first]),
-        })
+        let engine = Arc::new(Engine::open(&options)?);
+        Ok(Engines { options, engine })
     }
 
     pub fn options(&self) -> &EngineOptions {
         &self.options
     }
 
-    /// Runs `work` with an engine on a blocking thread.
+    /// Runs `work` with the engine on a blocking thread.
     pub async fn run<T, F>(self: &Arc<Self>, work: F) -> ApiResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Engine) -> ApiResult<T> + Send + 'static,
     {
-        let engines = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let engine = engines.take()?;
-            let result = work(&engine);
-            engines.give_back(engine);
-            result
-        })
-        .await
-        .map_err(|e| ApiError::internal(format!("an engine task failed: {e}")))?
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || work(&engine))
+            .await
+            .map_err(|e| ApiError::internal(format!("an engine task failed: {e}")))?
     }
 
-    fn take(&self) -> ApiResult<Engine> {
-        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        match idle {
-            Some(engine) => Ok(engine),
-            None => Ok(Engine::open(&self.options)?),
-        }
-    }
-
-    fn give_back(&self, engine: Engine) {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < MAX_IDLE {
-            idle.push(engine);
-        }
+    /// Runs `work` with the engine on the current (blocking) thread.
+    pub fn with_engine<T>(&self, work: impl FnOnce(&Engine) -> ApiResult<T>) -> ApiResult<T> {
+        work(&self.engine)
     }
 }
 
@@ -164,15 +145,5 @@ impl Monitors {
     /// A receiver that sees every later exit.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
-    }
-}
-
-impl Engines {
-    /// Runs `work` with an engine on the current (blocking) thread.
-    pub fn with_engine<T>(&self, work: impl FnOnce(&Engine) -> ApiResult<T>) -> ApiResult<T> {
-        let engine = self.take()?;
-        let result = work(&engine);
-        self.give_back(engine);
-        result
     }
 }

@@ -23,7 +23,7 @@ use strata_engine::container::{parse_signal, StartOptions};
 use strata_engine::{Container, Engine, State as RunState};
 
 use crate::error::{ApiError, ApiResult};
-use crate::params::{json_body, Query};
+use crate::params::{json_request, Query};
 use crate::state::AppState;
 
 pub use list::summaries;
@@ -51,9 +51,9 @@ pub(crate) const POLL: Duration = Duration::from_millis(10);
 async fn create(
     State(state): State<AppState>,
     query: Query,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult<(StatusCode, Json<ContainerCreateResponse>)> {
-    let request = json_body(&body)?;
+    let request = json_request(body).await?;
     let (image, config, warnings) = create::config_of(request)?;
     let name = query
         .get("name")

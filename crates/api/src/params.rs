@@ -138,6 +138,22 @@ impl Filters {
     }
 }
 
+/// The largest JSON request body read (a create body is a few KiB).
+pub const MAX_JSON_BODY: usize = 1 << 20;
+
+/// Reads a JSON request body of at most [`MAX_JSON_BODY`] bytes, as `T` (see [`json_body`]).
+pub async fn json_request<T: DeserializeOwned>(body: axum::body::Body) -> ApiResult<T> {
+    let bytes = axum::body::to_bytes(body, MAX_JSON_BODY)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                format!("reading the request body (at most {MAX_JSON_BODY} bytes of JSON): {e}"),
+            )
+        })?;
+    json_body(&bytes)
+}
+
 /// A JSON body, as `T`; unknown fields are ignored (as Docker does), malformed JSON or
 /// wrong types are the client's error.
 pub fn json_body<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {

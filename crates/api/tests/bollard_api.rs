@@ -64,6 +64,14 @@ fn versions_are_negotiated_and_errors_have_dockers_shape() {
         assert_eq!(r.status, 400, "{path} {:?}", String::from_utf8_lossy(body));
         assert!(!r.message().is_empty());
     }
+    let huge = vec![b' '; 3 << 20];
+    let too_big = d.raw("POST", "/containers/create", &huge);
+    assert_eq!(too_big.status, 413);
+    assert!(
+        too_big.message().contains("at most"),
+        "{}",
+        too_big.message()
+    );
     let bad_create = d.raw("POST", "/containers/create", b"{not json");
     assert!(
         bad_create.message().contains("invalid JSON"),

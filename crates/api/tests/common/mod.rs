@@ -207,9 +207,16 @@ pub fn raw_request(
     }
     request.push_str("\r\n");
     stream.write_all(request.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
+    // A server refusing a body may answer and close before the body is all sent.
+    let _ = stream.write_all(body);
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+        }
+    }
     parse_response(&raw)
 }
 

@@ -158,6 +158,35 @@ fn run_rm_output_exit_codes_ps_and_rm() {
     assert_eq!(logs, "started\n");
     let refused = docker(&d, &["rm", "bg"]);
     assert!(!refused.status.success());
-    ok(&d, &["rm", "-f", "bg", "kept"]);
+    // stop: SIGTERM (sh as PID 1 ignores it), then SIGKILL after -t.
+    ok(&d, &["stop", "-t", "1", "bg"]);
+    assert_eq!(ok(&d, &["wait", "bg"]).trim(), "137");
+    ok(&d, &["restart", "-t", "0", "bg"]);
+    assert_eq!(
+        ok(&d, &["inspect", "-f", "{{.State.Running}}", "bg"]).trim(),
+        "true"
+    );
+    ok(&d, &["kill", "bg"]);
+    assert_eq!(ok(&d, &["wait", "bg"]).trim(), "137");
+
+    // start -a runs it again, attached; logs -f follows until the end.
+    let again = docker(&d, &["start", "-a", "kept"]);
+    assert_eq!(String::from_utf8_lossy(&again.stdout), "out\n", "{again:?}");
+    assert_eq!(again.status.code(), Some(2));
+    ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "slow",
+            "bb",
+            "sh",
+            "-c",
+            "echo a; sleep 1; echo b",
+        ],
+    );
+    assert_eq!(ok(&d, &["logs", "-f", "slow"]), "a\nb\n");
+    ok(&d, &["rm", "-f", "bg", "kept", "slow"]);
     assert_eq!(ok(&d, &["ps", "-aq"]).trim(), "");
 }

@@ -141,5 +141,9 @@ pub fn serve_blocking(options: ServeOptions) -> Result<(), ServeError> {
         .thread_name("strata-api")
         .build()
         .map_err(|e| ServeError::Socket(format!("starting the async runtime: {e}")))?;
-    runtime.block_on(serve(options))
+    let served = runtime.block_on(serve(options));
+    // Blocking work still running (a `logs -f` follower of a container that runs on) would
+    // otherwise hold the exit for as long as it goes on.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    served
 }

@@ -401,6 +401,19 @@ fn sigterm_leaves_containers_running_for_the_next_daemon() {
         docker.start_container(&id, None).await.unwrap();
         id
     });
+    // A client following the logs does not hold the daemon's exit.
+    let follower = rt.spawn({
+        let docker = d.docker();
+        let id = id.clone();
+        async move {
+            let options = LogsOptionsBuilder::default()
+                .stdout(true)
+                .follow(true)
+                .build();
+            docker.logs(&id, Some(options)).collect::<Vec<_>>().await
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(200));
     assert_eq!(
         d.stop(),
         Some(0),
@@ -408,6 +421,7 @@ fn sigterm_leaves_containers_running_for_the_next_daemon() {
         d.log()
     );
     assert!(!d.socket.exists(), "the socket is removed on shutdown");
+    follower.abort();
     let ps = d.cli(&["ps"]);
     assert!(
         String::from_utf8_lossy(&ps.stdout).contains("long"),

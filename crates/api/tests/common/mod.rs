@@ -24,7 +24,41 @@ pub fn strata_binary() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let profile_dir = exe.parent()?.parent()?; // target/<profile>/deps/<test> → target/<profile>
     let bin = profile_dir.join("strata");
-    bin.is_file().then_some(bin)
+    if !bin.is_file() {
+        return None;
+    }
+    warn_if_stale(&bin);
+    Some(bin)
+}
+
+/// `cargo test -p strata-api` does not rebuild the binary: say so when sources are newer.
+fn warn_if_stale(bin: &Path) {
+    let built = std::fs::metadata(bin).and_then(|m| m.modified()).ok();
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let newer = |dir: PathBuf| {
+        let mut stack = vec![dir];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if entry.metadata().and_then(|m| m.modified()).ok() > built {
+                    return Some(path);
+                }
+            }
+        }
+        None
+    };
+    for krate in ["api", "cli", "engine", "image", "storage", "runtime"] {
+        if let Some(path) = newer(crates.join(krate).join("src")) {
+            eprintln!(
+                "WARNING: {} is newer than {}: run cargo build -p strata first (cargo test --workspace does)",
+                path.display(),
+                bin.display()
+            );
+            return;
+        }
+    }
 }
 
 pub struct Daemon {

@@ -5,6 +5,7 @@ mod attach;
 mod commands;
 mod containers;
 mod copy;
+mod daemon;
 mod image_cmds;
 mod progress;
 mod running;
@@ -13,7 +14,7 @@ mod transfer;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// A container engine on a layered copy-on-write store.
 #[derive(Parser)]
@@ -113,12 +114,21 @@ enum Command {
     Cp(copy::CpArgs),
     /// Run a command in a running container (like `docker exec`).
     Exec(copy::ExecArgs),
+    /// Serve the Docker Engine API on a Unix socket, for the docker CLI and other clients.
+    Daemon(daemon::DaemonArgs),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_logging(&cli.log_level);
-    match commands::run(&cli) {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let result = match &cli.command {
+        Command::Daemon(args) => daemon::run(&cli, &matches, args),
+        _ => {
+            init_logging(&cli.log_level);
+            commands::run(&cli)
+        }
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if err.downcast_ref::<running::Exit>().is_some() => {
             let code = err.downcast_ref::<running::Exit>().map_or(1, |e| e.0);
@@ -131,7 +141,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(level: &str) {
+pub(crate) fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()

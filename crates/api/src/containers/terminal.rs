@@ -1,0 +1,184 @@
+//! Attaching to a container with a terminal (`docker run -it`): the client's hijacked
+//! connection is relayed to the monitor's `attach.sock` (see `strata_engine::container::tty`):
+//! raw terminal output back, input forwarded as data frames; `resize` sends the window size
+//! on the same connection (or keeps it for the connection about to be made), so the first
+//! client gets the terminal's output from its first byte.
+
+use std::io::Read;
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use bytes::Bytes;
+use strata_engine::container::tty::{self, FRAME_DATA, FRAME_RESIZE};
+use strata_engine::{Container, State as RunState};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use super::{record, POLL};
+use crate::error::{ApiError, ApiResult};
+use crate::params::Query;
+use crate::state::{AppState, Engines};
+
+/// The input side of attached terminals, by container ID, and sizes asked for before the
+/// connection was made.
+#[derive(Default)]
+pub struct Terminals {
+    inputs: Mutex<std::collections::HashMap<String, Arc<Mutex<UnixStream>>>>,
+    sizes: Mutex<std::collections::HashMap<String, (u16, u16)>>,
+}
+
+impl Terminals {
+    fn send(&self, id: &str, kind: u8, payload: &[u8]) -> bool {
+        let input = self
+            .inputs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned();
+        match input {
+            Some(input) => {
+                let mut s = input.lock().unwrap_or_else(|p| p.into_inner());
+                tty::write_frame(&mut *s, kind, payload).is_ok()
+            }
+            None => false,
+        }
+    }
+}
+
+/// `POST /containers/{id}/resize?h=ROWS&w=COLS`.
+pub async fn resize(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    query: Query,
+) -> ApiResult<StatusCode> {
+    let size = |key: &str| -> ApiResult<u16> {
+        let v = query.int(key)?.unwrap_or(0);
+        u16::try_from(v).map_err(|_| ApiError::bad_request(format!("invalid {key} {v}")))
+    };
+    let (rows, cols) = (size("h")?, size("w")?);
+    let c = super::container(&state, &id).await?;
+    let terminals = state.terminals.clone();
+    if !terminals.send(&c.id, FRAME_RESIZE, &tty::resize_payload(rows, cols)) {
+        terminals
+            .sizes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(c.id.clone(), (rows, cols));
+    }
+    Ok(StatusCode::OK)
+}
+
+/// Connects to `c`'s terminal once its monitor offers it (the client may attach before
+/// `start`); `None` if the run ended or never came within a minute.
+fn connect(engines: &Engines, c: &Container) -> Option<UnixStream> {
+    let finished_at = c.finished_at;
+    for _ in 0..6000 {
+        let now = engines.with_engine(|e| {
+            let now = record(e, &c.id)?;
+            let stream = match &now {
+                Some(now) => e.attach_terminal(now).ok(),
+                None => None,
+            };
+            Ok((now, stream))
+        });
+        match now {
+            Ok((_, Some(stream))) => return Some(stream),
+            Ok((None, _)) | Err(_) => return None,
+            Ok((Some(now), None)) => {
+                if now.state != RunState::Running
+                    && now.finished_at != finished_at
+                    && now.finished_at.is_some()
+                {
+                    return None;
+                }
+            }
+        }
+        std::thread::sleep(POLL);
+    }
+    None
+}
+
+/// Relays the upgraded connection `io` and `c`'s terminal until the terminal ends.
+pub async fn relay<IO>(state: AppState, c: Container, io: IO, stdin: bool)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    let engines = state.engines.clone();
+    let target = c.clone();
+    let Ok(Some(stream)) = tokio::task::spawn_blocking(move || connect(&engines, &target)).await
+    else {
+        return;
+    };
+    let Ok(input) = stream.try_clone() else {
+        return;
+    };
+    let terminals = state.terminals.clone();
+    terminals
+        .inputs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(c.id.clone(), Arc::new(Mutex::new(input)));
+    let pending = terminals
+        .sizes
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&c.id);
+    if let Some((rows, cols)) = pending {
+        terminals.send(&c.id, FRAME_RESIZE, &tty::resize_payload(rows, cols));
+    }
+    let (mut reader, mut writer) = tokio::io::split(io);
+    let (tx, mut rx) = mpsc::channel::<Bytes>(16);
+    let mut output = stream;
+    tokio::task::spawn_blocking(move || {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            match output.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if tx.blocking_send(Bytes::copy_from_slice(&buf[..n])).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    let input_task = stdin.then(|| {
+        let terminals = terminals.clone();
+        let id = c.id.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            loop {
+                match reader.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        let (terminals, id, chunk) =
+                            (terminals.clone(), id.clone(), buf[..n].to_vec());
+                        let sent = tokio::task::spawn_blocking(move || {
+                            terminals.send(&id, FRAME_DATA, &chunk)
+                        })
+                        .await;
+                        if !matches!(sent, Ok(true)) {
+                            return;
+                        }
+                    }
+                }
+            }
+        })
+    });
+    while let Some(chunk) = rx.recv().await {
+        if writer.write_all(&chunk).await.is_err() || writer.flush().await.is_err() {
+            break;
+        }
+    }
+    let _ = writer.shutdown().await;
+    if let Some(task) = input_task {
+        task.abort();
+    }
+    terminals
+        .inputs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&c.id);
+}

@@ -1,0 +1,149 @@
+//! What every handler shares: the engine (synchronous, so it runs on blocking threads),
+//! and what the daemon learns from the monitors it spawned.
+//!
+//! One engine serves every request. `Engine` is `Sync`: its SQLite connection sits behind a
+//! mutex and its store lock has an in-process mutex in front of the `flock`, so threads
+//! share it as processes share the store. An engine per request (or a pool that grows in
+//! bursts) would run `Engine::open`'s crash recovery while the daemon's own work is in
+//! flight: that recovery saw a `--rm` container whose monitor was removing it as "lost its
+//! directory" and marked it dead. Opened once, recovery runs once, at start-up.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use strata_engine::{Engine, EngineOptions};
+use tokio::sync::watch;
+
+use crate::error::{ApiError, ApiResult};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub engines: Arc<Engines>,
+    pub monitors: Arc<Monitors>,
+    /// The strata binary, run as each container's monitor.
+    pub monitor_binary: PathBuf,
+    /// Containers whose stdin an attached client will write: their next start opens the
+    /// stdin FIFO for that client instead of holding it open itself.
+    pub stdin_attaches: Arc<Mutex<HashSet<String>>>,
+    /// Terminals of `-t` containers that clients are attached to.
+    pub terminals: Arc<crate::containers::Terminals>,
+}
+
+impl AppState {
+    pub fn expect_stdin_attach(&self, id: &str) {
+        self.stdin_attaches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_string());
+    }
+
+    /// Whether a client attached to `id`'s stdin (forgotten once asked).
+    pub fn take_stdin_attach(&self, id: &str) -> bool {
+        self.stdin_attaches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id)
+    }
+}
+
+/// The daemon's engine, and how it was opened.
+pub struct Engines {
+    options: EngineOptions,
+    engine: Arc<Engine>,
+}
+
+impl Engines {
+    /// Opens the engine (recovering the store, so start-up fails early on a bad root or
+    /// driver).
+    pub fn open(options: EngineOptions) -> strata_engine::Result<Engines> {
+        let engine = Arc::new(Engine::open(&options)?);
+        Ok(Engines { options, engine })
+    }
+
+    pub fn options(&self) -> &EngineOptions {
+        &self.options
+    }
+
+    /// Runs `work` with the engine on a blocking thread.
+    pub async fn run<T, F>(self: &Arc<Self>, work: F) -> ApiResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Engine) -> ApiResult<T> + Send + 'static,
+    {
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || work(&engine))
+            .await
+            .map_err(|e| ApiError::internal(format!("an engine task failed: {e}")))?
+    }
+
+    /// Runs `work` with the engine on the current (blocking) thread.
+    pub fn with_engine<T>(&self, work: impl FnOnce(&Engine) -> ApiResult<T>) -> ApiResult<T> {
+        work(&self.engine)
+    }
+}
+
+/// Exit codes of the monitors this daemon spawned (a monitor exits with its container's
+/// code), and a counter that moves whenever one ends, so waiters wake at once instead of at
+/// their next poll. A `--rm` container's row is gone right after its exit: its code is
+/// still known here.
+pub struct Monitors {
+    exits: Mutex<HashMap<String, i64>>,
+    changed: watch::Sender<u64>,
+}
+
+impl Default for Monitors {
+    fn default() -> Self {
+        Monitors {
+            exits: Mutex::new(HashMap::new()),
+            changed: watch::channel(0).0,
+        }
+    }
+}
+
+impl Monitors {
+    /// Reaps `monitor` on a thread of its own and records container `id`'s exit code.
+    pub fn watch(self: &Arc<Self>, id: String, mut monitor: std::process::Child) {
+        let monitors = self.clone();
+        std::thread::spawn(move || {
+            let code = match monitor.wait() {
+                Ok(status) => status.code().unwrap_or(255) as i64,
+                Err(_) => 255,
+            };
+            monitors.record_exit(&id, code);
+        });
+    }
+
+    pub fn record_exit(&self, id: &str, code: i64) {
+        let mut exits = self.exits.lock().unwrap_or_else(|p| p.into_inner());
+        // Bounded: only the latest codes matter, to whoever waits right now.
+        if exits.len() > 4096 {
+            exits.clear();
+        }
+        exits.insert(id.to_string(), code);
+        drop(exits);
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// The exit code of container `id`'s last monitor that this daemon reaped.
+    pub fn exit_code(&self, id: &str) -> Option<i64> {
+        self.exits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .copied()
+    }
+
+    /// Forgets the code of `id` (at start, so a wait sees this run's code, not the last).
+    pub fn forget(&self, id: &str) {
+        self.exits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+
+    /// A receiver that sees every later exit.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+}

@@ -32,6 +32,24 @@ pub fn check_input(interactive: bool) -> Result<()> {
 pub fn run_attached(engine: &Engine, c: &Container, interactive: bool) -> Result<()> {
     check_input(interactive)?;
     let Started { mut monitor, .. } = crate::running::start_checked(engine, c, true)?;
+    relay_terminal(engine, c, interactive)?;
+    let status = monitor.wait()?;
+    let code = match engine.container(&c.id) {
+        Ok(now) if now.state == State::Exited => now.exit_code.unwrap_or(0) as i32,
+        _ => status.code().unwrap_or(255),
+    };
+    Err(Exit(code).into())
+}
+
+/// `attach` to a running `-t` container: its terminal until it ends; ends with its code.
+pub fn attach_terminal(engine: &Engine, c: &Container, interactive: bool) -> Result<()> {
+    check_input(interactive)?;
+    relay_terminal(engine, c, interactive)?;
+    Err(Exit(engine.wait_container(&c.id)? as i32).into())
+}
+
+/// Relays `c`'s terminal (through its monitor's attach socket) until its output ends.
+fn relay_terminal(engine: &Engine, c: &Container, interactive: bool) -> Result<()> {
     let stream = engine.attach_terminal(c)?;
     let input = Arc::new(Mutex::new(stream.try_clone()?));
     {
@@ -56,13 +74,7 @@ pub fn run_attached(engine: &Engine, c: &Container, interactive: bool) -> Result
     }
     let copied = copy_output(stream);
     drop(raw);
-    copied?;
-    let status = monitor.wait()?;
-    let code = match engine.container(&c.id) {
-        Ok(now) if now.state == State::Exited => now.exit_code.unwrap_or(0) as i32,
-        _ => status.code().unwrap_or(255),
-    };
-    Err(Exit(code).into())
+    copied
 }
 
 /// `exec -t`: the process on a terminal of its own, relayed from here; ends with its exit

@@ -113,6 +113,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Restart(args) => crate::running::restart(&engine, args, &mut out),
         Command::Kill(args) => crate::running::kill(&engine, args, &mut out),
         Command::Wait(args) => crate::running::wait(&engine, args, &mut out),
+        Command::Attach(args) => crate::running::attach(&engine, args, &mut out),
         Command::Logs(args) => crate::running::logs(&engine, args, &mut out),
         Command::Import(args) => import(&engine, args, &mut out),
         Command::Load(args) => crate::transfer::load(&engine, args, &mut out),

@@ -9,6 +9,7 @@ mod daemon;
 mod image_cmds;
 mod progress;
 mod running;
+mod signals;
 mod transfer;
 
 use std::path::PathBuf;
@@ -80,6 +81,9 @@ enum Command {
     Restart(running::StopArgs),
     /// Send a signal to containers (KILL by default).
     Kill(running::KillArgs),
+    /// Attach to a running container's output (and input, if it keeps stdin open) until it
+    /// stops; exits with its code (like `docker attach`).
+    Attach(running::AttachArgs),
     /// Wait for containers to stop and print their exit codes.
     Wait(running::WaitArgs),
     /// Print a container's stdout and stderr (like `docker logs`).

@@ -29,6 +29,9 @@ pub struct RunArgs {
     /// Run in the background and print the container ID.
     #[arg(short, long)]
     pub detach: bool,
+    /// Forward the signals strata receives (Ctrl-C, kill) to the container, without -t.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub sig_proxy: bool,
     #[command(flatten)]
     pub create: CreateArgs,
 }
@@ -43,6 +46,17 @@ pub struct StartArgs {
     pub interactive: bool,
     #[arg(required = true)]
     pub containers: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct AttachArgs {
+    /// Do not attach standard input.
+    #[arg(long)]
+    pub no_stdin: bool,
+    /// Forward the signals strata receives to the container, without a terminal.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub sig_proxy: bool,
+    pub container: String,
 }
 
 #[derive(Args)]
@@ -113,31 +127,32 @@ pub fn run(engine: &Engine, args: &RunArgs, out: &mut impl Write) -> Result<()> 
     if args.create.tty {
         return crate::attach::run_attached(engine, &c, args.create.interactive);
     }
-    attached(engine, &c, args.create.interactive, out)
+    attached(engine, &c, args.create.interactive, args.sig_proxy, out)
 }
 
 /// Starts `c` and streams its output until it exits; ends with its exit code.
-fn attached(engine: &Engine, c: &Container, stdin: bool, out: &mut impl Write) -> Result<()> {
+fn attached(
+    engine: &Engine,
+    c: &Container,
+    stdin: bool,
+    sig_proxy: bool,
+    out: &mut impl Write,
+) -> Result<()> {
     let mut log = LogReader::create(engine.log_path(c))?;
     let waiter = LogWaiter::new(&engine.log_path(c))?;
     if stdin {
-        let fifo = engine.stdin_fifo(c)?;
-        std::thread::spawn(move || {
-            if let Ok(mut w) = std::fs::OpenOptions::new().write(true).open(fifo) {
-                let _ = std::io::copy(&mut std::io::stdin().lock(), &mut w);
-            }
-        });
+        feed_stdin(engine.stdin_fifo(c)?);
     }
     let Started { mut monitor, .. } = start_checked(engine, c, stdin)?;
     let span = tracing::debug_span!("follow until the monitor exits").entered();
     let waiter = waiter.with_process(monitor.id())?;
-    let status = loop {
+    let status = crate::signals::proxying(engine, &c.id, sig_proxy, || loop {
         print_entries(log.read_new()?, false, out)?;
         if let Some(status) = monitor.try_wait()? {
-            break status;
+            return Ok(status);
         }
         waiter.wait()?;
-    };
+    })?;
     drop(span);
     // The monitor joined its log copiers before exiting: this read gets the last lines.
     print_entries(log.read_new()?, false, out)?;
@@ -147,6 +162,61 @@ fn attached(engine: &Engine, c: &Container, stdin: bool, out: &mut impl Write) -
         _ => status.code().unwrap_or(255),
     };
     Err(Exit(code).into())
+}
+
+/// Copies our standard input into a container's stdin FIFO, on a thread of its own.
+fn feed_stdin(fifo: std::path::PathBuf) {
+    std::thread::spawn(move || {
+        if let Ok(mut w) = std::fs::OpenOptions::new().write(true).open(fifo) {
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut w);
+        }
+    });
+}
+
+/// `attach`: a running container's output from now on (and our input, if it keeps stdin
+/// open), until it stops; ends with its exit code, as `docker attach` does.
+pub fn attach(engine: &Engine, args: &AttachArgs, out: &mut impl Write) -> Result<()> {
+    let c = engine.container(&args.container)?;
+    if c.state != State::Running {
+        anyhow::bail!(
+            "cannot attach to container {} ({}): it is {}; start it first (strata start -a {})",
+            c.name,
+            c.short_id(),
+            c.state.as_str(),
+            c.name
+        );
+    }
+    let config = engine.container_config(&c)?;
+    let stdin = config.open_stdin && !args.no_stdin;
+    if config.tty {
+        return crate::attach::attach_terminal(engine, &c, stdin);
+    }
+    let mut log = LogReader::new(engine.log_path(&c));
+    log.read_new()?; // what was written before we came is `logs`' business
+    let waiter = LogWaiter::new(&engine.log_path(&c))?;
+    // The container's process, to wake when it ends: gone already means stopped.
+    let pid = c.pid.unwrap_or(0) as u32;
+    let waiter = waiter.with_process(pid).ok();
+    if stdin {
+        feed_stdin(engine.stdin_fifo(&c)?);
+    }
+    crate::signals::proxying(engine, &c.id, args.sig_proxy, || loop {
+        print_entries(log.read_new()?, false, out)?;
+        out.flush()?;
+        let running = matches!(engine.container(&c.id), Ok(now) if now.state == State::Running);
+        // Once the process is gone, `wait_container` waits for its monitor to record it.
+        let ended = match (&waiter, running) {
+            (Some(w), true) => w.wait()?,
+            _ => true,
+        };
+        if ended {
+            return Ok(());
+        }
+    })?;
+    let code = engine.wait_container(&c.id)?;
+    print_entries(log.read_new()?, false, out)?;
+    out.flush()?;
+    Err(Exit(code as i32).into())
 }
 
 /// A failed start as Docker reports it: the message, then 125, or 126/127 when the
@@ -185,7 +255,7 @@ pub fn start(engine: &Engine, args: &StartArgs, out: &mut impl Write) -> Result<
         if engine.container_config(&c)?.tty {
             return crate::attach::run_attached(engine, &c, args.interactive);
         }
-        return attached(engine, &c, args.interactive, out);
+        return attached(engine, &c, args.interactive, true, out);
     }
     crate::commands::for_each(&args.containers, "containers", |name| {
         let c = engine.container(name)?;

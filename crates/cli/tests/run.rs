@@ -229,6 +229,100 @@ fn only_rm_containers_are_mounted_volatile() {
     assert_nothing_left(&s, &[]);
 }
 
+/// `attach` follows a running container's output from now on, feeds its stdin when it keeps
+/// one open, and ends with its exit code; a container not running is refused clearly.
+#[test]
+fn attach_follows_output_and_input_to_the_exit_code() {
+    let Some(s) = setup() else { return };
+    s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "a1",
+        "bb",
+        "sh",
+        "-c",
+        "sleep 1; echo late; echo err >&2; exit 7",
+    ]);
+    let o = s.run(&["attach", "a1"]);
+    assert_eq!(code(&o), 7, "{}", stderr(&o));
+    assert_eq!(
+        (stdout(&o).as_str(), stderr(&o).as_str()),
+        ("late\n", "err\n")
+    );
+
+    s.ok(&[
+        "run",
+        "-d",
+        "-i",
+        "--name",
+        "a2",
+        "bb",
+        "sh",
+        "-c",
+        "read x; echo got $x",
+    ]);
+    let o = s.run_stdin(&["attach", "a2"], b"hello\n");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "got hello\n");
+
+    s.ok(&["create", "--name", "a3", "bb", "true"]);
+    let err = s.fail(&["attach", "a3"]);
+    assert_mentions(&err, &["a3", "created", "start"]);
+    assert_mentions(&s.fail(&["attach", "nosuch"]), &["nosuch"]);
+    s.ok(&["rm", "a1", "a2", "a3"]);
+    assert_nothing_left(&s, &[]);
+}
+
+/// Signals sent to a foreground `run` reach the container (Docker's --sig-proxy); with
+/// `--sig-proxy=false` they end the CLI and the container keeps running.
+#[test]
+fn signals_to_a_foreground_run_reach_the_container() {
+    let Some(s) = setup() else { return };
+    let script = "trap 'echo caught; exit 5' TERM; echo ready; while true; do sleep 0.1; done";
+    let started = |extra: &[&str]| {
+        let mut args = vec!["run", "--name", "sig"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["bb", "sh", "-c", script]);
+        let mut child = s
+            .cmd(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = child.stdout.take().unwrap();
+        let mut first = [0u8; 6];
+        std::io::Read::read_exact(&mut out, &mut first).unwrap();
+        assert_eq!(&first, b"ready\n");
+        (child, out)
+    };
+    let (child, mut out) = started(&[]);
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert_eq!(code(&o), 5, "{}", stderr(&o));
+    assert_eq!(rest, "caught\n");
+    s.ok(&["rm", "sig"]);
+
+    let (child, _out) = started(&["--sig-proxy=false"]);
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let o = child.wait_with_output().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(o.status.signal(), Some(15), "{}", stderr(&o));
+    assert!(s.ok(&["ps"]).contains("sig"), "the container keeps running");
+    s.ok(&["rm", "-f", "sig"]);
+    assert_nothing_left(&s, &[]);
+}
+
 #[test]
 fn options_reach_the_container() {
     let Some(s) = setup() else { return };

@@ -189,8 +189,8 @@ impl LogWaiter {
         })
     }
 
-    /// Also wakes when process `pid` (a live child of ours, so its pid cannot be reused
-    /// before we reap it) ends.
+    /// Also wakes when process `pid` ends (best a child of ours, whose pid cannot be reused
+    /// before we reap it; another's pid could in theory be reused before this call).
     pub fn with_process(mut self, pid: u32) -> Result<LogWaiter> {
         let pid = rustix::process::Pid::from_raw(pid as i32)
             .ok_or_else(|| crate::Error::Corrupt(format!("invalid pid {pid}")))?;
@@ -200,8 +200,9 @@ impl LogWaiter {
         Ok(self)
     }
 
-    /// Blocks until the log was written to or the process ended (or a signal came).
-    pub fn wait(&self) -> Result<()> {
+    /// Blocks until the log was written to or the process ended (or a signal came); says
+    /// whether the process has ended.
+    pub fn wait(&self) -> Result<bool> {
         use rustix::event::{poll, PollFd, PollFlags};
         let mut fds = vec![PollFd::new(&self.watch, PollFlags::IN)];
         if let Some(process) = &self.process {
@@ -211,13 +212,16 @@ impl LogWaiter {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(strata_storage::Error::io("waiting for the log", e.into()).into()),
         }
+        let ended = fds
+            .get(1)
+            .is_some_and(|p| p.revents().contains(PollFlags::IN));
         let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 1024];
         while let Ok((n, _)) = rustix::io::read(&self.watch, &mut buf[..]) {
             if n.is_empty() {
                 break;
             }
         }
-        Ok(())
+        Ok(ended)
     }
 }
 

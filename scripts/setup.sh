@@ -8,6 +8,7 @@ packages=(
   runc             # the OCI runtime containers run through
   attr             # getfattr, to show opaque-directory xattrs in the demo
   skopeo umoci     # interop tests read and write OCI layouts with them (skipped when absent)
+  docker.io        # the docker CLI, driven against `strata daemon` by the API tests
   build-essential  # cc for the bundled SQLite and zstd
   pkg-config
   tar gzip zstd    # GNU tar is the speed reference in bench/
@@ -20,8 +21,16 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # Packages install here without starting their services (docker.io's dockerd): strata
+  # needs only the docker client, and the benches start their own reference dockerd.
+  policy=/usr/sbin/policy-rc.d
+  own_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && own_policy=1
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ $own_policy = 1 ] && rm -f "$policy"
 fi
 
 # Rust: Debian's own rustc is too old for our dependencies, so use rustup's stable toolchain.

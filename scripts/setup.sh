@@ -30,7 +30,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  [ $own_policy = 1 ] && rm -f "$policy"
+  if [ $own_policy = 1 ]; then rm -f "$policy"; fi
 fi
 
 # Rust: Debian's own rustc is too old for our dependencies, so use rustup's stable toolchain.

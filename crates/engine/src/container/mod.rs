@@ -210,7 +210,7 @@ impl Engine {
         let json = serde_json::to_vec_pretty(config).expect("a config serialises");
         files::write_staged(&staging, "config.json", &json)?;
         files::write_network_files(&staging, config, id)?;
-        strata_storage::fs::sync_dir(&staging)?;
+        files::sync_staged(&staging)?;
         let init = init_layer::ensure(&self.layers, image.top_layer.as_ref())?;
         self.layers
             .create_rw(id, Some(&init.chain_id), Some(&image.id))?;

@@ -10,6 +10,7 @@ mod image_cmds;
 mod progress;
 mod running;
 mod transfer;
+mod volume_cmds;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -114,6 +115,9 @@ enum Command {
     Cp(copy::CpArgs),
     /// Run a command in a running container (like `docker exec`).
     Exec(copy::ExecArgs),
+    /// Volume commands: create, ls, inspect, rm, prune.
+    #[command(subcommand)]
+    Volume(volume_cmds::VolumeCommand),
     /// Serve the Docker Engine API on a Unix socket, for the docker CLI and other clients.
     Daemon(daemon::DaemonArgs),
 }

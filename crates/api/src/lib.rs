@@ -36,6 +36,7 @@ mod version;
 mod containers;
 mod images;
 mod system;
+mod volumes;
 
 pub use error::ApiError;
 pub use server::{serve, serve_blocking, ServeError, ServeOptions};

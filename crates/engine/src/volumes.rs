@@ -61,7 +61,7 @@ impl Volume {
             "Labels": self.labels,
             "Mountpoint": self.mountpoint.display().to_string(),
             "Name": self.name,
-            "Options": null,
+            "Options": {},
             "Scope": "local",
         })
     }

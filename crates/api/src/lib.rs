@@ -33,6 +33,9 @@ mod state;
 mod stream;
 mod version;
 
+mod commit;
+mod container_files;
+mod container_ops;
 mod containers;
 mod images;
 mod system;

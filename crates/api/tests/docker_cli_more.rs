@@ -120,3 +120,156 @@ fn volume_create_ls_inspect_rm_prune() {
     let err = fail(&d, &["volume", "inspect", "unused"]);
     assert!(err.to_lowercase().contains("no such volume"), "{err}");
 }
+
+#[test]
+fn diff_commit_history_cp_export_import_top() {
+    if !docker_installed() || !can_run_containers() {
+        return;
+    }
+    let Some(d) = Daemon::start() else { return };
+    import_busybox(&d, "bb");
+    ok(
+        &d,
+        &[
+            "run",
+            "--name",
+            "c1",
+            "bb",
+            "sh",
+            "-c",
+            "echo new > /tmp/added; rm /etc/group; mkdir /work",
+        ],
+    );
+    let diff = sorted_lines(&ok(&d, &["diff", "c1"]));
+    for want in [
+        "A /tmp/added",
+        "D /etc/group",
+        "A /work",
+        "C /tmp",
+        "C /etc",
+    ] {
+        assert!(
+            diff.contains(&want.to_string()),
+            "{want} missing from {diff:?}"
+        );
+    }
+    let upper = ok(
+        &d,
+        &["inspect", "-f", "{{.GraphDriver.Data.UpperDir}}", "c1"],
+    );
+    if d.driver == "overlay2" {
+        assert!(
+            std::path::Path::new(upper.trim())
+                .join("tmp/added")
+                .is_file(),
+            "{upper}"
+        );
+    }
+
+    // commit with a message, an author and a change; history shows the new layer on top.
+    let id = ok(
+        &d,
+        &[
+            "commit",
+            "-m",
+            "added a file",
+            "-a",
+            "me",
+            "-c",
+            "ENV MODE=committed",
+            "c1",
+            "bb:committed",
+        ],
+    );
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    let history = ok(
+        &d,
+        &[
+            "history",
+            "--format",
+            "{{.Comment}}|{{.CreatedBy}}",
+            "bb:committed",
+        ],
+    );
+    assert!(
+        history.lines().next().unwrap().starts_with("added a file|"),
+        "{history}"
+    );
+    assert_eq!(history.lines().count(), 2, "{history}");
+    let env = ok(
+        &d,
+        &["image", "inspect", "-f", "{{.Config.Env}}", "bb:committed"],
+    );
+    assert!(env.contains("MODE=committed"), "{env}");
+    assert_eq!(
+        ok(
+            &d,
+            &["image", "inspect", "-f", "{{.Author}}", "bb:committed"]
+        )
+        .trim(),
+        "me"
+    );
+    let out = ok(&d, &["run", "--rm", "bb:committed", "cat", "/tmp/added"]);
+    assert_eq!(out, "new\n");
+    let all = ok(
+        &d,
+        &["images", "-a", "--format", "{{.Repository}}:{{.Tag}}"],
+    );
+    assert!(
+        all.contains("bb:committed") && all.contains("bb:latest"),
+        "{all}"
+    );
+
+    // cp out of and into the container (stopped), through a symlink that must stay inside.
+    let host = d.dir.path().join("host");
+    std::fs::create_dir(&host).unwrap();
+    ok(&d, &["cp", "c1:/tmp/added", host.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(host.join("added")).unwrap(),
+        "new\n"
+    );
+    std::fs::write(host.join("in.txt"), "from host\n").unwrap();
+    ok(
+        &d,
+        &["cp", host.join("in.txt").to_str().unwrap(), "c1:/work/"],
+    );
+    ok(
+        &d,
+        &[
+            "cp",
+            host.join("in.txt").to_str().unwrap(),
+            "c1:/work/renamed.txt",
+        ],
+    );
+    let diff = ok(&d, &["diff", "c1"]);
+    assert!(
+        diff.contains("A /work/in.txt") && diff.contains("A /work/renamed.txt"),
+        "{diff}"
+    );
+    let err = fail(&d, &["cp", "c1:/nonexistent", host.to_str().unwrap()]);
+    assert!(
+        err.contains("nonexistent") || err.to_lowercase().contains("no such"),
+        "{err}"
+    );
+
+    // export | import: the merged tree, as a new one-layer image.
+    let tar = d.dir.path().join("c1.tar");
+    ok(&d, &["export", "-o", tar.to_str().unwrap(), "c1"]);
+    let imported = ok(&d, &["import", tar.to_str().unwrap(), "bb:exported"]);
+    assert!(imported.trim().starts_with("sha256:"));
+    let out = ok(&d, &["run", "--rm", "bb:exported", "cat", "/work/in.txt"]);
+    assert_eq!(out, "from host\n");
+
+    // top of a running container.
+    ok(&d, &["run", "-d", "--name", "sleeper", "bb", "sleep", "30"]);
+    let top = ok(&d, &["top", "sleeper"]);
+    assert!(top.lines().next().unwrap().contains("PID"), "{top}");
+    assert!(top.contains("sleep 30"), "{top}");
+    ok(&d, &["pause", "sleeper"]);
+    ok(&d, &["unpause", "sleeper"]);
+    ok(&d, &["rename", "sleeper", "napper"]);
+    ok(&d, &["rm", "-f", "napper"]);
+    let pruned = ok(&d, &["container", "prune", "-f"]);
+    assert!(pruned.contains("Deleted Containers"), "{pruned}");
+    assert_eq!(ok(&d, &["ps", "-aq"]).trim(), "");
+}

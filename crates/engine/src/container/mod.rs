@@ -19,6 +19,7 @@ mod init_layer;
 mod inspect;
 mod launch;
 pub mod logs;
+mod manage;
 pub mod monitor;
 pub(crate) mod names;
 mod run;
@@ -39,6 +40,7 @@ use strata_storage::error::IoContext;
 use strata_storage::Change;
 
 pub use config::{parse_cpus, parse_size, parse_volume, ContainerConfig, NetworkMode, VolumeSpec};
+pub use copy::PathStat;
 pub use files::write_atomic;
 pub use init_layer::init_tar;
 pub use run::{parse_signal, StartOptions, Started};

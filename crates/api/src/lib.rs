@@ -37,6 +37,7 @@ mod commit;
 mod container_files;
 mod container_ops;
 mod containers;
+mod exec;
 mod images;
 mod system;
 mod volumes;

@@ -16,6 +16,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::container_files::routes())
         .merge(crate::container_ops::routes())
         .merge(crate::commit::routes())
+        .merge(crate::exec::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "page not found") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")

@@ -273,3 +273,68 @@ fn diff_commit_history_cp_export_import_top() {
     assert!(pruned.contains("Deleted Containers"), "{pruned}");
     assert_eq!(ok(&d, &["ps", "-aq"]).trim(), "");
 }
+
+#[test]
+fn exec_output_input_and_exit_codes() {
+    if !docker_installed() || !can_run_containers() {
+        return;
+    }
+    let Some(d) = Daemon::start() else { return };
+    import_busybox(&d, "bb");
+    ok(&d, &["run", "-d", "--name", "box", "bb", "sleep", "60"]);
+    let out = docker(
+        &d,
+        &["exec", "box", "sh", "-c", "echo out; echo err >&2; exit 7"],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n", "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n", "{out:?}");
+    assert_eq!(out.status.code(), Some(7));
+    let out = docker(
+        &d,
+        &[
+            "exec",
+            "-e",
+            "X=1",
+            "-w",
+            "/tmp",
+            "box",
+            "sh",
+            "-c",
+            "echo $X $(pwd)",
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1 /tmp\n", "{out:?}");
+    let mut child = docker_cmd(&d, &["exec", "-i", "box", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"through stdin\n")
+        .unwrap();
+    let piped = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&piped.stdout), "through stdin\n");
+    let out = docker(&d, &["exec", "box", "no-such-command"]);
+    assert_eq!(out.status.code(), Some(127), "{out:?}");
+    ok(&d, &["exec", "-d", "box", "sh", "-c", "echo > /tmp/detached"]);
+    let mut seen = false;
+    for _ in 0..100 {
+        if docker(&d, &["exec", "box", "ls", "/tmp/detached"])
+            .status
+            .success()
+        {
+            seen = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(seen, "exec -d ran");
+    ok(&d, &["stop", "-t", "0", "box"]);
+    let err = fail(&d, &["exec", "box", "true"]);
+    assert!(err.contains("not running"), "{err}");
+    ok(&d, &["rm", "box"]);
+}

@@ -33,10 +33,12 @@ mod state;
 mod stream;
 mod version;
 
+mod build;
 mod commit;
 mod container_files;
 mod container_ops;
 mod containers;
+mod events;
 mod exec;
 mod images;
 mod system;

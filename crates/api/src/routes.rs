@@ -17,6 +17,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::container_ops::routes())
         .merge(crate::commit::routes())
         .merge(crate::exec::routes())
+        .merge(crate::events::routes())
+        .merge(crate::build::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "page not found") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")

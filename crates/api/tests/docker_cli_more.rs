@@ -320,7 +320,10 @@ fn exec_output_input_and_exit_codes() {
     assert_eq!(String::from_utf8_lossy(&piped.stdout), "through stdin\n");
     let out = docker(&d, &["exec", "box", "no-such-command"]);
     assert_eq!(out.status.code(), Some(127), "{out:?}");
-    ok(&d, &["exec", "-d", "box", "sh", "-c", "echo > /tmp/detached"]);
+    ok(
+        &d,
+        &["exec", "-d", "box", "sh", "-c", "echo > /tmp/detached"],
+    );
     let mut seen = false;
     for _ in 0..100 {
         if docker(&d, &["exec", "box", "ls", "/tmp/detached"])
@@ -337,4 +340,95 @@ fn exec_output_input_and_exit_codes() {
     let err = fail(&d, &["exec", "box", "true"]);
     assert!(err.contains("not running"), "{err}");
     ok(&d, &["rm", "box"]);
+}
+
+#[test]
+fn events_build_system_df_save_load() {
+    if !docker_installed() || !can_run_containers() {
+        return;
+    }
+    let Some(d) = Daemon::start() else { return };
+    import_busybox(&d, "bb");
+    let since = chrono_now();
+    // A listener first, so the watcher runs while the container lives.
+    let mut listener = docker_cmd(
+        &d,
+        &[
+            "events",
+            "--since",
+            &since,
+            "--format",
+            "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    ok(&d, &["run", "-d", "--name", "ev", "bb", "sleep", "1"]);
+    ok(&d, &["wait", "ev"]);
+    ok(&d, &["rm", "ev"]);
+    ok(&d, &["volume", "create", "evvol"]);
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let _ = listener.kill();
+    let out = listener.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "container create ev",
+        "container start ev",
+        "container die ev",
+        "container destroy ev",
+        "volume create",
+    ] {
+        assert!(text.contains(want), "{want} missing from:\n{text}");
+    }
+    // --until in the past: the kept events, then the stream ends.
+    let until = chrono_now();
+    let replay = ok(
+        &d,
+        &[
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--filter",
+            "event=die",
+            "--format",
+            "{{.Action}}",
+        ],
+    );
+    assert_eq!(replay.trim(), "die");
+
+    // No builder: Docker's error shape, a clear message.
+    let context = d.dir.path().join("ctx");
+    std::fs::create_dir(&context).unwrap();
+    std::fs::write(context.join("Dockerfile"), "FROM bb\n").unwrap();
+    let out = docker_cmd(&d, &["build", context.to_str().unwrap()])
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not build images yet"), "{err}");
+
+    let df = ok(&d, &["system", "df"]);
+    assert!(df.contains("Images") && df.contains("Containers"), "{df}");
+
+    // save | load round trip, through a file.
+    let tar = d.dir.path().join("bb.tar");
+    ok(&d, &["save", "-o", tar.to_str().unwrap(), "bb"]);
+    let id = ok(&d, &["image", "inspect", "-f", "{{.Id}}", "bb"]);
+    ok(&d, &["rmi", "bb"]);
+    let loaded = ok(&d, &["load", "-i", tar.to_str().unwrap()]);
+    assert!(loaded.contains("Loaded image: bb:latest"), "{loaded}");
+    assert_eq!(ok(&d, &["image", "inspect", "-f", "{{.Id}}", "bb"]), id);
+}
+
+/// Now, as Unix seconds with a fraction (what `docker events --since` accepts).
+fn chrono_now() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    format!("{}.{:09}", now.as_secs(), now.subsec_nanos())
 }

@@ -31,13 +31,12 @@ async fn commit(
         .filter(|c| !c.is_empty())
         .ok_or_else(|| ApiError::bad_request("give the container to commit: container=NAME"))?
         .to_string();
-    let reference = match query.get("repo").filter(|r| !r.is_empty()) {
-        Some(repo) => Some(match query.get("tag").filter(|t| !t.is_empty()) {
+    let reference = query.get("repo").filter(|r| !r.is_empty()).map(|repo| {
+        match query.get("tag").filter(|t| !t.is_empty()) {
             Some(tag) => format!("{repo}:{tag}"),
             None => repo.to_string(),
-        }),
-        None => None,
-    };
+        }
+    });
     let bytes = axum::body::to_bytes(body, MAX_JSON_BODY)
         .await
         .map_err(|e| {

@@ -86,21 +86,21 @@ impl Event {
     }
 }
 
+/// A container as the watcher saw it: name, image, state, started, finished, exit code.
+type ContainerSeen = (
+    String,
+    String,
+    RunState,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
+
 /// What the watcher saw last.
 #[derive(Default)]
 struct Snapshot {
     /// id → (name, image, state, started_at, finished_at, exit code).
-    containers: BTreeMap<
-        String,
-        (
-            String,
-            String,
-            RunState,
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-        ),
-    >,
+    containers: BTreeMap<String, ContainerSeen>,
     /// id → tags.
     images: BTreeMap<String, BTreeSet<String>>,
     volumes: BTreeSet<String>,

@@ -129,7 +129,7 @@ fn volumes_are_created_listed_guarded_and_pruned() {
         };
         assert_eq!(
             names(docker.list_volumes(Some(dangling)).await.unwrap()),
-            [anonymous.name.clone()]
+            std::slice::from_ref(&anonymous.name)
         );
         let refused = docker
             .remove_volume(

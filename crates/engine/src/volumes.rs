@@ -240,7 +240,7 @@ impl Engine {
     fn users_among(&self, containers: &[crate::Container], name: &str) -> Vec<String> {
         let mut users = Vec::new();
         for c in containers {
-            let Ok(config) = self.container_config(&c) else {
+            let Ok(config) = self.container_config(c) else {
                 continue;
             };
             let uses = config
@@ -262,7 +262,9 @@ impl Engine {
             if force {
                 return Ok(());
             }
-            return Err(self.volume(name).err().expect("missing"));
+            return Err(Error::NotFound(format!(
+                "no such volume: {name} (see `strata volume ls`)"
+            )));
         }
         // Under the store lock: no container can be created with it meanwhile.
         self.layers.write(|tx| {

@@ -33,9 +33,16 @@ mod state;
 mod stream;
 mod version;
 
+mod build;
+mod commit;
+mod container_files;
+mod container_ops;
 mod containers;
+mod events;
+mod exec;
 mod images;
 mod system;
+mod volumes;
 
 pub use error::ApiError;
 pub use server::{serve, serve_blocking, ServeError, ServeOptions};

@@ -12,6 +12,13 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::system::routes())
         .merge(crate::images::routes())
         .merge(crate::containers::routes())
+        .merge(crate::volumes::routes())
+        .merge(crate::container_files::routes())
+        .merge(crate::container_ops::routes())
+        .merge(crate::commit::routes())
+        .merge(crate::exec::routes())
+        .merge(crate::events::routes())
+        .merge(crate::build::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "page not found") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")

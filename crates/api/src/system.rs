@@ -227,11 +227,12 @@ fn operating_system() -> String {
 async fn disk_usage(State(state): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
     let (images, layers_size) = crate::images::summaries_with_usage(&state).await?;
     let containers = crate::containers::summaries(&state, true).await?;
+    let volumes = state.engines.run(crate::volumes::usage).await?;
     Ok(Json(json!({
         "LayersSize": layers_size,
         "Images": images,
         "Containers": containers,
-        "Volumes": [],
+        "Volumes": volumes,
         "BuildCache": [],
     })))
 }

@@ -173,6 +173,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Tag(args) => Ok(engine.tag(&args.source, &args.target)?),
         Command::Image(command) => crate::image_cmds::image(&engine, command, &mut out),
         Command::Prune(args) => crate::image_cmds::prune(&engine, args, &mut out),
+        Command::Volume(command) => crate::volume_cmds::run(&engine, command, &mut out),
         Command::Inspect(arg) => {
             match engine.inspect_container(&arg.name) {
                 Err(e) if no_such_container(&e) => {

@@ -11,6 +11,7 @@ mod progress;
 mod running;
 mod signals;
 mod transfer;
+mod volume_cmds;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -118,6 +119,9 @@ enum Command {
     Cp(copy::CpArgs),
     /// Run a command in a running container (like `docker exec`).
     Exec(copy::ExecArgs),
+    /// Volume commands: create, ls, inspect, rm, prune.
+    #[command(subcommand)]
+    Volume(volume_cmds::VolumeCommand),
     /// Serve the Docker Engine API on a Unix socket, for the docker CLI and other clients.
     Daemon(daemon::DaemonArgs),
 }

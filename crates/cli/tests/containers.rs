@@ -180,7 +180,8 @@ fn bad_flags_are_refused_clearly(driver: &'static str) {
     let cases: &[(&[&str], &[&str])] = &[
         (&["-m", "12x"], &["--memory", "12x"]),
         (&["--cpus", "0"], &["--cpus", "0"]),
-        (&["-v", "/srv"], &["-v", "/srv", "SOURCE:DESTINATION"]),
+        (&["-v", "srv"], &["-v", "srv", "SOURCE:DESTINATION"]),
+        (&["-v", "/srv:/a:/b:ro"], &["-v", "SOURCE:DESTINATION"]),
         (&["-v", "/srv:rel"], &["-v", "absolute"]),
         (&["--network", "bridge"], &["network", "bridge"]),
         (&["--tmpfs", "tmp"], &["--tmpfs", "tmp"]),

@@ -9,6 +9,7 @@ mod commit;
 pub mod container;
 mod error;
 mod images;
+pub mod volumes;
 
 use container::names;
 
@@ -25,6 +26,7 @@ pub use commit::{empty_tar_diff_id, CommitOptions};
 pub use container::{Container, ContainerConfig, NetworkMode, State};
 pub use error::{Error, Result};
 pub use images::{HistoryRow, PruneReport};
+pub use volumes::{Volume, VolumePrune};
 
 /// Where the store is and which driver to use.
 #[derive(Clone, Debug)]

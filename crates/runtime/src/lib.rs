@@ -27,6 +27,6 @@ pub mod spec;
 pub mod user;
 
 pub use error::{Error, Result};
-pub use runc::{wait_exit_code, Io, RunProcess, Runtime, State, Status};
+pub use runc::{wait_exit_code, ExecProcess, Io, RunProcess, Runtime, State, Status};
 pub use spec::{write_bundle, ContainerSpec, EtcFiles, MountSpec, Network, Resources};
 pub use user::{resolve_user, UserSpec};

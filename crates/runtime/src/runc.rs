@@ -284,6 +284,40 @@ impl Runtime {
         }
     }
 
+    /// Starts the process at `process` in the running container with `io` as its stdio,
+    /// its pid written to `pid_file`; the returned runtime process waits for it and exits
+    /// with its code. For callers that relay the streams themselves (the API's exec).
+    pub fn spawn_exec(
+        &self,
+        id: &str,
+        process: &Path,
+        pid_file: &Path,
+        io: Io,
+    ) -> Result<ExecProcess> {
+        let log = LogFile::new(&self.state_root, id);
+        let child = Command::new(&self.binary)
+            .arg("--root")
+            .arg(&self.state_root)
+            .arg("--log")
+            .arg(&log.0)
+            .args(["--log-format", "json", "exec", "--process"])
+            .arg(process)
+            .arg("--pid-file")
+            .arg(pid_file)
+            .arg(id)
+            .stdin(io.stdin)
+            .stdout(io.stdout)
+            .stderr(io.stderr)
+            .spawn()
+            .map_err(|e| Error::io(format!("running {}", self.binary.display()), e))?;
+        Ok(ExecProcess {
+            child,
+            id: id.to_string(),
+            log,
+            runtime: self.clone(),
+        })
+    }
+
     /// Starts the process at `process` (which asks for a terminal) in the running container
     /// detached, sending its pty master to `console_socket` and writing its pid to
     /// `pid_file`; the caller relays the terminal and waits for the process (as a subreaper).
@@ -373,6 +407,34 @@ impl Runtime {
     fn name(&self) -> String {
         let name = self.binary.file_name().unwrap_or(self.binary.as_os_str());
         name.to_string_lossy().into_owned()
+    }
+}
+
+/// An exec started by [`Runtime::spawn_exec`]: take the child's pipes, then [`wait`].
+///
+/// [`wait`]: ExecProcess::wait
+#[derive(Debug)]
+pub struct ExecProcess {
+    pub child: std::process::Child,
+    id: String,
+    log: LogFile,
+    runtime: Runtime,
+}
+
+impl ExecProcess {
+    /// The command's exit code (128+N when killed by signal N), or the runtime's error
+    /// when the command could not run (126 or 127 for a command not executable or found).
+    pub fn wait(mut self) -> Result<i32> {
+        let status = self
+            .child
+            .wait()
+            .map_err(|e| Error::io(format!("waiting for {} exec", self.runtime.name()), e))?;
+        if !status.success() {
+            if let Some(message) = last_error(&self.log.0) {
+                return Err(self.runtime.failure(&self.id, "exec", message));
+            }
+        }
+        Ok(exit_code(status))
     }
 }
 

@@ -41,6 +41,18 @@ pub fn config_of(body: ContainerCreateBody) -> ApiResult<(String, ContainerConfi
         ..Default::default()
     };
     apply_host_config(&mut config, &host, &mut warnings)?;
+    // `-v /path` arrives as `Volumes: {"/path": {}}`: an anonymous volume, unless a bind
+    // or named volume already covers the path.
+    for path in body.volumes.clone().unwrap_or_default() {
+        let covered = config
+            .volumes
+            .iter()
+            .filter_map(|spec| strata_engine::container::parse_volume(spec).ok())
+            .any(|v| v.destination == path);
+        if !covered {
+            config.volumes.push(path);
+        }
+    }
     Ok((image, config, warnings))
 }
 
@@ -95,7 +107,12 @@ fn apply_host_config(
         match m.typ {
             Some(MountType::BIND) | Some(MountType::VOLUME) => {
                 let source = m.source.clone().unwrap_or_default();
-                config.volumes.push(format!("{source}:{target}{read_only}"));
+                if source.is_empty() {
+                    // `--mount type=volume,target=/x`: anonymous.
+                    config.volumes.push(format!("{target}{read_only}"));
+                } else {
+                    config.volumes.push(format!("{source}:{target}{read_only}"));
+                }
             }
             Some(MountType::TMPFS) => config.tmpfs.push(target),
             other => {

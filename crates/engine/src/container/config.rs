@@ -176,17 +176,33 @@ pub struct VolumeSpec {
     pub read_only: bool,
 }
 
-/// `SRC:DST[:ro|rw]`.
+/// `SRC:DST[:ro|rw]`, or `DST` alone for an anonymous volume (its `source` empty).
 pub fn parse_volume(spec: &str) -> Result<VolumeSpec> {
     let parts: Vec<&str> = spec.split(':').collect();
     let (source, destination, mode) = match parts.as_slice() {
+        [d] if d.starts_with('/') => {
+            absolute("-v", spec, d)?;
+            return Ok(VolumeSpec {
+                source: String::new(),
+                destination: d.to_string(),
+                read_only: false,
+            });
+        }
+        [d, m @ ("ro" | "rw")] if d.starts_with('/') => {
+            absolute("-v", spec, d)?;
+            return Ok(VolumeSpec {
+                source: String::new(),
+                destination: d.to_string(),
+                read_only: *m == "ro",
+            });
+        }
         [s, d] => (*s, *d, None),
         [s, d, m] => (*s, *d, Some(*m)),
         _ => {
             return Err(invalid(
                 "-v",
                 spec,
-                "give SOURCE:DESTINATION[:ro] (a host path or volume name, then a path in the container)",
+                "give SOURCE:DESTINATION[:ro] (a host path or volume name, then a path in the container), or an absolute DESTINATION alone for an anonymous volume",
             ))
         }
     };
@@ -309,8 +325,15 @@ mod tests {
             ("/srv", "/data", true)
         );
         assert!(parse_volume("myvol:/data").is_ok());
+        let anonymous = parse_volume("/srv").unwrap();
+        assert_eq!(
+            (anonymous.source.as_str(), anonymous.destination.as_str()),
+            ("", "/srv")
+        );
+        assert!(parse_volume("/srv:ro").unwrap().read_only);
         for bad in [
-            "/srv",
+            "srv",
+            "/srv/../x",
             "/srv:data",
             "/a:/b:xx",
             ":/b",

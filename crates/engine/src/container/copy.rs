@@ -393,6 +393,51 @@ impl Engine {
     }
 }
 
+/// What `HEAD /containers/{id}/archive` tells about a path (Docker's `PathStat`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathStat {
+    /// The last component (`/` for the root).
+    pub name: String,
+    pub size: u64,
+    /// The raw `st_mode` (type and permission bits).
+    pub mode: u32,
+    /// Unix seconds and nanoseconds.
+    pub mtime: (i64, u32),
+    /// For a symlink: where it leads, resolved inside the container (absolute).
+    pub link_target: String,
+}
+
+impl Engine {
+    /// The stat of `path` in the container (not following a final symlink; its resolved
+    /// target in `link_target`), resolved inside its root as `cp` does.
+    pub fn container_path_stat(&self, container: &str, path: &str) -> Result<PathStat> {
+        let mounted = self.mount_for_copy(container)?;
+        let root = Root::open(&mounted.path)?;
+        let spec = parse_spec(path);
+        let located = resolve_in(&root, &spec.rel, false)?;
+        let Some(stat) = located.stat else {
+            return Err(Error::NotFound(format!(
+                "could not find the file {path} in container {container}"
+            )));
+        };
+        let mut link_target = String::new();
+        if sfs::file_type(&stat) == rustix::fs::FileType::Symlink {
+            let target = resolve_in(&root, &spec.rel, true)?;
+            link_target = target.shown;
+        }
+        Ok(PathStat {
+            name: located
+                .name
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "/".into()),
+            size: stat.st_size as u64,
+            mode: stat.st_mode,
+            mtime: (stat.st_mtime, stat.st_mtime_nsec as u32),
+            link_target,
+        })
+    }
+}
+
 /// The source exists, and is a directory if it was named with a trailing `/`.
 fn check_source(source: &Located, spec: &PathSpec, where_: &str) -> Result<()> {
     if source.stat.is_none() {

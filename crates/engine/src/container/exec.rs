@@ -49,6 +49,29 @@ impl Engine {
         Ok(result?)
     }
 
+    /// Starts `argv` in the running container with `io` as its stdio, for a caller that
+    /// relays the streams (the API); [`SpawnedExec::wait`] gives its exit code.
+    pub fn spawn_exec(
+        &self,
+        container: &str,
+        argv: &[String],
+        options: &ExecOptions,
+        io: strata_runtime::Io,
+    ) -> Result<SpawnedExec> {
+        let (c, runtime, path) = self.exec_process(container, argv, options)?;
+        let pid_file = path.with_extension("pid");
+        match runtime.spawn_exec(&c.id, &path, &pid_file, io) {
+            Ok(process) => Ok(SpawnedExec {
+                process,
+                files: [path, pid_file],
+            }),
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                Err(e.into())
+            }
+        }
+    }
+
     /// `exec -t`: starts `argv` in the running container on a new terminal whose master is
     /// returned for the caller to relay (see [`super::tty`]). Makes the calling process a
     /// child subreaper, so the process can be waited for with [`TerminalProcess::wait`].
@@ -165,4 +188,30 @@ fn random_suffix() -> String {
     let mut bytes = [0u8; 8];
     let _ = getrandom::fill(&mut bytes);
     hex::encode(bytes)
+}
+
+/// An exec started by [`Engine::spawn_exec`].
+pub struct SpawnedExec {
+    /// Take its `child`'s stdin, stdout and stderr to relay them.
+    pub process: strata_runtime::ExecProcess,
+    /// The process JSON and the pid file, removed after the wait.
+    files: [PathBuf; 2],
+}
+
+impl SpawnedExec {
+    /// The exec's pid in the host's namespace, once the runtime wrote it.
+    pub fn pid(&self) -> Option<i32> {
+        let text = std::fs::read_to_string(&self.files[1]).ok()?;
+        text.trim().parse().ok()
+    }
+
+    /// Waits for the command; its exit code, or the error that kept it from running.
+    pub fn wait(self) -> Result<i32> {
+        let SpawnedExec { process, files } = self;
+        let code = process.wait();
+        for f in &files {
+            let _ = std::fs::remove_file(f);
+        }
+        Ok(code?)
+    }
 }

@@ -19,6 +19,7 @@ pub(crate) mod init_layer;
 mod inspect;
 mod launch;
 pub mod logs;
+mod manage;
 pub mod monitor;
 pub(crate) mod names;
 mod run;
@@ -40,6 +41,7 @@ use strata_storage::layer_store::ParentWhenUnused;
 use strata_storage::Change;
 
 pub use config::{parse_cpus, parse_size, parse_volume, ContainerConfig, NetworkMode, VolumeSpec};
+pub use copy::PathStat;
 pub use files::write_atomic;
 pub use init_layer::init_tar;
 pub use run::{parse_signal, StartOptions, Started};
@@ -113,6 +115,12 @@ impl std::str::FromStr for State {
     }
 }
 
+/// Every container, read on `conn` (inside a store transaction, where `Engine::containers`
+/// would wait for the connection it holds).
+pub(crate) fn all_on(conn: &rusqlite::Connection) -> Result<Vec<Container>> {
+    store::all(conn)
+}
+
 /// Whether `s` has the shape of a container ID.
 pub(crate) fn is_id(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
@@ -173,11 +181,78 @@ impl Engine {
             config.image = image.to_string();
         }
         config.merge_image(image_config.parsed.config().as_ref());
+        let image_volumes = image_config
+            .parsed
+            .config()
+            .as_ref()
+            .and_then(|c| c.volumes().clone())
+            .unwrap_or_default();
+        let anonymous = self.name_anonymous_volumes(&mut config, &image_volumes)?;
         let id = random_id()?;
         let lock = CreationLock::acquire(&self.containers_dir(), &id)?;
         let made = self.build_container(&id, &name, &img, &config);
         drop(lock);
+        if made.is_err() {
+            for v in &anonymous {
+                let _ = self.remove_volume(v, true);
+            }
+        }
         made
+    }
+
+    /// Gives each `-v /path` (no source) and each of the image's `VOLUME`s that no `-v`
+    /// covers an anonymous volume of a random name, as Docker does: the specs become
+    /// `NAME:/path` and the volumes exist (empty, filled from the image at first start).
+    fn name_anonymous_volumes(
+        &self,
+        config: &mut ContainerConfig,
+        image_volumes: &[String],
+    ) -> Result<Vec<String>> {
+        let mut specs = Vec::new();
+        for spec in &config.volumes {
+            let v = parse_volume(spec)?;
+            if v.source.is_empty() {
+                specs.push((None, v));
+            } else {
+                specs.push((Some(spec.clone()), v));
+            }
+        }
+        for path in image_volumes {
+            let path = path.trim_end_matches('/');
+            let path = if path.is_empty() { "/" } else { path };
+            if !specs
+                .iter()
+                .any(|(_, v)| v.destination.trim_end_matches('/') == path)
+                && !config
+                    .tmpfs
+                    .iter()
+                    .any(|t| t.split(':').next() == Some(path))
+            {
+                specs.push((None, parse_volume(path)?));
+            }
+        }
+        let mut made: Vec<String> = Vec::new();
+        let mut volumes = Vec::new();
+        for (spec, v) in specs {
+            match spec {
+                Some(spec) => volumes.push(spec),
+                None => {
+                    let name = crate::volumes::random_name()?;
+                    let created = self.make_volume(&name, Default::default(), true);
+                    if let Err(e) = created {
+                        for v in &made {
+                            let _ = self.remove_volume(v, true);
+                        }
+                        return Err(e);
+                    }
+                    let mode = if v.read_only { ":ro" } else { "" };
+                    volumes.push(format!("{name}:{}{mode}", v.destination));
+                    made.push(name);
+                }
+            }
+        }
+        config.volumes = volumes;
+        Ok(made)
     }
 
     fn generate_name(&self) -> Result<String> {
@@ -276,10 +351,9 @@ impl Engine {
 
     /// `rm`: refused for a running container unless `force`. Removes the writable layer
     /// (unmounting it; the init layer goes with its last user), the directory, then the row,
-    /// so an interrupted `rm` can simply be run again. `volumes`: anonymous volumes (none
-    /// exist yet).
+    /// so an interrupted `rm` can simply be run again. `volumes` (`rm -v`): its anonymous
+    /// volumes too (named ones stay, as in Docker).
     pub fn remove_container(&self, name_or_id: &str, force: bool, volumes: bool) -> Result<()> {
-        let _ = volumes;
         let c = self.container(name_or_id)?;
         if c.state == State::Running || self.monitor_alive(&c.id) {
             if !force {
@@ -293,20 +367,29 @@ impl Engine {
         }
         // The monitor of a `--rm` container may have removed it meanwhile.
         match self.container(&c.id) {
-            Ok(c) => self.remove_stopped(&c),
+            Ok(c) => self.remove_stopped(&c, volumes),
             Err(Error::NotFound(_)) => Ok(()),
             Err(e) => Err(e),
         }
     }
 
     /// Removes a container that no process runs: runtime state (and cgroups), layer,
-    /// directory, and the row last.
-    pub(crate) fn remove_stopped(&self, c: &Container) -> Result<()> {
-        if let Ok(config) = self.container_config(c) {
-            if let Ok(runtime) = self.runtime_for(&config) {
+    /// directory, and the row last; then, with `anonymous_volumes`, its anonymous volumes.
+    pub(crate) fn remove_stopped(&self, c: &Container, anonymous_volumes: bool) -> Result<()> {
+        let config = self.container_config(c).ok();
+        if let Some(config) = &config {
+            if let Ok(runtime) = self.runtime_for(config) {
                 run::delete_runtime_state(&runtime, &c.id);
             }
         }
+        self.remove_record_and_data(c)?;
+        if let (Some(config), true) = (config, anonymous_volumes) {
+            self.remove_anonymous_volumes(&config.volumes);
+        }
+        Ok(())
+    }
+
+    fn remove_record_and_data(&self, c: &Container) -> Result<()> {
         match self
             .layers
             .remove_rw_with(&c.rw_layer, true, ParentWhenUnused::Keep)

@@ -262,7 +262,8 @@ impl Engine {
             tracing::error!("recording the exit of container {}: {e}", c.short_id());
         }
         if auto_remove {
-            let removed = tracing::debug_span!("remove (--rm)").in_scope(|| self.remove_stopped(c));
+            let removed =
+                tracing::debug_span!("remove (--rm)").in_scope(|| self.remove_stopped(c, true));
             if let Err(e) = removed {
                 tracing::error!("removing container {} (--rm): {e}", c.short_id());
             }

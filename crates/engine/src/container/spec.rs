@@ -69,7 +69,13 @@ fn mounts(root: &Path, config: &ContainerConfig, rootfs: &Path) -> Result<Vec<Mo
     let mut mounts = Vec::new();
     for v in &config.volumes {
         let v = parse_volume(v)?;
-        let source = if v.source.starts_with('/') {
+        let source = if v.source.is_empty() {
+            // Named at create; only a config written by hand lacks the name.
+            return Err(Error::Invalid(format!(
+                "volume spec {:?} has no source; recreate the container",
+                v.destination
+            )));
+        } else if v.source.starts_with('/') {
             check_bind_source(&v.source)?;
             PathBuf::from(&v.source)
         } else {

@@ -217,3 +217,13 @@ pub(super) fn set_exited(conn: &Connection, id: &str, code: i64, finished_at: i6
     .map_err(strata_storage::Error::from)?;
     Ok(())
 }
+
+/// `rename`: the caller checked that `name` is free, under the store lock.
+pub(super) fn rename(conn: &Connection, id: &str, name: &str) -> Result<()> {
+    conn.execute(
+        "UPDATE containers SET name = ?2 WHERE id = ?1",
+        params![id, name],
+    )
+    .map_err(strata_storage::Error::from)?;
+    Ok(())
+}

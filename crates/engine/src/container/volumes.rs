@@ -1,5 +1,7 @@
-//! Named volumes: `-v NAME:/path` is `<root>/volumes/NAME/_data`, created on first use and
-//! then filled with what the image has at `/path` (as Docker does for a new volume).
+//! Named volumes at container start: `-v NAME:/path` is `<root>/volumes/NAME/_data`,
+//! created on first use, and filled with what the image has at `/path` while it is empty
+//! (as Docker does for a new volume; `volume create` and anonymous volumes make it empty).
+//! The volumes' own records are in `crate::volumes`.
 //!
 //! The image's directory is opened inside the container's root filesystem with
 //! `RESOLVE_IN_ROOT`, so a symlink in the image cannot point the copy at the host; `cp -a`
@@ -21,7 +23,7 @@ use crate::error::{Error, Result};
 pub fn ensure(root: &Path, name: &str, rootfs: &Path, destination: &str) -> Result<PathBuf> {
     let dir = root.join("volumes").join(name);
     let data = dir.join("_data");
-    if data.is_dir() {
+    if data.is_dir() && (!is_empty_dir(&data) || !image_has_content(rootfs, destination)) {
         return Ok(data);
     }
     std::fs::DirBuilder::new()
@@ -37,6 +39,8 @@ pub fn ensure(root: &Path, name: &str, rootfs: &Path, destination: &str) -> Resu
         .mode(0o755)
         .create(&staging)
         .ctx_path("creating", &staging)?;
+    // Onto an empty `_data` the rename replaces it; onto one a container filled (or
+    // mounted) meanwhile it fails, and that one is kept.
     let filled = populate(rootfs, destination, &staging).and_then(|()| {
         std::fs::rename(&staging, &data)
             .ctx(|| format!("renaming {} to {}", staging.display(), data.display()))
@@ -51,6 +55,27 @@ pub fn ensure(root: &Path, name: &str, rootfs: &Path, destination: &str) -> Resu
         return Err(e);
     }
     Ok(data)
+}
+
+fn is_empty_dir(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none())
+}
+
+/// Whether the image has a non-empty directory at `destination` (resolved inside `rootfs`).
+fn image_has_content(rootfs: &Path, destination: &str) -> bool {
+    let rel = Path::new(destination.trim_start_matches('/'));
+    if rel.as_os_str().is_empty() {
+        return false;
+    }
+    let Ok(root) = strata_storage::fs::Root::open(rootfs) else {
+        return false;
+    };
+    match root.open_in(rel, OFlags::DIRECTORY | OFlags::RDONLY) {
+        Ok(fd) => !strata_storage::fs::names(rustix::fd::AsFd::as_fd(&fd))
+            .unwrap_or_default()
+            .is_empty(),
+        Err(_) => false,
+    }
 }
 
 /// Copies the image's `destination` directory (if any) into `staging`.

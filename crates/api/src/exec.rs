@@ -1,0 +1,449 @@
+//! Exec: `POST /containers/{id}/exec` makes an instance, `POST /exec/{id}/start` runs it
+//! (the connection hijacked with `Upgrade: tcp` as for attach: output framed with the 8-byte
+//! header without a terminal, raw with one; input into its stdin or terminal), `GET
+//! /exec/{id}/json` reports it (`Running`, `ExitCode`, `Pid`), `POST /exec/{id}/resize`
+//! sizes its terminal. The process is the engine's exec (the runtime's own `exec` with the
+//! container's spec); its exit code is recorded before the stream ends, so a client that
+//! inspects the instance when its output ends (the docker CLI) reads the code.
+//!
+//! Instances live in this daemon's memory, as Docker's do: they do not outlive it. They are
+//! kept in a process-wide table (one daemon per process) rather than in `AppState`.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::process::Stdio;
+use std::sync::{Arc, LazyLock, Mutex};
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bollard_stubs::models::{ExecConfig, ExecInspectResponse, ExecStartConfig, ProcessConfig};
+use bytes::Bytes;
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use strata_engine::container::exec::ExecOptions;
+use strata_engine::container::tty;
+use strata_engine::State as RunState;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use crate::error::{ApiError, ApiResult};
+use crate::params::{json_body, Query, MAX_JSON_BODY};
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/containers/{id}/exec", post(create))
+        .route("/exec/{id}/start", post(start))
+        .route("/exec/{id}/json", get(inspect))
+        .route("/exec/{id}/resize", post(resize))
+}
+
+struct Instance {
+    id: String,
+    container_id: String,
+    config: ExecConfig,
+    run: Mutex<Run>,
+}
+
+#[derive(Default)]
+struct Run {
+    started: bool,
+    running: bool,
+    exit_code: Option<i64>,
+    pid: Option<i64>,
+    /// The terminal of a `Tty` exec, for resizes.
+    master: Option<Arc<File>>,
+}
+
+impl Instance {
+    fn run(&self) -> std::sync::MutexGuard<'_, Run> {
+        self.run.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn finish(&self, code: i64) {
+        let mut run = self.run();
+        run.running = false;
+        run.exit_code = Some(code);
+        run.master = None;
+    }
+}
+
+static EXECS: LazyLock<Mutex<HashMap<String, Arc<Instance>>>> = LazyLock::new(Default::default);
+
+/// Beyond this many instances, finished ones are forgotten.
+const MAX_INSTANCES: usize = 1024;
+
+fn instance(id: &str) -> ApiResult<Arc<Instance>> {
+    EXECS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(id)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(format!("No such exec instance: {id}")))
+}
+
+/// `POST /containers/{id}/exec`: 201 `{"Id"}`; 409 if the container does not run.
+async fn create(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let config: ExecConfig = crate::params::json_request(body).await?;
+    if config.cmd.as_ref().is_none_or(|c| c.is_empty()) {
+        return Err(ApiError::bad_request("No exec command specified"));
+    }
+    let c = crate::containers::container(&state, &id).await?;
+    if c.state != RunState::Running {
+        return Err(ApiError::conflict(format!(
+            "container {} is not running",
+            c.id
+        )));
+    }
+    let exec_id = random_id();
+    let instance = Arc::new(Instance {
+        id: exec_id.clone(),
+        container_id: c.id,
+        config,
+        run: Mutex::default(),
+    });
+    let mut execs = EXECS.lock().unwrap_or_else(|p| p.into_inner());
+    if execs.len() >= MAX_INSTANCES {
+        execs.retain(|_, i| !i.run().started || i.run().running);
+    }
+    execs.insert(exec_id.clone(), instance);
+    Ok((StatusCode::CREATED, Json(json!({ "Id": exec_id }))))
+}
+
+fn random_id() -> String {
+    let mut bytes = [0u8; 32];
+    let _ = getrandom_fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn getrandom_fill(bytes: &mut [u8]) -> std::io::Result<()> {
+    File::open("/dev/urandom")?.read_exact(bytes)
+}
+
+/// `GET /exec/{id}/json`.
+async fn inspect(Path(id): Path<String>) -> ApiResult<Json<ExecInspectResponse>> {
+    let i = instance(&id)?;
+    let run = i.run();
+    let cmd = i.config.cmd.clone().unwrap_or_default();
+    let (entrypoint, arguments) = match cmd.split_first() {
+        Some((first, rest)) => (first.clone(), rest.to_vec()),
+        None => (String::new(), Vec::new()),
+    };
+    Ok(Json(ExecInspectResponse {
+        can_remove: Some(false),
+        detach_keys: Some(String::new()),
+        id: Some(i.id.clone()),
+        running: Some(run.running),
+        exit_code: run.exit_code,
+        process_config: Some(ProcessConfig {
+            privileged: Some(false),
+            user: Some(i.config.user.clone().unwrap_or_default()),
+            tty: Some(i.config.tty.unwrap_or(false)),
+            entrypoint: Some(entrypoint),
+            arguments: Some(arguments),
+        }),
+        open_stdin: Some(i.config.attach_stdin.unwrap_or(false)),
+        open_stderr: Some(i.config.attach_stderr.unwrap_or(false)),
+        open_stdout: Some(i.config.attach_stdout.unwrap_or(false)),
+        container_id: Some(i.container_id.clone()),
+        pid: Some(run.pid.unwrap_or(0)),
+    }))
+}
+
+/// `POST /exec/{id}/resize?h=&w=`.
+async fn resize(Path(id): Path<String>, query: Query) -> ApiResult<StatusCode> {
+    let i = instance(&id)?;
+    let size = |key: &str| -> ApiResult<u16> {
+        let v = query.int(key)?.unwrap_or(0);
+        u16::try_from(v).map_err(|_| ApiError::bad_request(format!("invalid {key} {v}")))
+    };
+    let (rows, cols) = (size("h")?, size("w")?);
+    let master = i.run().master.clone();
+    if let Some(master) = master {
+        tty::set_size(&master, rows, cols)
+            .map_err(|e| ApiError::internal(format!("resizing the exec's terminal: {e}")))?;
+    }
+    Ok(StatusCode::OK)
+}
+
+/// What a started exec gives the relay: output chunks (framed or raw, as the client reads
+/// them) and, when input is wanted, where it goes.
+struct Streams {
+    output: mpsc::Receiver<Bytes>,
+    input: Option<Box<dyn Write + Send>>,
+}
+
+/// `POST /exec/{id}/start` with `{"Detach", "Tty"}`.
+async fn start(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    mut req: Request,
+) -> ApiResult<Response> {
+    let i = instance(&id)?;
+    let headers = req.headers().clone();
+    let body = std::mem::take(req.body_mut());
+    let bytes = axum::body::to_bytes(body, MAX_JSON_BODY)
+        .await
+        .map_err(|e| ApiError::bad_request(format!("reading the body: {e}")))?;
+    let start: ExecStartConfig = if bytes.iter().all(u8::is_ascii_whitespace) {
+        ExecStartConfig::default()
+    } else {
+        json_body(&bytes)?
+    };
+    {
+        let mut run = i.run();
+        if run.started {
+            return Err(ApiError::conflict(format!(
+                "exec instance {} has already been started",
+                i.id
+            )));
+        }
+        run.started = true;
+        run.running = true;
+    }
+    let detach = start.detach.unwrap_or(false);
+    let tty = i.config.tty.unwrap_or(false) || start.tty.unwrap_or(false);
+    let instance = i.clone();
+    let engines = state.engines.clone();
+    let streams = tokio::task::spawn_blocking(move || {
+        engines.with_engine(|e| launch(e, &instance, tty, detach))
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    let streams = match streams {
+        Ok(s) => s,
+        Err(e) => {
+            i.finish(126);
+            return Err(e);
+        }
+    };
+    if detach {
+        return Ok(StatusCode::OK.into_response());
+    }
+    let content_type = if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    };
+    let upgrade = headers
+        .get(header::UPGRADE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"tcp"));
+    if !upgrade {
+        let stream = tokio_stream::wrappers::ReceiverStream::new(streams.output);
+        let stream = tokio_stream::StreamExt::map(stream, Ok::<_, std::io::Error>);
+        return Ok((
+            [(header::CONTENT_TYPE, content_type)],
+            Body::from_stream(stream),
+        )
+            .into_response());
+    }
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => relay(TokioIo::new(upgraded), streams).await,
+            Err(e) => tracing::warn!("exec upgrade failed: {e}"),
+        }
+    });
+    Ok((
+        StatusCode::SWITCHING_PROTOCOLS,
+        [
+            (header::CONNECTION, "Upgrade"),
+            (header::UPGRADE, "tcp"),
+            (header::CONTENT_TYPE, content_type),
+        ],
+    )
+        .into_response())
+}
+
+/// Starts the process; threads carry its output to the returned channel and record its
+/// exit code (before the channel closes) when it ends.
+fn launch(
+    engine: &strata_engine::Engine,
+    i: &Arc<Instance>,
+    tty: bool,
+    detach: bool,
+) -> ApiResult<Streams> {
+    let argv = i.config.cmd.clone().unwrap_or_default();
+    let options = ExecOptions {
+        env: i.config.env.clone().unwrap_or_default(),
+        workdir: i.config.working_dir.clone().filter(|w| !w.is_empty()),
+        user: i.config.user.clone().filter(|u| !u.is_empty()),
+        tty,
+        detach: false,
+    };
+    let (tx, rx) = mpsc::channel::<Bytes>(16);
+    let want_stdin = i.config.attach_stdin.unwrap_or(false) && !detach;
+    if tty && !detach {
+        let terminal = engine.exec_terminal(&i.container_id, &argv, &options)?;
+        let master = Arc::new(terminal.master);
+        {
+            let mut run = i.run();
+            run.pid = Some(terminal.pid as i64);
+            run.master = Some(master.clone());
+        }
+        let reader = master
+            .try_clone()
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let input = want_stdin
+            .then(|| master.try_clone().ok())
+            .flatten()
+            .map(|f| Box::new(f) as Box<dyn Write + Send>);
+        let instance = i.clone();
+        let pid = terminal.pid;
+        std::thread::spawn(move || {
+            pump(reader, None, &tx);
+            let code = match strata_runtime::wait_exit_code(pid) {
+                Ok(code) => code as i64,
+                Err(_) => 255,
+            };
+            instance.finish(code);
+            drop(tx);
+        });
+        return Ok(Streams { output: rx, input });
+    }
+    let piped = |on: bool| {
+        if on && !detach {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        }
+    };
+    let io = strata_runtime::Io {
+        stdin: piped(want_stdin),
+        stdout: piped(i.config.attach_stdout.unwrap_or(true)),
+        stderr: piped(i.config.attach_stderr.unwrap_or(true)),
+    };
+    let mut spawned = engine.spawn_exec(&i.container_id, &argv, &options, io)?;
+    // The runtime writes the pid as it starts the process: for inspect, if soon enough.
+    for _ in 0..20 {
+        if let Some(pid) = spawned.pid() {
+            i.run().pid = Some(pid as i64);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let stdout = spawned.process.child.stdout.take();
+    let stderr = spawned.process.child.stderr.take();
+    let input = spawned
+        .process
+        .child
+        .stdin
+        .take()
+        .map(|s| Box::new(s) as Box<dyn Write + Send>);
+    let instance = i.clone();
+    std::thread::spawn(move || {
+        let err_tx = tx.clone();
+        let errors = stderr.map(|e| std::thread::spawn(move || pump(e, Some(2), &err_tx)));
+        if let Some(out) = stdout {
+            pump(out, Some(1), &tx);
+        }
+        if let Some(errors) = errors {
+            let _ = errors.join();
+        }
+        let code = match spawned.wait() {
+            Ok(code) => code as i64,
+            Err(e) => {
+                let code = e.exit_code() as i64;
+                let message = format!("{e}\n");
+                let _ = tx.blocking_send(frame(2, message.as_bytes()));
+                code
+            }
+        };
+        instance.finish(code);
+        drop(tx);
+    });
+    Ok(Streams { output: rx, input })
+}
+
+/// Copies `from` to `tx` until its end, framed for `stream` (raw when `None`).
+fn pump(mut from: impl Read, stream: Option<u8>, tx: &mpsc::Sender<Bytes>) {
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            // EIO: a terminal whose last writer closed it.
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                let chunk = match stream {
+                    Some(s) => frame(s, &buf[..n]),
+                    None => Bytes::copy_from_slice(&buf[..n]),
+                };
+                if tx.blocking_send(chunk).is_err() {
+                    // The client went away: keep draining so the process is not blocked.
+                    continue;
+                }
+            }
+        }
+    }
+}
+
+/// Docker's 8-byte header (stream, three zero bytes, big-endian length), then the data.
+fn frame(stream: u8, data: &[u8]) -> Bytes {
+    let mut framed = Vec::with_capacity(data.len() + 8);
+    framed.extend_from_slice(&[stream, 0, 0, 0]);
+    framed.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    framed.extend_from_slice(data);
+    Bytes::from(framed)
+}
+
+/// Relays the hijacked connection: output until the process ended (its code is recorded
+/// by then), the client's input into the process until the client half-closes.
+async fn relay<IO>(io: IO, streams: Streams)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    let Streams { mut output, input } = streams;
+    let (mut reader, mut writer) = tokio::io::split(io);
+    let input_task = input.map(|mut sink| {
+        let (tx, mut rx) = mpsc::channel::<Bytes>(16);
+        std::thread::spawn(move || {
+            while let Some(chunk) = rx.blocking_recv() {
+                if sink.write_all(&chunk).and_then(|()| sink.flush()).is_err() {
+                    return;
+                }
+            }
+            // Dropped here: the process sees the end of its input.
+        });
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                match reader.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        if tx.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        })
+    });
+    while let Some(chunk) = output.recv().await {
+        if writer.write_all(&chunk).await.is_err() || writer.flush().await.is_err() {
+            break;
+        }
+    }
+    let _ = writer.shutdown().await;
+    if let Some(task) = input_task {
+        task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_carry_stream_and_length() {
+        let f = frame(2, b"abc");
+        assert_eq!(&f[..], &[2, 0, 0, 0, 0, 0, 0, 3, b'a', b'b', b'c']);
+    }
+}

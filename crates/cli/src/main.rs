@@ -2,6 +2,7 @@
 //! command, prints the result. All the work happens in `strata-engine` and below.
 
 mod attach;
+mod check;
 mod commands;
 mod containers;
 mod copy;
@@ -113,6 +114,9 @@ enum Command {
     Cp(copy::CpArgs),
     /// Run a command in a running container (like `docker exec`).
     Exec(copy::ExecArgs),
+    /// Verify the whole store (layers against their diffIDs, metadata against disk, links,
+    /// reference and mount counts, images, containers); --repair fixes what it safely can.
+    Check(check::CheckArgs),
 }
 
 fn main() -> ExitCode {

@@ -214,36 +214,6 @@ impl Engine {
             .map(|u| u.bytes)
             .unwrap_or(0)
     }
-
-    /// Layers whose reference count differs from what references them (children, images
-    /// with it on top, writable layers on it): one line each; empty when consistent.
-    pub fn layer_ref_problems(&self) -> Result<Vec<String>> {
-        let layers = self.layers.layers()?;
-        let images = self.images()?;
-        let rws = self.layers.rw_layers()?;
-        let mut problems = Vec::new();
-        for l in &layers {
-            let users = layers
-                .iter()
-                .filter(|c| c.parent.as_ref() == Some(&l.chain_id))
-                .count()
-                + images
-                    .iter()
-                    .filter(|i| i.top_layer.as_ref() == Some(&l.chain_id))
-                    .count()
-                + rws
-                    .iter()
-                    .filter(|r| r.parent.as_ref() == Some(&l.chain_id))
-                    .count();
-            if users as u64 != l.refs {
-                problems.push(format!(
-                    "layer {} has {} references recorded but {users} users",
-                    l.chain_id, l.refs
-                ));
-            }
-        }
-        Ok(problems)
-    }
 }
 
 fn json_of(config: &ImageConfig) -> Value {

@@ -5,6 +5,7 @@
 //!
 //! Not here: argument parsing or output formatting (crate `strata`), storage internals.
 
+mod check;
 mod commit;
 pub mod container;
 mod error;
@@ -21,10 +22,12 @@ use strata_image::{Image, ImageStore, Reference};
 use strata_storage::layer_store::{self, LayerStore, RwLayer};
 use strata_storage::{Change, DiffView};
 
+pub use check::CheckReport;
 pub use commit::{empty_tar_diff_id, CommitOptions};
 pub use container::{Container, ContainerConfig, NetworkMode, State};
 pub use error::{Error, Result};
 pub use images::{HistoryRow, PruneReport};
+pub use strata_storage::layer_store::Problem;
 
 /// Where the store is and which driver to use.
 #[derive(Clone, Debug)]

@@ -120,6 +120,12 @@ pub(crate) fn is_id(s: &str) -> bool {
 impl Engine {
     /// `containers/`, created if missing.
     pub(crate) fn open_containers(&self) -> Result<()> {
+        self.prepare_containers()?;
+        self.recover_containers()
+    }
+
+    /// The `containers` table and directory, without recovery (for `strata check`).
+    pub(crate) fn prepare_containers(&self) -> Result<()> {
         store::ensure_schema(&self.layers)?;
         let dir = self.containers_dir();
         std::fs::DirBuilder::new()
@@ -127,7 +133,7 @@ impl Engine {
             .mode(0o700)
             .create(&dir)
             .ctx_path("creating the containers directory", &dir)?;
-        self.recover_containers()
+        Ok(())
     }
 
     fn containers_dir(&self) -> PathBuf {
@@ -336,7 +342,7 @@ impl Engine {
     }
 
     /// See the module doc: sweeps abandoned creations, marks rows without data `dead`.
-    fn recover_containers(&self) -> Result<()> {
+    pub(crate) fn recover_containers(&self) -> Result<()> {
         let dir = self.containers_dir();
         let rows = self.layers.read(store::all)?;
         let ids: BTreeSet<&str> = rows.iter().map(|c| c.id.as_str()).collect();

@@ -192,6 +192,14 @@ pub(crate) fn retain(conn: &Connection, chain: &Digest) -> Result<()> {
     Ok(())
 }
 
+pub(crate) fn set_refs(conn: &Connection, chain: &Digest, refs: u64) -> Result<()> {
+    conn.execute(
+        "UPDATE layers SET refs = ?2 WHERE chain_id = ?1",
+        params![chain.as_str(), refs as i64],
+    )?;
+    Ok(())
+}
+
 /// Drops a reference to `chain`; a layer left unreferenced is deleted and its parent released
 /// in turn. Returns the storage ids whose rows were deleted: their dirs go once this commits.
 pub(crate) fn release(conn: &Connection, chain: &Digest) -> Result<Vec<String>> {

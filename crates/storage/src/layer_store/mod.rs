@@ -26,6 +26,7 @@ use crate::driver::{self, Driver};
 use crate::error::{Error, IoContext, Result};
 use crate::fs;
 
+mod check;
 mod commit;
 mod db;
 mod durable;
@@ -36,6 +37,7 @@ mod staging;
 #[cfg(test)]
 mod tests;
 
+pub use check::Problem;
 pub use recovery::RecoveryReport;
 pub use staging::StagingFile;
 
@@ -151,6 +153,24 @@ impl LayerStore {
         LayerStore::assemble(root, driver, conn, lock)
     }
 
+    /// Opens the store like [`LayerStore::open`] but without the recovery sweep, so that
+    /// `strata check` sees (and reports) what a crash left before anything tidies it.
+    pub fn open_unrecovered(
+        root: &Path,
+        driver_name: &str,
+        driver_options: &[String],
+    ) -> Result<LayerStore> {
+        if let Some(recorded) = recorded_driver(root)? {
+            if recorded != driver_name {
+                return Err(driver_mismatch(root, &recorded));
+            }
+        }
+        create_dir_mode(root, 0o700)?;
+        let driver = driver::open(driver_name, root, driver_options)?;
+        let (conn, lock) = open_metadata(root, driver_name)?;
+        Ok(LayerStore::unrecovered(root, driver, conn, lock))
+    }
+
     /// Opens the store at `root` with an already opened driver.
     pub fn open_with_driver(root: &Path, driver: Box<dyn Driver>) -> Result<LayerStore> {
         let (conn, lock) = open_metadata(root, driver.name())?;
@@ -163,16 +183,25 @@ impl LayerStore {
         conn: Connection,
         lock: StoreLock,
     ) -> Result<LayerStore> {
-        let mut store = LayerStore {
+        let mut store = LayerStore::unrecovered(root, driver, conn, lock);
+        store.recovery = store.recover()?;
+        Ok(store)
+    }
+
+    fn unrecovered(
+        root: &Path,
+        driver: Box<dyn Driver>,
+        conn: Connection,
+        lock: StoreLock,
+    ) -> LayerStore {
+        LayerStore {
             root: root.to_path_buf(),
             tmp: root.join("tmp"),
             driver,
             conn: Mutex::new(conn),
             lock,
             recovery: RecoveryReport::default(),
-        };
-        store.recovery = store.recover()?;
-        Ok(store)
+        }
     }
 
     pub fn root(&self) -> &Path {

@@ -19,6 +19,7 @@
 //! whiteouts, opaque dirs) and its diff is always in overlay form.
 
 mod checks;
+mod consistency;
 mod mount;
 #[cfg(test)]
 mod tests;
@@ -386,6 +387,18 @@ impl Driver for Overlay2 {
             crate::fs::remove_tree(&path)?;
         }
         Ok(())
+    }
+
+    fn check_layer(&self, id: &str, parent: Option<&str>) -> Result<Vec<String>> {
+        self.check_records(id, parent)
+    }
+
+    fn repair_layer(&self, id: &str, parent: Option<&str>) -> Result<()> {
+        self.repair_records(id, parent)
+    }
+
+    fn leftovers(&self) -> Result<Vec<(String, String)>> {
+        self.cleanup_candidates()
     }
 
     fn mounts(&self, id: &str) -> Result<Vec<Mount>> {

@@ -20,6 +20,7 @@ per_driver!(
     rows_deleted_with_sqlite_are_found_and_repaired,
     a_changed_file_fails_the_rehash,
     a_stray_mount_is_found_and_unmounted,
+    recovery_at_open_removes_config_blobs_of_no_image,
 );
 
 /// Runs `strata check ARGS`; returns its exit status and standard output.
@@ -377,4 +378,59 @@ fn a_broken_database_is_exit_status_2() {
     let _ = fs::remove_file(s.root.join("strata.db-wal"));
     let (code, _) = check(&s, &[]);
     assert_eq!(code, 2, "a check that cannot run says so with status 2");
+}
+
+/// Regression (crash torture): an `rmi` killed between its commit and the removal of the
+/// config blob, or an image create killed inside its transaction, left a blob no image
+/// owns, and nothing ever removed it. Recovery at open now does.
+fn recovery_at_open_removes_config_blobs_of_no_image(driver: &'static str) {
+    let Some(s) = Store::new(driver) else { return };
+    s.import(&rootfs_tar(), "base");
+    let stray = s.root.join("blobs/sha256").join("0".repeat(64));
+    fs::write(&stray, b"{}").unwrap();
+    let (code, out) = check(&s, &["--quick"]);
+    assert_eq!(code, 1);
+    assert_found(&out, "orphan-blob", &"0".repeat(64), true);
+    s.ok(&["images"]);
+    assert!(
+        !stray.exists(),
+        "recovery at open removed the blob of no image"
+    );
+    assert_clean(&s, "after recovery");
+    assert_eq!(s.image_ids().len(), 1, "the image's own blob stays");
+}
+
+/// Regression (crash torture): `rm` removed the writable layer before the row, so a kill in
+/// between left a row without its layer (a dead container only `rm -f` could clear). `rm`
+/// now deletes the row first; what a kill right after leaves (the layer and directory of an
+/// ID with no row) is a repairable leftover that recovery at open sweeps.
+#[test]
+fn a_container_whose_rm_stopped_after_its_row_is_swept() {
+    let s = Store::create("vfs");
+    s.import(&rootfs_tar(), "base");
+    let id = s.ok(&["create", "--name", "gone", "base", "/bin/sh"]);
+    let id = id.trim();
+    if !sqlite(&s, &format!("DELETE FROM containers WHERE id = '{id}'")) {
+        return;
+    }
+    let (code, out) = check(&s, &["--quick"]);
+    assert_eq!(code, 1);
+    assert_found(
+        &out,
+        "container-leftover",
+        &format!("writable layer {id}"),
+        true,
+    );
+    assert_found(
+        &out,
+        "container-leftover",
+        &format!("containers/{id}"),
+        true,
+    );
+    assert!(!out.contains("not repairable"), "{out}");
+    s.ok(&["ps", "-a"]); // recovery at open
+    assert_clean(&s, "after the sweep");
+    s.ok(&["rmi", "base"]); // no container holds the image any more
+    s.ok(&["prune", "-f"]);
+    s.assert_clean("after rmi and prune");
 }

@@ -109,7 +109,15 @@ impl Engine {
                 .unwrap_or_else(|| DEFAULT_DRIVER.into()),
         };
         let layers = LayerStore::open(&options.root, &driver, &options.driver_options)?;
-        ImageStore::open(&layers)?; // creates the image tables on first use
+        let images = ImageStore::open(&layers)?; // creates the image tables on first use
+                                                 // A config blob is written in its image's transaction and removed after an rmi's
+                                                 // commit: a kill between leaves a blob of no image. Looked for without the lock;
+                                                 // removed (after looking again) under it.
+        if !images.orphan_blobs()?.is_empty() {
+            let n = images.remove_orphan_blobs()?;
+            tracing::info!("store recovery: {n} config blobs of no image removed");
+        }
+        drop(images);
         let engine = Engine {
             layers,
             options: options.clone(),

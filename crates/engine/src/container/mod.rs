@@ -280,9 +280,9 @@ impl Engine {
         }
     }
 
-    /// `rm`: refused for a running container unless `force`. Removes the writable layer
-    /// (unmounting it; the init layer goes with its last user), the directory, then the row,
-    /// so an interrupted `rm` can simply be run again. `volumes`: anonymous volumes (none
+    /// `rm`: refused for a running container unless `force`. Unmounts the writable layer,
+    /// deletes the row, then removes the layer (the init layer goes with its last user) and
+    /// the directory; what an interrupted `rm` leaves is swept at the next open. `volumes`: anonymous volumes (none
     /// exist yet).
     pub fn remove_container(&self, name_or_id: &str, force: bool, volumes: bool) -> Result<()> {
         let _ = volumes;
@@ -305,14 +305,55 @@ impl Engine {
         }
     }
 
-    /// Removes a container that no process runs: runtime state (and cgroups), layer,
-    /// directory, and the row last.
+    /// Removes a container that no process runs: runtime state (and cgroups), the mount of
+    /// its writable layer, then the row, then the layer and the directory. Rows are the
+    /// truth: once the row is gone, a crash leaves only what recovery at the next open
+    /// sweeps (a writable layer and directory of an ID with no row), never a row whose
+    /// layer is half removed. The container's creation lock is held throughout, so that
+    /// sweep waits for a removal in progress.
     pub(crate) fn remove_stopped(&self, c: &Container) -> Result<()> {
+        let Some(_lock) = self.removal_lock(c)? else {
+            return Ok(()); // another process removed it meanwhile
+        };
         if let Ok(config) = self.container_config(c) {
             if let Ok(runtime) = self.runtime_for(&config) {
                 run::delete_runtime_state(&runtime, &c.id);
             }
         }
+        match self.layers.unmount_rw(&c.rw_layer, true) {
+            Ok(()) | Err(strata_storage::Error::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.layers.write(|tx| store::delete(tx.sql(), &c.id))?;
+        if let Err(e) = self.remove_container_data(c) {
+            tracing::warn!(
+                "removing the data of container {} (swept at the next open): {e}",
+                c.short_id()
+            );
+        }
+        Ok(())
+    }
+
+    /// The creation lock of `c`, taken for its removal; `None` if its row went meanwhile
+    /// (another process removed it while we waited).
+    fn removal_lock(&self, c: &Container) -> Result<Option<CreationLock>> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Some(lock) = CreationLock::try_take(&self.containers_dir(), &c.id)? {
+                let exists = self.layers.read(|conn| store::get(conn, &c.id))?.is_some();
+                return Ok(exists.then_some(lock));
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(Error::Conflict(format!(
+                    "container {} is being removed by another strata process that does not finish; retry",
+                    c.short_id()
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    fn remove_container_data(&self, c: &Container) -> Result<()> {
         match self.layers.remove_rw(&c.rw_layer, true) {
             Ok(()) | Err(strata_storage::Error::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
@@ -320,13 +361,10 @@ impl Engine {
         let dir = self.container_dir(&c.id);
         match std::fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(
-                    strata_storage::Error::io(format!("removing {}", dir.display()), e).into(),
-                )
+                Err(strata_storage::Error::io(format!("removing {}", dir.display()), e).into())
             }
-            _ => {}
+            _ => Ok(()),
         }
-        self.layers.write(|tx| store::delete(tx.sql(), &c.id))
     }
 
     /// `diff`: the container's changes against its image (the init layer's entries are

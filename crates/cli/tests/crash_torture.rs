@@ -226,7 +226,7 @@ fn monitors(s: &Store) -> Vec<i32> {
             .split(|b| *b == 0)
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
-        if args.iter().any(|a| a == "__monitor") && args.iter().any(|a| *a == root) {
+        if args.iter().any(|a| a == "__monitor") && args.contains(&root) {
             pids.push(pid);
         }
     }

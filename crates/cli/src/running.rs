@@ -127,9 +127,11 @@ fn attached(engine: &Engine, c: &Container, stdin: bool, out: &mut impl Write) -
             }
         });
     }
+    // Watched before the start: a quick `--rm` container can be gone before we look.
+    let waiter = LogWaiter::watch(&engine.log_path(c))?;
     let Started { mut monitor, .. } = start_checked(engine, c, stdin)?;
     let span = tracing::debug_span!("follow until the monitor exits").entered();
-    let waiter = LogWaiter::new(&engine.log_path(c), monitor.id())?;
+    let waiter = waiter.with_process(monitor.id())?;
     let status = loop {
         print_entries(log.read_new()?, false, out)?;
         if let Some(status) = monitor.try_wait()? {

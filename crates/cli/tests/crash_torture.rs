@@ -15,13 +15,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-
-const BUSYBOX: &str = "/bin/busybox";
 
 struct Rng(u64);
 
@@ -50,50 +47,10 @@ struct Stats {
 }
 
 fn setup() -> Option<Store> {
-    if !is_root() {
-        eprintln!("SKIP: crash torture needs root (overlay2 mounts, runc)");
-        return None;
-    }
-    let runc = Command::new("runc").arg("--version").output();
-    if !runc.map(|o| o.status.success()).unwrap_or(false) || !Path::new(BUSYBOX).exists() {
-        eprintln!("SKIP: crash torture needs runc in PATH and a static {BUSYBOX}");
+    if !can_run_containers() {
         return None;
     }
     Store::new("overlay2")
-}
-
-/// busybox with a few applet links: containers that really run and change files.
-fn busybox_tar() -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    let header = |kind: tar::EntryType, mode: u32, size: u64| {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(kind);
-        h.set_mode(mode);
-        h.set_size(size);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(1_600_000_000);
-        h
-    };
-    for d in ["bin", "etc", "data"] {
-        let mut h = header(tar::EntryType::Directory, 0o755, 0);
-        b.append_data(&mut h, d, &[][..]).unwrap();
-    }
-    let bin = std::fs::read(BUSYBOX).unwrap();
-    for (path, data) in [
-        ("bin/busybox", &bin[..]),
-        ("etc/passwd", &b"root:x:0:0:root:/root:/bin/sh\n"[..]),
-        ("etc/group", &b"root:x:0:\n"[..]),
-    ] {
-        let mut h = header(tar::EntryType::Regular, 0o755, data.len() as u64);
-        b.append_data(&mut h, path, data).unwrap();
-    }
-    for applet in ["sh", "echo", "sleep", "cat"] {
-        let mut h = header(tar::EntryType::Symlink, 0o777, 0);
-        b.append_link(&mut h, format!("bin/{applet}"), "busybox")
-            .unwrap();
-    }
-    b.into_inner().unwrap()
 }
 
 /// A layer of `files` small files, unique per `stamp`: long enough to be killed mid-apply.
@@ -293,7 +250,7 @@ fn sigkill_at_random_instants_leaves_a_checkable_store() {
         });
     eprintln!("crash torture: seed {seed} (STRATA_TORTURE_SEED={seed} replays it)");
     let mut rng = Rng(seed);
-    s.import(&busybox_tar(), "bb");
+    s.import(&busybox_tar(&["sh", "echo", "sleep", "cat"]), "bb");
     s.import(&many_files_tar(0, 200), "two:base");
     // A two-layer image to save and load: `save` of a committed container.
     let c = s.ok(&[
@@ -312,7 +269,7 @@ fn sigkill_at_random_instants_leaves_a_checkable_store() {
     s.ok(&["save", "-o", archive.to_str().unwrap(), "loadme:1"]);
     s.ok(&["rmi", "loadme:1"]);
     let bb = s.input.join("bb.tar");
-    std::fs::write(&bb, busybox_tar()).unwrap();
+    std::fs::write(&bb, busybox_tar(&["sh", "echo", "sleep", "cat"])).unwrap();
     let mut files = vec![
         archive.to_string_lossy().into_owned(),
         bb.to_string_lossy().into_owned(),

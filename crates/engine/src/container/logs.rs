@@ -172,31 +172,46 @@ impl LogReader {
 /// (the inotify event is queued, the pidfd stays readable).
 pub struct LogWaiter {
     watch: std::os::fd::OwnedFd,
-    process: std::os::fd::OwnedFd,
+    process: Option<std::os::fd::OwnedFd>,
 }
 
 impl LogWaiter {
     /// Watches `log` (which must exist) and process `pid` (a live child of ours, so its
     /// pid cannot be reused before we reap it).
     pub fn new(log: &Path, pid: u32) -> Result<LogWaiter> {
+        LogWaiter::watch(log)?.with_process(pid)
+    }
+
+    /// Watches `log` alone; [`LogWaiter::with_process`] adds the process. Lets a caller
+    /// watch a log before it starts what may remove it (a quick `run --rm` container's
+    /// monitor can remove its directory before the caller gets to watch it by path).
+    pub fn watch(log: &Path) -> Result<LogWaiter> {
         use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
         let watch = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK)
             .ctx_path("watching", log)?;
         inotify::add_watch(&watch, log, WatchFlags::MODIFY).ctx_path("watching", log)?;
+        Ok(LogWaiter {
+            watch,
+            process: None,
+        })
+    }
+
+    pub fn with_process(mut self, pid: u32) -> Result<LogWaiter> {
         let pid = rustix::process::Pid::from_raw(pid as i32)
             .ok_or_else(|| crate::Error::Corrupt(format!("invalid pid {pid}")))?;
         let process = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
             .ctx(|| format!("watching process {pid:?}"))?;
-        Ok(LogWaiter { watch, process })
+        self.process = Some(process);
+        Ok(self)
     }
 
     /// Blocks until the log was written to or the process ended (or a signal came).
     pub fn wait(&self) -> Result<()> {
         use rustix::event::{poll, PollFd, PollFlags};
-        let mut fds = [
-            PollFd::new(&self.watch, PollFlags::IN),
-            PollFd::new(&self.process, PollFlags::IN),
-        ];
+        let mut fds = vec![PollFd::new(&self.watch, PollFlags::IN)];
+        if let Some(process) = &self.process {
+            fds.push(PollFd::new(process, PollFlags::IN));
+        }
         match poll(&mut fds, None) {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(strata_storage::Error::io("waiting for the log", e.into()).into()),

@@ -32,6 +32,7 @@ mod db;
 mod durable;
 mod hash_thread;
 mod recovery;
+mod reserve;
 mod rw;
 mod staging;
 #[cfg(test)]
@@ -260,6 +261,7 @@ impl LayerStore {
         _held: &LockGuard<'_>,
         f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>,
     ) -> Result<(T, Vec<String>), E> {
+        reserve::release_if_low(&self.root);
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)

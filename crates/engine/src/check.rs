@@ -44,6 +44,7 @@ impl Engine {
         let engine = Engine {
             layers,
             options: options.clone(),
+            creations: Default::default(),
         };
         engine.prepare_containers()?;
         Ok(engine)
@@ -210,7 +211,7 @@ impl Engine {
 
 /// Whether a live process holds container `id`'s creation lock (it is being made now). A
 /// probe only: never creates the lock file.
-fn creation_in_progress(dir: &Path, id: &str) -> bool {
+pub(crate) fn creation_in_progress(dir: &Path, id: &str) -> bool {
     let Ok(file) = std::fs::File::open(dir.join(format!(".{id}.lock"))) else {
         return false;
     };

@@ -7,7 +7,7 @@ use strata_image::{Image, ImageConfig, Reference};
 use strata_storage::{DiffView, Digest};
 
 use crate::container::State;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::Engine;
 
 /// One row of `history`, newest first.
@@ -160,8 +160,18 @@ impl Engine {
             if !matches!(c.state, State::Created | State::Exited | State::Dead) {
                 continue;
             }
+            // Being created, or created and about to be started (`run`), by another process.
+            let dir = self.layers.root().join("containers");
+            if crate::check::creation_in_progress(&dir, &c.id) {
+                continue;
+            }
             let usage = self.rw_usage(&c.rw_layer);
-            self.remove_container(&c.id, false, false)?;
+            match self.remove_container(&c.id, false, false) {
+                Ok(()) => {}
+                // Started or removed by another process since the listing: not ours to prune.
+                Err(Error::Conflict(_) | Error::NotFound(_)) => continue,
+                Err(e) => return Err(e),
+            }
             report.reclaimed += usage;
             report.containers.push(c.id);
         }

@@ -44,6 +44,9 @@ pub struct Engine {
     layers: LayerStore,
     /// How it was opened, for the monitors it spawns.
     options: EngineOptions,
+    /// Creation locks of containers this process made and has not started yet: `prune` in
+    /// another process leaves them alone (a `run` is create, then start).
+    creations: std::sync::Mutex<Vec<(String, container::CreationLock)>>,
 }
 
 /// A mounted writable layer.
@@ -121,6 +124,7 @@ impl Engine {
         let engine = Engine {
             layers,
             options: options.clone(),
+            creations: Default::default(),
         };
         engine.open_containers()?;
         Ok(engine)

@@ -180,9 +180,20 @@ impl Engine {
         config.merge_image(image_config.parsed.config().as_ref());
         let id = random_id()?;
         let lock = CreationLock::acquire(&self.containers_dir(), &id)?;
-        let made = self.build_container(&id, &name, &img, &config);
-        drop(lock);
-        made
+        let made = self.build_container(&id, &name, &img, &config)?;
+        // Kept until this process starts it (or ends): until then another process's prune
+        // would take the new container for a stopped one.
+        self.creations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((id, lock));
+        Ok(made)
+    }
+
+    /// Lets go of the creation lock of `id` kept since [`Engine::create_container`].
+    pub(crate) fn end_creation(&self, id: &str) {
+        let mut kept = self.creations.lock().unwrap_or_else(|e| e.into_inner());
+        kept.retain(|(kept_id, _)| kept_id != id);
     }
 
     fn generate_name(&self) -> Result<String> {
@@ -297,12 +308,26 @@ impl Engine {
             }
             self.kill_and_wait(&c)?;
         }
+        // Held through the removal: a `start` in another process (its monitor takes this
+        // lock first) waits, then finds the container gone, instead of running it on a
+        // writable layer being removed.
+        let dir = self.container_dir(&c.id);
+        let monitor = run::monitor_lock(&dir, false)?;
+        if monitor.is_none() && dir.is_dir() && self.container(&c.id).is_ok() {
+            return Err(Error::Conflict(format!(
+                "cannot remove container /{} ({}): it is being started; stop it first or use rm -f",
+                c.name,
+                c.short_id()
+            )));
+        }
         // The monitor of a `--rm` container may have removed it meanwhile.
-        match self.container(&c.id) {
+        let removed = match self.container(&c.id) {
             Ok(c) => self.remove_stopped(&c),
             Err(Error::NotFound(_)) => Ok(()),
             Err(e) => Err(e),
-        }
+        };
+        drop(monitor);
+        removed
     }
 
     /// Removes a container that no process runs: runtime state (and cgroups), the mount of
@@ -312,6 +337,7 @@ impl Engine {
     /// layer is half removed. The container's creation lock is held throughout, so that
     /// sweep waits for a removal in progress.
     pub(crate) fn remove_stopped(&self, c: &Container) -> Result<()> {
+        self.end_creation(&c.id);
         let Some(_lock) = self.removal_lock(c)? else {
             return Ok(()); // another process removed it meanwhile
         };
@@ -508,7 +534,7 @@ impl Drop for Undo<'_> {
 
 /// `containers/.<id>.lock`, `flock`ed by whoever creates or sweeps container `id`: the kernel
 /// drops it when that process dies, so a lock nobody holds means the creation was abandoned.
-struct CreationLock {
+pub(crate) struct CreationLock {
     path: PathBuf,
     _file: File,
 }

@@ -84,6 +84,8 @@ impl Engine {
                 dir.join("monitor.log").display()
             )));
         }
+        // Running now: its monitor's lock keeps prune and recovery away from it.
+        self.end_creation(&c.id);
         let container = self.container(&c.id).unwrap_or(c);
         Ok(Started { container, monitor })
     }

@@ -171,7 +171,8 @@ fn apply_all(
                 count,
                 digest: shown.clone(),
             });
-            if layers.layer(&chain).is_ok() {
+            // Held: it may have no reference until our image is recorded at the end.
+            if layers.hold(&chain).is_ok() {
                 progress(Progress::LayerExists { digest: shown });
             } else {
                 apply_one(layers, members, p, blob, diff_id, parent.as_ref(), progress)?;

@@ -31,6 +31,7 @@ mod commit;
 mod db;
 mod durable;
 mod hash_thread;
+mod hold;
 mod recovery;
 mod reserve;
 mod rw;
@@ -93,6 +94,8 @@ pub struct LayerStore {
     conn: Mutex<Connection>,
     lock: StoreLock,
     recovery: RecoveryReport,
+    /// Layers this process made or reuses and holds until its operation ends (see `hold`).
+    holds: Mutex<Vec<hold::Hold>>,
 }
 
 /// A metadata transaction under the store lock, for the image store to change its rows and
@@ -100,6 +103,7 @@ pub struct LayerStore {
 /// the commit.
 pub struct Tx<'a> {
     tx: rusqlite::Transaction<'a>,
+    store: &'a LayerStore,
     doomed: Vec<String>,
     on_commit: Vec<Box<dyn FnOnce() + 'a>>,
 }
@@ -118,7 +122,10 @@ impl<'a> Tx<'a> {
     }
     /// Drops a reference to `chain`, removing it (and releasing its parent) at zero.
     pub fn release_layer(&mut self, chain: &Digest) -> Result<()> {
-        let doomed = db::release(&self.tx, chain)?;
+        // A held layer is kept at zero references: the operation holding it is about to
+        // reference it again (prune reclaims it otherwise).
+        let store = self.store;
+        let doomed = db::release(&self.tx, chain, &|sid| store.is_held(sid).unwrap_or(true))?;
         self.doomed.extend(doomed);
         Ok(())
     }
@@ -202,6 +209,7 @@ impl LayerStore {
             conn: Mutex::new(conn),
             lock,
             recovery: RecoveryReport::default(),
+            holds: Mutex::new(Vec::new()),
         }
     }
 
@@ -268,12 +276,14 @@ impl LayerStore {
             .map_err(Error::from)?;
         let mut tx = Tx {
             tx,
+            store: self,
             doomed: Vec::new(),
             on_commit: Vec::new(),
         };
         let value = f(&mut tx)?;
         let Tx {
             tx,
+            store: _,
             doomed,
             on_commit,
         } = tx;
@@ -366,12 +376,16 @@ impl LayerStore {
             created: SystemTime::now(),
             refs: 0,
         };
+        // Held from before its row exists: no prune can take it before the caller's image
+        // or writable layer references it.
+        self.hold_storage(&layer.storage_id)?;
         let existing = self.write(|tx| match db::find_layer(&tx.tx, &layer.chain_id)? {
             Some(existing) => Ok::<_, Error>(Some(existing)),
             None => db::insert_layer(&tx.tx, &layer).map(|()| None),
         })?;
         match existing {
-            Some(existing) => Ok(existing), // `staged` drops and removes our copy
+            // `staged` drops and removes our copy; the one kept is held instead.
+            Some(existing) => self.hold(&existing.chain_id),
             None => {
                 staged.publish();
                 Ok(layer)
@@ -443,9 +457,15 @@ impl LayerStore {
 
     /// Removes `chain` if nothing references it (a layer created and never used). Returns
     /// whether it was removed.
+    /// A hold this process has on it ends first: the caller is done with it.
     pub fn remove_if_unused(&self, chain: &Digest) -> Result<bool> {
+        if let Ok(layer) = self.layer(chain) {
+            self.unhold(&layer.storage_id);
+        }
         self.write(|tx| {
-            if tx.layer(chain)?.refs > 0 {
+            let layer = tx.layer(chain)?;
+            // Held by another process: just made or reused, about to be referenced.
+            if layer.refs > 0 || self.is_held(&layer.storage_id)? {
                 return Ok(false);
             }
             tx.release_layer(chain).map(|()| true)

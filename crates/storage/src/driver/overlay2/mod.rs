@@ -338,8 +338,11 @@ impl Driver for Overlay2 {
         let short = self.short_name(id).ok();
         // Renamed away first, so the id vanishes at once and a crash leaves only .tmp litter.
         let doomed = self.scratch("remove", id);
-        std::fs::rename(&dir, &doomed)
-            .ctx(|| format!("moving {} aside to remove it", dir.display()))?;
+        match std::fs::rename(&dir, &doomed) {
+            // Another process (its recovery sweeping the same orphan) got there first.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            other => other.ctx(|| format!("moving {} aside to remove it", dir.display()))?,
+        }
         if let Some(short) = short {
             if self.resolve_short(&short).ok() == Some(dir.join("diff")) {
                 let link = self.short_link(&short);

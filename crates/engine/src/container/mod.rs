@@ -229,8 +229,11 @@ impl Engine {
         strata_storage::fs::sync_dir(&staging)?;
         let init = init_layer::ensure(&self.layers, image.top_layer.as_ref())?;
         undo.init = Some(init.chain_id.clone());
-        self.layers
-            .create_rw(id, Some(&init.chain_id), Some(&image.id))?;
+        let made = self
+            .layers
+            .create_rw(id, Some(&init.chain_id), Some(&image.id));
+        self.layers.release_hold(&init.chain_id); // referenced by the writable layer now
+        made?;
         undo.rw = true;
         let dir = self.container_dir(id);
         std::fs::rename(&staging, &dir)
@@ -320,13 +323,17 @@ impl Engine {
                 c.short_id()
             )));
         }
+        self.end_creation(&c.id);
+        let Some(creation) = self.removal_lock(&c)? else {
+            return Ok(()); // another process removed it meanwhile
+        };
         // The monitor of a `--rm` container may have removed it meanwhile.
         let removed = match self.container(&c.id) {
             Ok(c) => self.remove_stopped(&c),
             Err(Error::NotFound(_)) => Ok(()),
             Err(e) => Err(e),
         };
-        drop(monitor);
+        drop((creation, monitor));
         removed
     }
 
@@ -334,13 +341,10 @@ impl Engine {
     /// its writable layer, then the row, then the layer and the directory. Rows are the
     /// truth: once the row is gone, a crash leaves only what recovery at the next open
     /// sweeps (a writable layer and directory of an ID with no row), never a row whose
-    /// layer is half removed. The container's creation lock is held throughout, so that
-    /// sweep waits for a removal in progress.
+    /// layer is half removed. `rm` holds the container's creation lock throughout, so that
+    /// sweep leaves a removal in progress alone (a `--rm` monitor does not take it: the
+    /// `run` that started it may still hold it, waiting for the monitor).
     pub(crate) fn remove_stopped(&self, c: &Container) -> Result<()> {
-        self.end_creation(&c.id);
-        let Some(_lock) = self.removal_lock(c)? else {
-            return Ok(()); // another process removed it meanwhile
-        };
         if let Ok(config) = self.container_config(c) {
             if let Ok(runtime) = self.runtime_for(&config) {
                 run::delete_runtime_state(&runtime, &c.id);

@@ -40,7 +40,9 @@ impl LayerStore {
     pub fn hold(&self, chain: &Digest) -> Result<Layer> {
         let layer = self.layer(chain)?;
         self.hold_storage(&layer.storage_id)?;
-        // Removed between the lookup and the hold: a prune that saw no hold got it first.
+        // Looked at again under the store lock, after any prune that checked for holds
+        // before ours existed has committed: if it took the layer, the row is gone.
+        let _guard = self.lock()?;
         db::find_layer(&self.conn(), chain)?.ok_or_else(|| {
             Error::NotFound(format!(
                 "no layer with chain ID {chain} (it was just pruned)"
@@ -86,7 +88,14 @@ impl LayerStore {
         self.holds_mut().retain(|h| !h.path.ends_with(&name));
     }
 
-    /// Ends this process's holds (a long-lived process calls it when an operation is done).
+    /// Ends this process's hold on `chain`, once what it made references it (or failed).
+    pub fn release_hold(&self, chain: &Digest) {
+        if let Ok(layer) = self.layer(chain) {
+            self.unhold(&layer.storage_id);
+        }
+    }
+
+    /// Ends all of this process's holds.
     pub fn release_holds(&self) {
         self.holds_mut().clear();
     }

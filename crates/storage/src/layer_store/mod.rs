@@ -122,10 +122,14 @@ impl<'a> Tx<'a> {
     }
     /// Drops a reference to `chain`, removing it (and releasing its parent) at zero.
     pub fn release_layer(&mut self, chain: &Digest) -> Result<()> {
-        // A held layer is kept at zero references: the operation holding it is about to
-        // reference it again (prune reclaims it otherwise).
+        // A layer another process holds is kept at zero references: its operation is about
+        // to reference it (prune reclaims it otherwise). This process's own hold ends: it
+        // is done with a layer it releases.
         let store = self.store;
-        let doomed = db::release(&self.tx, chain, &|sid| store.is_held(sid).unwrap_or(true))?;
+        let doomed = db::release(&self.tx, chain, &|sid| {
+            store.unhold(sid);
+            store.is_held(sid).unwrap_or(true)
+        })?;
         self.doomed.extend(doomed);
         Ok(())
     }

@@ -346,7 +346,11 @@ impl Driver for Overlay2 {
         if let Some(short) = short {
             if self.resolve_short(&short).ok() == Some(dir.join("diff")) {
                 let link = self.short_link(&short);
-                std::fs::remove_file(&link).ctx_path("removing", &link)?;
+                match std::fs::remove_file(&link) {
+                    // Dangling once the dir moved: another process's cleanup may take it.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    other => other.ctx_path("removing", &link)?,
+                }
             }
         }
         crate::fs::remove_tree(&doomed)

@@ -103,10 +103,15 @@ pub fn run(cli: &Cli) -> Result<()> {
         let code = crate::running::monitor(&options, args);
         return Err(crate::running::Exit(code).into());
     }
+    if let Command::Check(args) = &cli.command {
+        return crate::check::run(&options, args);
+    }
     let engine = tracing::debug_span!("open store").in_scope(|| Engine::open(&options))?;
     let mut out = io::stdout().lock();
     match &cli.command {
-        Command::Monitor(_) | Command::Daemon(_) => unreachable!("handled above"),
+        Command::Monitor(_) | Command::Daemon(_) | Command::Check(_) => {
+            unreachable!("handled above")
+        }
         Command::Run(args) => crate::running::run(&engine, args, &mut out),
         Command::Start(args) => crate::running::start(&engine, args, &mut out),
         Command::Stop(args) => crate::running::stop(&engine, args, &mut out),

@@ -2,6 +2,7 @@
 //! command, prints the result. All the work happens in `strata-engine` and below.
 
 mod attach;
+mod check;
 mod commands;
 mod containers;
 mod copy;
@@ -124,6 +125,9 @@ enum Command {
     Volume(volume_cmds::VolumeCommand),
     /// Serve the Docker Engine API on a Unix socket, for the docker CLI and other clients.
     Daemon(daemon::DaemonArgs),
+    /// Verify the whole store (layers against their diffIDs, metadata against disk, links,
+    /// reference and mount counts, images, containers); --repair fixes what it safely can.
+    Check(check::CheckArgs),
 }
 
 fn main() -> ExitCode {

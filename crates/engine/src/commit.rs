@@ -74,6 +74,7 @@ impl Engine {
             };
             Ok::<_, Error>(images.create_image(&config, top, reference.as_slice())?)
         })();
+        self.layers.release_hold(&layer.chain_id);
         // A layer nothing took (an empty change, or a failed image) goes now, not at prune.
         if empty || result.is_err() {
             if let Err(e) = self.layers.remove_if_unused(&layer.chain_id) {

@@ -7,7 +7,7 @@ use strata_image::{Image, ImageConfig, Reference};
 use strata_storage::{DiffView, Digest};
 
 use crate::container::State;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::Engine;
 
 /// One row of `history`, newest first.
@@ -160,8 +160,18 @@ impl Engine {
             if !matches!(c.state, State::Created | State::Exited | State::Dead) {
                 continue;
             }
+            // Being created, or created and about to be started (`run`), by another process.
+            let dir = self.layers.root().join("containers");
+            if crate::check::creation_in_progress(&dir, &c.id) {
+                continue;
+            }
             let usage = self.rw_usage(&c.rw_layer);
-            self.remove_container(&c.id, false, false)?;
+            match self.remove_container(&c.id, false, false) {
+                Ok(()) => {}
+                // Started or removed by another process since the listing: not ours to prune.
+                Err(Error::Conflict(_) | Error::NotFound(_)) => continue,
+                Err(e) => return Err(e),
+            }
             report.reclaimed += usage;
             report.containers.push(c.id);
         }
@@ -213,36 +223,6 @@ impl Engine {
             .usage(&rw.storage_id)
             .map(|u| u.bytes)
             .unwrap_or(0)
-    }
-
-    /// Layers whose reference count differs from what references them (children, images
-    /// with it on top, writable layers on it): one line each; empty when consistent.
-    pub fn layer_ref_problems(&self) -> Result<Vec<String>> {
-        let layers = self.layers.layers()?;
-        let images = self.images()?;
-        let rws = self.layers.rw_layers()?;
-        let mut problems = Vec::new();
-        for l in &layers {
-            let users = layers
-                .iter()
-                .filter(|c| c.parent.as_ref() == Some(&l.chain_id))
-                .count()
-                + images
-                    .iter()
-                    .filter(|i| i.top_layer.as_ref() == Some(&l.chain_id))
-                    .count()
-                + rws
-                    .iter()
-                    .filter(|r| r.parent.as_ref() == Some(&l.chain_id))
-                    .count();
-            if users as u64 != l.refs {
-                problems.push(format!(
-                    "layer {} has {} references recorded but {users} users",
-                    l.chain_id, l.refs
-                ));
-            }
-        }
-        Ok(problems)
     }
 }
 

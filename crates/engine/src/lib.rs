@@ -5,6 +5,7 @@
 //!
 //! Not here: argument parsing or output formatting (crate `strata`), storage internals.
 
+mod check;
 mod commit;
 pub mod container;
 mod error;
@@ -22,10 +23,12 @@ use strata_image::{Image, ImageStore, Reference};
 use strata_storage::layer_store::{self, LayerStore, RwLayer};
 use strata_storage::{Change, DiffView};
 
+pub use check::CheckReport;
 pub use commit::{empty_tar_diff_id, CommitOptions};
 pub use container::{Container, ContainerConfig, NetworkMode, State};
 pub use error::{Error, Result};
 pub use images::{HistoryRow, PruneReport};
+pub use strata_storage::layer_store::Problem;
 pub use volumes::{Volume, VolumePrune};
 
 /// Where the store is and which driver to use.
@@ -43,6 +46,9 @@ pub struct Engine {
     layers: LayerStore,
     /// How it was opened, for the monitors it spawns.
     options: EngineOptions,
+    /// Creation locks of containers this process made and has not started yet: `prune` in
+    /// another process leaves them alone (a `run` is create, then start).
+    creations: std::sync::Mutex<Vec<(String, container::CreationLock)>>,
 }
 
 /// A mounted writable layer.
@@ -108,10 +114,19 @@ impl Engine {
                 .unwrap_or_else(|| DEFAULT_DRIVER.into()),
         };
         let layers = LayerStore::open(&options.root, &driver, &options.driver_options)?;
-        ImageStore::open(&layers)?; // creates the image tables on first use
+        let images = ImageStore::open(&layers)?; // creates the image tables on first use
+                                                 // A config blob is written in its image's transaction and removed after an rmi's
+                                                 // commit: a kill between leaves a blob of no image. Looked for without the lock;
+                                                 // removed (after looking again) under it.
+        if !images.orphan_blobs()?.is_empty() {
+            let n = images.remove_orphan_blobs()?;
+            tracing::info!("store recovery: {n} config blobs of no image removed");
+        }
+        drop(images);
         let engine = Engine {
             layers,
             options: options.clone(),
+            creations: Default::default(),
         };
         engine.open_containers()?;
         Ok(engine)

@@ -52,5 +52,6 @@ pub fn import_with_changes(
             tracing::warn!("removing unused layer {}: {e}", layer.chain_id);
         }
     }
+    layers.release_hold(&layer.chain_id); // the image references it now
     result
 }

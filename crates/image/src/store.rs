@@ -7,6 +7,7 @@
 //! under the store lock: they are content-addressed, so an `rmi` in one process and a
 //! create of the same config in another must not interleave.
 
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use rusqlite::{params, Connection, OptionalExtension};
@@ -218,6 +219,86 @@ impl<'a> ImageStore<'a> {
         std::io::Write::write_all(staged.file(), bytes).ctx_path("writing blob", staged.path())?;
         staged.persist(&dest)?;
         Ok(())
+    }
+}
+
+/// Consistency of the image tables and blobs, for `strata check` and recovery.
+impl ImageStore<'_> {
+    /// References images hold on layers: one on each image's top layer, read on `conn` (so
+    /// the caller can count them in the transaction that counts the layers' other users).
+    pub fn layer_holds(conn: &Connection) -> Result<HashMap<Digest, u64>> {
+        let mut stmt = conn.prepare(
+            "SELECT top_layer, count(*) FROM images WHERE top_layer IS NOT NULL GROUP BY top_layer",
+        )?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(top, n)| Ok((top.parse()?, n as u64)))
+            .collect()
+    }
+
+    /// Checks that image `id`'s config is readable, matches its digest, and describes the
+    /// chain its top layer ends.
+    pub fn check_image(&self, image: &Image) -> Result<()> {
+        check_top_layer(&self.config(&image.id)?, image.top_layer.as_ref())
+    }
+
+    /// Config blobs no image row names (a create or `rmi` interrupted between its blob and
+    /// its transaction). Read without the lock: exact only while no image is being made.
+    pub fn orphan_blobs(&self) -> Result<Vec<PathBuf>> {
+        self.layers.read(|conn| self.orphans_in(conn))
+    }
+
+    /// Removes [`ImageStore::orphan_blobs`], under the store lock (blobs are only written
+    /// under it, in the transaction that inserts their row). Returns how many went.
+    pub fn remove_orphan_blobs(&self) -> Result<usize> {
+        self.layers.write(|tx| {
+            let orphans = self.orphans_in(tx.sql())?;
+            for path in &orphans {
+                std::fs::remove_file(path).ctx_path("removing orphan blob", path)?;
+            }
+            Ok(orphans.len())
+        })
+    }
+
+    fn orphans_in(&self, conn: &Connection) -> Result<Vec<PathBuf>> {
+        let mut stmt = conn.prepare("SELECT id FROM images")?;
+        let ids: HashSet<String> = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut orphans = Vec::new();
+        for entry in std::fs::read_dir(&self.blobs).ctx_path("listing", &self.blobs)? {
+            let entry = entry.ctx_path("listing", &self.blobs)?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !ids.contains(&format!("sha256:{name}")) {
+                orphans.push(entry.path());
+            }
+        }
+        orphans.sort();
+        Ok(orphans)
+    }
+
+    /// Tags that name no image (only a damaged database has them: the schema forbids it).
+    pub fn dangling_tags(&self) -> Result<Vec<String>> {
+        self.layers.read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT reference FROM tags WHERE image_id NOT IN (SELECT id FROM images) ORDER BY reference",
+            )?;
+            let tags = stmt
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(tags)
+        })
+    }
+
+    pub fn remove_dangling_tags(&self) -> Result<usize> {
+        self.layers.write(|tx| {
+            Ok(tx.sql().execute(
+                "DELETE FROM tags WHERE image_id NOT IN (SELECT id FROM images)",
+                [],
+            )?)
+        })
     }
 }
 

@@ -503,3 +503,54 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
 pub fn zstd(data: &[u8]) -> Vec<u8> {
     zstd::encode_all(data, 3).unwrap()
 }
+
+/// The static busybox containers run (`apt-get install busybox-static`).
+pub const BUSYBOX: &str = "/bin/busybox";
+
+/// Whether containers can run here (root, runc, a static busybox); says why not otherwise.
+pub fn can_run_containers() -> bool {
+    if !is_root() {
+        eprintln!("SKIP: running containers needs root");
+        return false;
+    }
+    let runc = Command::new("runc").arg("--version").output();
+    if !runc.map(|o| o.status.success()).unwrap_or(false) || !Path::new(BUSYBOX).exists() {
+        eprintln!("SKIP: needs runc in PATH and a static {BUSYBOX}");
+        return false;
+    }
+    true
+}
+
+/// A root filesystem of the static busybox with links for `applets`, /etc/passwd, /data.
+pub fn busybox_tar(applets: &[&str]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let header = |kind: tar::EntryType, mode: u32, size: u64| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_size(size);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1_600_000_000);
+        h
+    };
+    for d in ["bin", "etc", "data"] {
+        let mut h = header(tar::EntryType::Directory, 0o755, 0);
+        b.append_data(&mut h, d, &[][..]).unwrap();
+    }
+    let bin = fs::read(BUSYBOX).unwrap();
+    for (path, data) in [
+        ("bin/busybox", &bin[..]),
+        ("etc/passwd", &b"root:x:0:0:root:/root:/bin/sh\n"[..]),
+        ("etc/group", &b"root:x:0:\n"[..]),
+    ] {
+        let mut h = header(tar::EntryType::Regular, 0o755, data.len() as u64);
+        b.append_data(&mut h, path, data).unwrap();
+    }
+    for applet in applets {
+        let mut h = header(tar::EntryType::Symlink, 0o777, 0);
+        b.append_link(&mut h, format!("bin/{applet}"), "busybox")
+            .unwrap();
+    }
+    b.into_inner().unwrap()
+}

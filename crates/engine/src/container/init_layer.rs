@@ -88,7 +88,9 @@ fn tar_error(path: &str, e: std::io::Error) -> Error {
 pub fn ensure(layers: &LayerStore, image_top: Option<&Digest>) -> Result<Layer> {
     let tar = init_tar()?;
     let chain = Digest::chain(image_top, &Digest::of_bytes(&tar));
-    if let Ok(layer) = layers.layer(&chain) {
+    // Held either way: it has no reference until the container's writable layer is made
+    // on it, and a concurrent prune must not take it meanwhile.
+    if let Ok(layer) = layers.hold(&chain) {
         return Ok(layer);
     }
     Ok(layers.create_layer(image_top, &mut tar.as_slice())?)

@@ -129,6 +129,12 @@ pub(crate) fn is_id(s: &str) -> bool {
 impl Engine {
     /// `containers/`, created if missing.
     pub(crate) fn open_containers(&self) -> Result<()> {
+        self.prepare_containers()?;
+        self.recover_containers()
+    }
+
+    /// The `containers` table and directory, without recovery (for `strata check`).
+    pub(crate) fn prepare_containers(&self) -> Result<()> {
         store::ensure_schema(&self.layers)?;
         let dir = self.containers_dir();
         std::fs::DirBuilder::new()
@@ -136,7 +142,7 @@ impl Engine {
             .mode(0o700)
             .create(&dir)
             .ctx_path("creating the containers directory", &dir)?;
-        self.recover_containers()
+        Ok(())
     }
 
     fn containers_dir(&self) -> PathBuf {
@@ -190,14 +196,29 @@ impl Engine {
         let anonymous = self.name_anonymous_volumes(&mut config, &image_volumes)?;
         let id = random_id()?;
         let lock = CreationLock::acquire(&self.containers_dir(), &id)?;
-        let made = self.build_container(&id, &name, &img, &config);
-        drop(lock);
-        if made.is_err() {
-            for v in &anonymous {
-                let _ = self.remove_volume(v, true);
+        let made = match self.build_container(&id, &name, &img, &config) {
+            Ok(made) => made,
+            Err(e) => {
+                drop(lock);
+                for v in &anonymous {
+                    let _ = self.remove_volume(v, true);
+                }
+                return Err(e);
             }
-        }
-        made
+        };
+        // Kept until this process starts it (or ends): until then another process's prune
+        // would take the new container for a stopped one.
+        self.creations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((id, lock));
+        Ok(made)
+    }
+
+    /// Lets go of the creation lock of `id` kept since [`Engine::create_container`].
+    pub(crate) fn end_creation(&self, id: &str) {
+        let mut kept = self.creations.lock().unwrap_or_else(|e| e.into_inner());
+        kept.retain(|(kept_id, _)| kept_id != id);
     }
 
     /// Gives each `-v /path` (no source) and each of the image's `VOLUME`s that no `-v`
@@ -287,8 +308,11 @@ impl Engine {
         files::write_network_files(&staging, config, id)?;
         files::sync_staged(&staging)?;
         let init = init_layer::ensure(&self.layers, image.top_layer.as_ref())?;
-        self.layers
-            .create_rw(id, Some(&init.chain_id), Some(&image.id))?;
+        let made = self
+            .layers
+            .create_rw(id, Some(&init.chain_id), Some(&image.id));
+        self.layers.release_hold(&init.chain_id); // referenced by the writable layer now
+        made?;
         undo.rw = true;
         let dir = self.container_dir(id);
         std::fs::rename(&staging, &dir)
@@ -349,10 +373,10 @@ impl Engine {
         }
     }
 
-    /// `rm`: refused for a running container unless `force`. Removes the writable layer
-    /// (unmounting it; the init layer goes with its last user), the directory, then the row,
-    /// so an interrupted `rm` can simply be run again. `volumes` (`rm -v`): its anonymous
-    /// volumes too (named ones stay, as in Docker).
+    /// `rm`: refused for a running container unless `force`. Unmounts the writable layer,
+    /// deletes the row, then removes the layer (the init layer stays, for the image's next
+    /// container) and the directory; what an interrupted `rm` leaves is swept at the next
+    /// open. `volumes` (`rm -v`): its anonymous volumes too (named ones stay, as in Docker).
     pub fn remove_container(&self, name_or_id: &str, force: bool, volumes: bool) -> Result<()> {
         let c = self.container(name_or_id)?;
         if c.state == State::Running || self.monitor_alive(&c.id) {
@@ -365,16 +389,40 @@ impl Engine {
             }
             self.kill_and_wait(&c)?;
         }
+        // Held through the removal: a `start` in another process (its monitor takes this
+        // lock first) waits, then finds the container gone, instead of running it on a
+        // writable layer being removed.
+        let dir = self.container_dir(&c.id);
+        let monitor = run::monitor_lock(&dir, false)?;
+        if monitor.is_none() && dir.is_dir() && self.container(&c.id).is_ok() {
+            return Err(Error::Conflict(format!(
+                "cannot remove container /{} ({}): it is being started; stop it first or use rm -f",
+                c.name,
+                c.short_id()
+            )));
+        }
+        self.end_creation(&c.id);
+        let Some(creation) = self.removal_lock(&c)? else {
+            return Ok(()); // another process removed it meanwhile
+        };
         // The monitor of a `--rm` container may have removed it meanwhile.
-        match self.container(&c.id) {
+        let removed = match self.container(&c.id) {
             Ok(c) => self.remove_stopped(&c, volumes),
             Err(Error::NotFound(_)) => Ok(()),
             Err(e) => Err(e),
-        }
+        };
+        drop((creation, monitor));
+        removed
     }
 
-    /// Removes a container that no process runs: runtime state (and cgroups), layer,
-    /// directory, and the row last; then, with `anonymous_volumes`, its anonymous volumes.
+    /// Removes a container that no process runs: runtime state (and cgroups), the mount of
+    /// its writable layer, then the row, then the layer and the directory; then, with
+    /// `anonymous_volumes`, its anonymous volumes. Rows are the truth: once the row is gone,
+    /// a crash leaves only what recovery at the next open sweeps (a writable layer and
+    /// directory of an ID with no row), never a row whose layer is half removed. `rm` holds
+    /// the container's creation lock throughout, so that sweep leaves a removal in progress
+    /// alone (a `--rm` monitor does not take it: the `run` that started it may still hold
+    /// it, waiting for the monitor).
     pub(crate) fn remove_stopped(&self, c: &Container, anonymous_volumes: bool) -> Result<()> {
         let config = self.container_config(c).ok();
         if let Some(config) = &config {
@@ -382,14 +430,43 @@ impl Engine {
                 run::delete_runtime_state(&runtime, &c.id);
             }
         }
-        self.remove_record_and_data(c)?;
+        match self.layers.unmount_rw(&c.rw_layer, true) {
+            Ok(()) | Err(strata_storage::Error::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.layers.write(|tx| store::delete(tx.sql(), &c.id))?;
+        if let Err(e) = self.remove_container_data(c) {
+            tracing::warn!(
+                "removing the data of container {} (swept at the next open): {e}",
+                c.short_id()
+            );
+        }
         if let (Some(config), true) = (config, anonymous_volumes) {
             self.remove_anonymous_volumes(&config.volumes);
         }
         Ok(())
     }
 
-    fn remove_record_and_data(&self, c: &Container) -> Result<()> {
+    /// The creation lock of `c`, taken for its removal; `None` if its row went meanwhile
+    /// (another process removed it while we waited).
+    fn removal_lock(&self, c: &Container) -> Result<Option<CreationLock>> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Some(lock) = CreationLock::try_take(&self.containers_dir(), &c.id)? {
+                let exists = self.layers.read(|conn| store::get(conn, &c.id))?.is_some();
+                return Ok(exists.then_some(lock));
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(Error::Conflict(format!(
+                    "container {} is being removed by another strata process that does not finish; retry",
+                    c.short_id()
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    fn remove_container_data(&self, c: &Container) -> Result<()> {
         match self
             .layers
             .remove_rw_with(&c.rw_layer, true, ParentWhenUnused::Keep)
@@ -400,13 +477,10 @@ impl Engine {
         let dir = self.container_dir(&c.id);
         match std::fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(
-                    strata_storage::Error::io(format!("removing {}", dir.display()), e).into(),
-                )
+                Err(strata_storage::Error::io(format!("removing {}", dir.display()), e).into())
             }
-            _ => {}
+            _ => Ok(()),
         }
-        self.layers.write(|tx| store::delete(tx.sql(), &c.id))
     }
 
     /// `diff`: the container's changes against its image (the init layer's entries are
@@ -422,7 +496,7 @@ impl Engine {
     }
 
     /// See the module doc: sweeps abandoned creations, marks rows without data `dead`.
-    fn recover_containers(&self) -> Result<()> {
+    pub(crate) fn recover_containers(&self) -> Result<()> {
         let dir = self.containers_dir();
         let rows = self.layers.read(store::all)?;
         let ids: BTreeSet<&str> = rows.iter().map(|c| c.id.as_str()).collect();
@@ -544,7 +618,7 @@ impl Drop for Undo<'_> {
 
 /// `containers/.<id>.lock`, `flock`ed by whoever creates or sweeps container `id`: the kernel
 /// drops it when that process dies, so a lock nobody holds means the creation was abandoned.
-struct CreationLock {
+pub(crate) struct CreationLock {
     path: PathBuf,
     _file: File,
 }

@@ -80,10 +80,14 @@ pub(crate) struct Running {
 impl Engine {
     fn monitor_start(&self, id: &str, attach_stdin: bool) -> Result<Running> {
         let dir = self.container_dir(id);
-        let lock = super::run::monitor_lock(&dir, false)?.ok_or_else(|| {
-            Error::Conflict(format!(
+        let lock = monitor_lock_patiently(&dir)?.ok_or_else(|| match dir.is_dir() {
+            true => Error::Conflict(format!(
                 "container {id} is already being started or running"
-            ))
+            )),
+            // Removed (by a prune or rm in another process) since it was looked up.
+            false => Error::NotFound(format!(
+                "no such container: {id} (it was removed meanwhile)"
+            )),
         })?;
         let c = self.container(id)?;
         if c.state == State::Running || c.state == State::Dead {
@@ -296,4 +300,18 @@ fn wait_for(pid: i32) -> i32 {
             Err(_) => return 255,
         }
     }
+}
+
+/// The monitor lock, waiting a little for it: other processes probe whether a monitor is
+/// alive by taking the lock for an instant (recovery at open, `rm`, `check`), and a start
+/// that met such a probe must not fail as if the container were running. A live monitor
+/// holds it for good, so after the wait the answer is `None`.
+fn monitor_lock_patiently(dir: &std::path::Path) -> Result<Option<File>> {
+    for _ in 0..200 {
+        if let Some(lock) = super::run::monitor_lock(dir, false)? {
+            return Ok(Some(lock));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Ok(None)
 }

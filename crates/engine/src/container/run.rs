@@ -64,6 +64,9 @@ impl Engine {
         tracing::debug_span!("wait for monitor ready")
             .in_scope(|| ready.read_to_string(&mut answer))
             .ok();
+        // Its monitor has it now (its lock keeps prune and recovery away); a monitor that
+        // failed to start it may be removing it (`--rm`) and needs the creation lock.
+        self.end_creation(&c.id);
         if let Some(rest) = answer.strip_prefix("err ") {
             let _ = monitor.wait();
             let (code, message) = rest.split_once(' ').unwrap_or(("125", rest));

@@ -67,6 +67,16 @@ pub fn load(
     if result.is_err() {
         remove_unused(layers, &created);
     }
+    // The images reference their layers now (or the load failed): the holds apply_all took
+    // on new and reused layers end.
+    for p in &planned {
+        let mut chain: Option<Digest> = None;
+        for diff in &p.diff_ids {
+            let id = Digest::chain(chain.as_ref(), diff);
+            layers.release_hold(&id);
+            chain = Some(id);
+        }
+    }
     result
 }
 
@@ -171,7 +181,8 @@ fn apply_all(
                 count,
                 digest: shown.clone(),
             });
-            if layers.layer(&chain).is_ok() {
+            // Held: it may have no reference until our image is recorded at the end.
+            if layers.hold(&chain).is_ok() {
                 progress(Progress::LayerExists { digest: shown });
             } else {
                 apply_one(layers, members, p, blob, diff_id, parent.as_ref(), progress)?;

@@ -18,6 +18,7 @@ use rustix::io::Errno;
 use tar::EntryType;
 
 use super::decompress::{self, Compression};
+use super::header_limit::HeaderLimit;
 use super::tarsplit::{Capture, Recorder, SharedRecorder};
 use super::whiteout::WHITEOUT_PREFIX;
 use super::ApplyReport;
@@ -93,7 +94,7 @@ fn apply_in<'w>(
         BufReader::with_capacity(256 * 1024, hashing),
         recorder.clone(),
     );
-    let mut archive = tar::Archive::new(capture);
+    let mut archive = tar::Archive::new(HeaderLimit::new(capture));
     let mut applier = Applier::new(root, format, compression, recorder);
     applier.plain = plain;
     if format == DiffFormat::Naive && plain.is_none() {
@@ -108,7 +109,7 @@ fn apply_in<'w>(
         applier.entry(&mut entry)?;
     }
     applier.finish()?;
-    let mut rest = archive.into_inner();
+    let mut rest = archive.into_inner().into_inner();
     decompress::drain(&mut rest)
         .map_err(|e| applier.read_error("the data after the end-of-archive marker", e))?;
     let (diff_id, tar_size) = rest.into_inner().into_inner().finish();

@@ -13,6 +13,7 @@ use crate::fs::Root;
 mod apply;
 pub mod decompress;
 mod export;
+mod header_limit;
 mod tarsplit;
 mod tree;
 pub mod whiteout;

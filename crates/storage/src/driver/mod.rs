@@ -113,6 +113,24 @@ pub trait Driver: Send + Sync {
     fn diff_view(&self, id: &str, parent: Option<&str>) -> Result<DiffView>;
     fn usage(&self, id: &str) -> Result<Usage>;
 
+    /// Problems in the driver's own records of layer `id` on `parent` (overlay2: its `link`
+    /// and `lower` files and its `l/` short link), one message each, for `strata check`.
+    /// Drivers that keep no such records have none.
+    fn check_layer(&self, id: &str, parent: Option<&str>) -> Result<Vec<String>> {
+        let _ = (id, parent);
+        Ok(Vec::new())
+    }
+    /// Rewrites those records of `id` from its parent's (the caller repairs parents first).
+    fn repair_layer(&self, id: &str, parent: Option<&str>) -> Result<()> {
+        let _ = (id, parent);
+        Ok(())
+    }
+    /// What [`Driver::cleanup`] would remove, as (path relative to the home, why) pairs.
+    /// Same caveat: only meaningful when no layer is being created.
+    fn leftovers(&self) -> Result<Vec<(String, String)>> {
+        Ok(Vec::new())
+    }
+
     /// Applies a layer tar (plain, gzip or zstd) into the freshly created layer `id`; with
     /// `tar_split`, also writes there the record that rebuilds the exact tar later (see
     /// [`archive::apply_recording`]).

@@ -168,6 +168,31 @@ impl Driver for Vfs {
         Ok(())
     }
 
+    fn leftovers(&self) -> Result<Vec<(String, String)>> {
+        let mut found = Vec::new();
+        let dir = self.home.join("dir");
+        for e in std::fs::read_dir(&dir).ctx_path("listing", &dir)? {
+            let name = e.ctx_path("listing", &dir)?.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(TMP_PREFIX) {
+                found.push((
+                    format!("dir/{name}"),
+                    "copy of an interrupted create".into(),
+                ));
+            }
+        }
+        let ro = self.home.join("ro");
+        let layers: HashSet<String> = self.list()?.into_iter().collect();
+        for e in std::fs::read_dir(&ro).ctx_path("listing", &ro)? {
+            let name = e.ctx_path("listing", &ro)?.file_name();
+            let name = name.to_string_lossy();
+            if !layers.contains(&*name) {
+                found.push((format!("ro/{name}"), "read-only marker of no layer".into()));
+            }
+        }
+        Ok(found)
+    }
+
     fn mounts(&self, id: &str) -> Result<Vec<Mount>> {
         let dir = self.existing(id)?;
         let mode = if self.ro_marker(id).exists() {

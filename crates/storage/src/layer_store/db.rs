@@ -202,16 +202,29 @@ pub(crate) fn release_keeping(conn: &Connection, chain: &Digest) -> Result<()> {
     Ok(())
 }
 
+pub(crate) fn set_refs(conn: &Connection, chain: &Digest, refs: u64) -> Result<()> {
+    conn.execute(
+        "UPDATE layers SET refs = ?2 WHERE chain_id = ?1",
+        params![chain.as_str(), refs as i64],
+    )?;
+    Ok(())
+}
+
 /// Drops a reference to `chain`; a layer left unreferenced is deleted and its parent released
 /// in turn. Returns the storage ids whose rows were deleted: their dirs go once this commits.
-pub(crate) fn release(conn: &Connection, chain: &Digest) -> Result<Vec<String>> {
+/// A layer for which `keep(storage_id)` is true stays at zero references instead.
+pub(crate) fn release(
+    conn: &Connection,
+    chain: &Digest,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<Vec<String>> {
     let mut doomed = Vec::new();
     let mut next = Some(chain.clone());
     while let Some(chain) = next.take() {
         let l = layer(conn, &chain)?;
-        if l.refs > 1 {
+        if l.refs > 1 || keep(&l.storage_id) {
             conn.execute(
-                "UPDATE layers SET refs = refs - 1 WHERE chain_id = ?1",
+                "UPDATE layers SET refs = max(refs - 1, 0) WHERE chain_id = ?1",
                 [chain.as_str()],
             )?;
             break;

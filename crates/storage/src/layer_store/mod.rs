@@ -26,16 +26,20 @@ use crate::driver::{self, Driver};
 use crate::error::{Error, IoContext, Result};
 use crate::fs;
 
+mod check;
 mod commit;
 mod db;
 mod durable;
 mod hash_thread;
+mod hold;
 mod recovery;
+mod reserve;
 mod rw;
 mod staging;
 #[cfg(test)]
 mod tests;
 
+pub use check::Problem;
 pub use recovery::RecoveryReport;
 pub use rw::ParentWhenUnused;
 pub use staging::StagingFile;
@@ -91,6 +95,8 @@ pub struct LayerStore {
     conn: Mutex<Connection>,
     lock: StoreLock,
     recovery: RecoveryReport,
+    /// Layers this process made or reuses and holds until its operation ends (see `hold`).
+    holds: Mutex<Vec<hold::Hold>>,
 }
 
 /// A metadata transaction under the store lock, for the image store to change its rows and
@@ -98,6 +104,7 @@ pub struct LayerStore {
 /// the commit.
 pub struct Tx<'a> {
     tx: rusqlite::Transaction<'a>,
+    store: &'a LayerStore,
     doomed: Vec<String>,
     on_commit: Vec<Box<dyn FnOnce() + 'a>>,
 }
@@ -116,7 +123,14 @@ impl<'a> Tx<'a> {
     }
     /// Drops a reference to `chain`, removing it (and releasing its parent) at zero.
     pub fn release_layer(&mut self, chain: &Digest) -> Result<()> {
-        let doomed = db::release(&self.tx, chain)?;
+        // A layer another process holds is kept at zero references: its operation is about
+        // to reference it (prune reclaims it otherwise). This process's own hold ends: it
+        // is done with a layer it releases.
+        let store = self.store;
+        let doomed = db::release(&self.tx, chain, &|sid| {
+            store.unhold(sid);
+            store.is_held(sid).unwrap_or(true)
+        })?;
         self.doomed.extend(doomed);
         Ok(())
     }
@@ -152,6 +166,24 @@ impl LayerStore {
         LayerStore::assemble(root, driver, conn, lock)
     }
 
+    /// Opens the store like [`LayerStore::open`] but without the recovery sweep, so that
+    /// `strata check` sees (and reports) what a crash left before anything tidies it.
+    pub fn open_unrecovered(
+        root: &Path,
+        driver_name: &str,
+        driver_options: &[String],
+    ) -> Result<LayerStore> {
+        if let Some(recorded) = recorded_driver(root)? {
+            if recorded != driver_name {
+                return Err(driver_mismatch(root, &recorded));
+            }
+        }
+        create_dir_mode(root, 0o700)?;
+        let driver = driver::open(driver_name, root, driver_options)?;
+        let (conn, lock) = open_metadata(root, driver_name)?;
+        Ok(LayerStore::unrecovered(root, driver, conn, lock))
+    }
+
     /// Opens the store at `root` with an already opened driver.
     pub fn open_with_driver(root: &Path, driver: Box<dyn Driver>) -> Result<LayerStore> {
         let (conn, lock) = open_metadata(root, driver.name())?;
@@ -164,16 +196,26 @@ impl LayerStore {
         conn: Connection,
         lock: StoreLock,
     ) -> Result<LayerStore> {
-        let mut store = LayerStore {
+        let mut store = LayerStore::unrecovered(root, driver, conn, lock);
+        store.recovery = store.recover()?;
+        Ok(store)
+    }
+
+    fn unrecovered(
+        root: &Path,
+        driver: Box<dyn Driver>,
+        conn: Connection,
+        lock: StoreLock,
+    ) -> LayerStore {
+        LayerStore {
             root: root.to_path_buf(),
             tmp: root.join("tmp"),
             driver,
             conn: Mutex::new(conn),
             lock,
             recovery: RecoveryReport::default(),
-        };
-        store.recovery = store.recover()?;
-        Ok(store)
+            holds: Mutex::new(Vec::new()),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -232,18 +274,21 @@ impl LayerStore {
         _held: &LockGuard<'_>,
         f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>,
     ) -> Result<(T, Vec<String>), E> {
+        reserve::release_if_low(&self.root);
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(Error::from)?;
         let mut tx = Tx {
             tx,
+            store: self,
             doomed: Vec::new(),
             on_commit: Vec::new(),
         };
         let value = f(&mut tx)?;
         let Tx {
             tx,
+            store: _,
             doomed,
             on_commit,
         } = tx;
@@ -336,12 +381,16 @@ impl LayerStore {
             created: SystemTime::now(),
             refs: 0,
         };
+        // Held from before its row exists: no prune can take it before the caller's image
+        // or writable layer references it.
+        self.hold_storage(&layer.storage_id)?;
         let existing = self.write(|tx| match db::find_layer(&tx.tx, &layer.chain_id)? {
             Some(existing) => Ok::<_, Error>(Some(existing)),
             None => db::insert_layer(&tx.tx, &layer).map(|()| None),
         })?;
         match existing {
-            Some(existing) => Ok(existing), // `staged` drops and removes our copy
+            // `staged` drops and removes our copy; the one kept is held instead.
+            Some(existing) => self.hold(&existing.chain_id),
             None => {
                 staged.publish();
                 Ok(layer)
@@ -413,9 +462,15 @@ impl LayerStore {
 
     /// Removes `chain` if nothing references it (a layer created and never used). Returns
     /// whether it was removed.
+    /// A hold this process has on it ends first: the caller is done with it.
     pub fn remove_if_unused(&self, chain: &Digest) -> Result<bool> {
+        if let Ok(layer) = self.layer(chain) {
+            self.unhold(&layer.storage_id);
+        }
         self.write(|tx| {
-            if tx.layer(chain)?.refs > 0 {
+            let layer = tx.layer(chain)?;
+            // Held by another process: just made or reused, about to be referenced.
+            if layer.refs > 0 || self.is_held(&layer.storage_id)? {
                 return Ok(false);
             }
             tx.release_layer(chain).map(|()| true)

@@ -29,6 +29,7 @@ pub struct RecoveryReport {
 impl LayerStore {
     pub(super) fn recover(&self) -> Result<RecoveryReport> {
         let _guard = self.lock()?;
+        super::reserve::restore(&self.root);
         let mut report = RecoveryReport::default();
         let claimed: HashSet<String> = db::storage_ids(&self.conn())?.into_iter().collect();
         let on_disk: HashSet<String> = self.driver.list()?.into_iter().collect();

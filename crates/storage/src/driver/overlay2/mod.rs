@@ -19,6 +19,7 @@
 //! whiteouts, opaque dirs) and its diff is always in overlay form.
 
 mod checks;
+mod consistency;
 mod mount;
 #[cfg(test)]
 mod tests;
@@ -347,12 +348,19 @@ impl Driver for Overlay2 {
         let short = self.short_name(id).ok();
         // Renamed away first, so the id vanishes at once and a crash leaves only .tmp litter.
         let doomed = self.scratch("remove", id);
-        std::fs::rename(&dir, &doomed)
-            .ctx(|| format!("moving {} aside to remove it", dir.display()))?;
+        match std::fs::rename(&dir, &doomed) {
+            // Another process (its recovery sweeping the same orphan) got there first.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            other => other.ctx(|| format!("moving {} aside to remove it", dir.display()))?,
+        }
         if let Some(short) = short {
             if self.resolve_short(&short).ok() == Some(dir.join("diff")) {
                 let link = self.short_link(&short);
-                std::fs::remove_file(&link).ctx_path("removing", &link)?;
+                match std::fs::remove_file(&link) {
+                    // Dangling once the dir moved: another process's cleanup may take it.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    other => other.ctx_path("removing", &link)?,
+                }
             }
         }
         crate::fs::remove_tree(&doomed)
@@ -396,6 +404,18 @@ impl Driver for Overlay2 {
             crate::fs::remove_tree(&path)?;
         }
         Ok(())
+    }
+
+    fn check_layer(&self, id: &str, parent: Option<&str>) -> Result<Vec<String>> {
+        self.check_records(id, parent)
+    }
+
+    fn repair_layer(&self, id: &str, parent: Option<&str>) -> Result<()> {
+        self.repair_records(id, parent)
+    }
+
+    fn leftovers(&self) -> Result<Vec<(String, String)>> {
+        self.cleanup_candidates()
     }
 
     fn mounts(&self, id: &str) -> Result<Vec<Mount>> {

@@ -581,16 +581,3 @@ fn commit_of_a_running_container_pauses_and_resumes_it() {
     }
     s.ok(&["rm", "-f", "c"]);
 }
-
-/// Regression (found by the full-disk tests): a quick foreground `run --rm` failed about
-/// one time in three with "watching ...-json.log: No such file": the monitor had removed
-/// the container before the CLI watched its log by path. The log is now watched first.
-#[test]
-fn quick_run_rm_never_loses_the_race_with_its_monitor() {
-    let Some(s) = setup() else {
-        return;
-    };
-    for _ in 0..20 {
-        assert_eq!(s.ok(&["run", "--rm", "bb", "echo", "hi"]), "hi\n");
-    }
-}

@@ -460,15 +460,20 @@ impl LayerStore {
         self.write(|tx| tx.release_layer(chain))
     }
 
-    /// Removes `chain` if nothing references it (a layer created and never used). Returns
-    /// whether it was removed.
+    /// Removes `chain` if nothing references it (a layer created and never used, a kept
+    /// init layer). Returns whether it was removed: not if used, held, or already gone.
     /// A hold this process has on it ends first: the caller is done with it.
     pub fn remove_if_unused(&self, chain: &Digest) -> Result<bool> {
         if let Ok(layer) = self.layer(chain) {
             self.unhold(&layer.storage_id);
         }
         self.write(|tx| {
-            let layer = tx.layer(chain)?;
+            let layer = match tx.layer(chain) {
+                Ok(layer) => layer,
+                // Another process (a concurrent prune or rmi) removed it first.
+                Err(Error::NotFound(_)) => return Ok(false),
+                Err(e) => return Err(e),
+            };
             // Held by another process: just made or reused, about to be referenced.
             if layer.refs > 0 || self.is_held(&layer.storage_id)? {
                 return Ok(false);

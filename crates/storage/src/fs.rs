@@ -18,6 +18,7 @@ pub mod copy;
 mod node;
 mod privileges;
 mod usage;
+pub mod writeback;
 mod xattr;
 
 pub use node::{open_path_at, Node};

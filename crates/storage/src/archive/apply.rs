@@ -27,14 +27,12 @@ mod data;
 mod epoch;
 mod meta;
 mod whiteouts;
-mod writeback;
 use crate::digest::HashingReader;
 use crate::driver::DiffFormat;
 use crate::error::{Error, IoContext, Result};
 use crate::fs::{self, Node, Privileges, Root, Skipped};
 use epoch::Epoch;
 use meta::Meta;
-use writeback::Writeback;
 
 /// See [`super::apply`].
 pub fn apply(target: &Path, format: DiffFormat, input: &mut dyn Read) -> Result<ApplyReport> {
@@ -95,6 +93,7 @@ fn apply_in<'w>(
         recorder.clone(),
     );
     let mut archive = tar::Archive::new(HeaderLimit::new(capture));
+    let _writeback = fs::writeback::Writeback::start(root.as_fd());
     let mut applier = Applier::new(root, format, compression, recorder);
     applier.plain = plain;
     if format == DiffFormat::Naive && plain.is_none() {
@@ -141,7 +140,6 @@ struct Applier<'r, 'w> {
     /// `Some`: extracting a user's tar (`cp`): whiteout names are plain files, and the owner
     /// of every entry is replaced by the inner value if there is one.
     plain: Option<Option<(u32, u32)>>,
-    writeback: Writeback,
 }
 
 impl<'r, 'w> Applier<'r, 'w> {
@@ -164,7 +162,6 @@ impl<'r, 'w> Applier<'r, 'w> {
             entries: 0,
             buf: Vec::new(),
             plain: None,
-            writeback: Writeback::new(root),
         }
     }
 

@@ -23,6 +23,7 @@ use crate::digest::{Digest, HashingWriter};
 use crate::driver::DiffFormat;
 use crate::error::{Error, IoContext, Result};
 use crate::fs::copy::{copy_tree_with, CopyOptions};
+use crate::fs::writeback::Writeback;
 use crate::fs::Privileges;
 
 impl LayerStore {
@@ -117,7 +118,9 @@ fn copy_upper(from: &Path, to: &Path) -> Result<Option<(Digest, u64)>> {
     }
     let what = || format!("hashing the export of {}", from.display());
     let mut hashing = HashThread::new().ctx(what)?;
+    let writeback = Writeback::start(std::os::fd::AsFd::as_fd(&crate::fs::open_dir_path(to)?));
     archive::export_copying(from, to, &mut hashing)?;
+    drop(writeback);
     let (digest, size) = hashing.finish().ctx(what)?;
     tracing::debug!(from = %from.display(), elapsed = ?started.elapsed(), size, "commit: copied and hashed");
     Ok(Some((digest, size)))

@@ -60,7 +60,6 @@ impl Applier<'_, '_> {
                 self.compression.name()
             )));
         }
-        self.writeback.wrote(out.pos);
         out.finish()
             .ctx(|| format!("sizing {}", self.root.display(rel)))
     }

@@ -3,41 +3,10 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Command;
 
+use common::docker::*;
 use common::*;
-
-fn docker_installed() -> bool {
-    let ok = Command::new("docker")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("SKIP: the docker CLI is not installed (apt-get install docker.io; its dockerd is not needed)");
-    }
-    ok
-}
-
-fn docker(d: &Daemon, args: &[&str]) -> Output {
-    Command::new("docker")
-        .args(args)
-        .env("DOCKER_HOST", format!("unix://{}", d.socket.display()))
-        .env_remove("DOCKER_CONTEXT")
-        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
-        .output()
-        .expect("running docker")
-}
-
-fn ok(d: &Daemon, args: &[&str]) -> String {
-    let out = docker(d, args);
-    assert!(
-        out.status.success(),
-        "docker {args:?} failed: {}\ndaemon log:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        d.log()
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 #[test]
 fn version_info_and_images() {

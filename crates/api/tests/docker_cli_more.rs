@@ -6,50 +6,10 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 
+use common::docker::*;
 use common::*;
-
-fn docker_installed() -> bool {
-    let ok = Command::new("docker")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("SKIP: the docker CLI is not installed (apt-get install docker.io; its dockerd is not needed)");
-    }
-    ok
-}
-
-fn docker_cmd(d: &Daemon, args: &[&str]) -> Command {
-    let mut cmd = Command::new("docker");
-    cmd.args(args)
-        .env("DOCKER_HOST", format!("unix://{}", d.socket.display()))
-        .env_remove("DOCKER_CONTEXT")
-        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"));
-    cmd
-}
-
-fn docker(d: &Daemon, args: &[&str]) -> Output {
-    docker_cmd(d, args).output().expect("running docker")
-}
-
-fn ok(d: &Daemon, args: &[&str]) -> String {
-    let out = docker(d, args);
-    assert!(
-        out.status.success(),
-        "docker {args:?} failed: {}\ndaemon log:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        d.log()
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn fail(d: &Daemon, args: &[&str]) -> String {
-    let out = docker(d, args);
-    assert!(!out.status.success(), "docker {args:?} succeeded: {out:?}");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 fn sorted_lines(text: &str) -> Vec<String> {
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();

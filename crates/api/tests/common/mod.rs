@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+pub mod docker;
+
 pub const BUSYBOX: &str = "/bin/busybox";
 
 pub fn is_root() -> bool {

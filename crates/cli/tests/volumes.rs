@@ -166,6 +166,23 @@ fn anonymous_volumes_go_with_rm_v() {
         binds.contains(":/cache") && binds.contains(":/data"),
         "{binds}"
     );
+    // Docker's `Mounts`: one entry per volume, its data dir as the source.
+    let mounts = inspect[0]["Mounts"].as_array().expect("Mounts").clone();
+    let mut destinations: Vec<&str> = mounts
+        .iter()
+        .map(|m| m["Destination"].as_str().unwrap())
+        .collect();
+    destinations.sort();
+    assert_eq!(destinations, ["/cache", "/data", "/n"], "{mounts:?}");
+    for m in &mounts {
+        assert_eq!(m["Type"], "volume", "{m}");
+        let source = m["Source"].as_str().unwrap();
+        assert!(
+            source.ends_with(&format!("volumes/{}/_data", m["Name"].as_str().unwrap()))
+                && std::path::Path::new(source).is_dir(),
+            "{m}"
+        );
+    }
     let copied = anonymous
         .iter()
         .map(|n| s.root.join("volumes").join(n).join("_data/copy"))

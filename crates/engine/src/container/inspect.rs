@@ -42,7 +42,7 @@ impl Engine {
             "Created": time(Some(c.created)),
             "Path": path,
             "Args": args,
-            "State": state(&c),
+            "State": state(&c, self.is_paused(&c)),
             "Image": c.image,
             "ResolvConfPath": path_of("resolv.conf"),
             "HostnamePath": path_of("hostname"),
@@ -54,17 +54,18 @@ impl Engine {
             "Platform": "linux",
             "HostConfig": host_config(&config),
             "GraphDriver": graph_driver,
-            "Mounts": [],
+            "Mounts": self.mounts_of(&config),
             "Config": container_config(&c, &config),
         }))
     }
 }
 
-fn state(c: &Container) -> Value {
+fn state(c: &Container, paused: bool) -> Value {
+    let status = if paused { "paused" } else { c.state.as_str() };
     json!({
-        "Status": c.state.as_str(),
+        "Status": status,
         "Running": c.state == State::Running,
-        "Paused": false,
+        "Paused": paused,
         "Restarting": false,
         "OOMKilled": false,
         "Dead": c.state == State::Dead,
@@ -74,6 +75,43 @@ fn state(c: &Container) -> Value {
         "StartedAt": time(c.started_at),
         "FinishedAt": time(c.finished_at),
     })
+}
+
+impl Engine {
+    /// Docker's `Mounts`: the container's volumes and binds (tmpfs mounts are only in
+    /// `HostConfig.Tmpfs`, as Docker shows them).
+    fn mounts_of(&self, config: &ContainerConfig) -> Vec<Value> {
+        config
+            .volumes
+            .iter()
+            .filter_map(|spec| super::parse_volume(spec).ok())
+            .map(|v| {
+                let mode = if v.read_only { "ro" } else { "" };
+                if v.source.starts_with('/') {
+                    json!({
+                        "Type": "bind",
+                        "Source": v.source,
+                        "Destination": v.destination,
+                        "Mode": mode,
+                        "RW": !v.read_only,
+                        "Propagation": "rprivate",
+                    })
+                } else {
+                    let data = self.volumes_dir().join(&v.source).join("_data");
+                    json!({
+                        "Type": "volume",
+                        "Name": v.source,
+                        "Source": data.display().to_string(),
+                        "Destination": v.destination,
+                        "Driver": "local",
+                        "Mode": if v.read_only { "ro" } else { "z" },
+                        "RW": !v.read_only,
+                        "Propagation": "",
+                    })
+                }
+            })
+            .collect()
+    }
 }
 
 fn host_config(config: &ContainerConfig) -> Value {

@@ -281,7 +281,10 @@ mod tests {
         let name = free_name(&conn, "brave_turing", |_| Ok(tries.remove(0))).unwrap();
         assert_eq!(name, "calm_hopper");
         insert(&conn, &row("c", &name)).unwrap();
-        assert_eq!(free_name(&conn, "free_one", |_| unreachable!()).unwrap(), "free_one");
+        assert_eq!(
+            free_name(&conn, "free_one", |_| unreachable!()).unwrap(),
+            "free_one"
+        );
         let full = free_name(&conn, "calm_hopper", |_| Ok("brave_turing".into()));
         assert!(matches!(full, Err(Error::Conflict(_))), "{full:?}");
     }

@@ -109,7 +109,7 @@ async fn client_loop(client: usize, socket: &str, image: &str, until: Instant) -
     while Instant::now() < until {
         let begin = Instant::now();
         let mut id = None;
-        let result = if (client + n) % 2 == 0 {
+        let result = if (client + n).is_multiple_of(2) {
             run_auto_remove(&docker, socket, image, &mut id).await
         } else {
             run_attached(&docker, socket, image, client, n, &mut id).await

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 pub mod docker;
+pub mod load;
 
 pub const BUSYBOX: &str = "/bin/busybox";
 

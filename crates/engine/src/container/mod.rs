@@ -170,6 +170,7 @@ impl Engine {
                 spec::check_bind_source(&v.source)?;
             }
         }
+        let generated_name = name.is_none();
         let name = match name {
             Some(n) => {
                 let n = names::validate(n.strip_prefix('/').unwrap_or(n))?;
@@ -196,7 +197,7 @@ impl Engine {
         let anonymous = self.name_anonymous_volumes(&mut config, &image_volumes)?;
         let id = random_id()?;
         let lock = CreationLock::acquire(&self.containers_dir(), &id)?;
-        let made = match self.build_container(&id, &name, &img, &config) {
+        let made = match self.build_container(&id, &name, generated_name, &img, &config) {
             Ok(made) => made,
             Err(e) => {
                 drop(lock);
@@ -293,6 +294,7 @@ impl Engine {
         &self,
         id: &str,
         name: &str,
+        generated_name: bool,
         image: &Image,
         config: &ContainerConfig,
     ) -> Result<Container> {
@@ -319,7 +321,7 @@ impl Engine {
             .ctx(|| format!("renaming {} to {}", staging.display(), dir.display()))?;
         undo.staging = Some(dir);
         strata_storage::fs::sync_dir(&self.containers_dir())?;
-        let container = Container {
+        let mut container = Container {
             id: id.to_string(),
             name: name.to_string(),
             image: image.id.clone(),
@@ -331,8 +333,14 @@ impl Engine {
             started_at: None,
             finished_at: None,
         };
-        self.layers
-            .write(|tx| store::insert(tx.sql(), &container))?;
+        self.layers.write(|tx| {
+            if generated_name {
+                container.name = store::free_name(tx.sql(), &container.name, |attempt| {
+                    Ok(names::generate_container_name(random_u64()?, attempt))
+                })?;
+            }
+            store::insert(tx.sql(), &container)
+        })?;
         undo.done();
         Ok(container)
     }
@@ -378,7 +386,15 @@ impl Engine {
     /// container) and the directory; what an interrupted `rm` leaves is swept at the next
     /// open. `volumes` (`rm -v`): its anonymous volumes too (named ones stay, as in Docker).
     pub fn remove_container(&self, name_or_id: &str, force: bool, volumes: bool) -> Result<()> {
-        let c = self.container(name_or_id)?;
+        let mut c = self.container(name_or_id)?;
+        // Exited, its monitor still finishing (unmount, runtime cleanup) after recording the
+        // exit that a `wait` answered: given a moment, since `rm` right after `wait` must
+        // not find it "running".
+        if matches!(c.state, State::Exited | State::Dead) && self.monitor_alive(&c.id) {
+            if let Some(now) = self.wait_stopped(&c.id, std::time::Duration::from_secs(10))? {
+                c = now;
+            }
+        }
         if c.state == State::Running || self.monitor_alive(&c.id) {
             if !force {
                 return Err(Error::Conflict(format!(

@@ -196,7 +196,7 @@ impl Engine {
     }
 
     /// Polls until container `id` left `running` and its monitor finished (or `timeout`).
-    fn wait_stopped(&self, id: &str, timeout: Duration) -> Result<Option<Container>> {
+    pub(super) fn wait_stopped(&self, id: &str, timeout: Duration) -> Result<Option<Container>> {
         let deadline = Instant::now() + timeout;
         loop {
             let now = self.layers.read(|conn| store::get(conn, id))?;

@@ -71,6 +71,28 @@ pub(super) fn insert(conn: &Connection, c: &Container) -> Result<()> {
     Ok(())
 }
 
+/// `wanted` if no container has that name, else the first free one of `alternative(attempt)`:
+/// a generated name is re-checked inside the inserting transaction, since concurrent creates
+/// (daemon clients, CLI processes) can pick the same one between the first check and here.
+pub(super) fn free_name(
+    conn: &Connection,
+    wanted: &str,
+    mut alternative: impl FnMut(u32) -> Result<String>,
+) -> Result<String> {
+    if by_name(conn, wanted)?.is_none() {
+        return Ok(wanted.to_string());
+    }
+    for attempt in 0..16 {
+        let name = alternative(attempt)?;
+        if by_name(conn, &name)?.is_none() {
+            return Ok(name);
+        }
+    }
+    Err(Error::Conflict(
+        "could not generate a free container name; pass --name".into(),
+    ))
+}
+
 pub(super) fn name_taken(name: &str, other_id: &str) -> Error {
     Error::Conflict(format!(
         "the container name \"/{name}\" is already in use by container {}; remove it or pick another name",
@@ -226,4 +248,44 @@ pub(super) fn rename(conn: &Connection, id: &str, name: &str) -> Result<()> {
     )
     .map_err(strata_storage::Error::from)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, name: &str) -> Container {
+        Container {
+            id: id.into(),
+            name: name.into(),
+            image: "sha256:i".into(),
+            rw_layer: id.into(),
+            created: 1,
+            state: State::Created,
+            pid: None,
+            exit_code: None,
+            started_at: None,
+            finished_at: None,
+        }
+    }
+
+    /// Regression: two concurrent creates generated the same name and the later insert
+    /// failed with "name already in use" (seen with 200 API clients).
+    #[test]
+    fn a_generated_name_taken_meanwhile_is_replaced_at_insert() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        insert(&conn, &row("a", "brave_turing")).unwrap();
+        let mut tries = vec!["brave_turing2".to_string(), "calm_hopper".to_string()];
+        insert(&conn, &row("b", "brave_turing2")).unwrap();
+        let name = free_name(&conn, "brave_turing", |_| Ok(tries.remove(0))).unwrap();
+        assert_eq!(name, "calm_hopper");
+        insert(&conn, &row("c", &name)).unwrap();
+        assert_eq!(
+            free_name(&conn, "free_one", |_| unreachable!()).unwrap(),
+            "free_one"
+        );
+        let full = free_name(&conn, "calm_hopper", |_| Ok("brave_turing".into()));
+        assert!(matches!(full, Err(Error::Conflict(_))), "{full:?}");
+    }
 }

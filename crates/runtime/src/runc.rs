@@ -170,14 +170,36 @@ impl Runtime {
         pid_file: &Path,
         io: Io,
     ) -> Result<RunProcess> {
+        let (child, log) = self.spawn_logged(
+            id,
+            ["run".as_ref(), "--bundle".as_ref(), bundle.as_os_str()],
+            pid_file,
+            io,
+        )?;
+        Ok(RunProcess {
+            pid: child.id() as i32,
+            id: id.to_string(),
+            log,
+        })
+    }
+
+    /// Spawns `runc COMMAND ARG ARG --pid-file PID_FILE ID` with `io` as its stdio and its
+    /// errors in a log file of its own (read back by [`last_error`]).
+    fn spawn_logged(
+        &self,
+        id: &str,
+        command: [&OsStr; 3],
+        pid_file: &Path,
+        io: Io,
+    ) -> Result<(std::process::Child, LogFile)> {
         let log = LogFile::new(&self.state_root, id);
         let child = Command::new(&self.binary)
             .arg("--root")
             .arg(&self.state_root)
             .arg("--log")
             .arg(&log.0)
-            .args(["--log-format", "json", "run", "--bundle"])
-            .arg(bundle)
+            .args(["--log-format", "json"])
+            .args(command)
             .arg("--pid-file")
             .arg(pid_file)
             .arg(id)
@@ -186,11 +208,7 @@ impl Runtime {
             .stderr(io.stderr)
             .spawn()
             .map_err(|e| Error::io(format!("running {}", self.binary.display()), e))?;
-        Ok(RunProcess {
-            pid: child.id() as i32,
-            id: id.to_string(),
-            log,
-        })
+        Ok((child, log))
     }
 
     /// The error of a [`Runtime::spawn_run`] whose runtime process ended with `code` before
@@ -294,22 +312,12 @@ impl Runtime {
         pid_file: &Path,
         io: Io,
     ) -> Result<ExecProcess> {
-        let log = LogFile::new(&self.state_root, id);
-        let child = Command::new(&self.binary)
-            .arg("--root")
-            .arg(&self.state_root)
-            .arg("--log")
-            .arg(&log.0)
-            .args(["--log-format", "json", "exec", "--process"])
-            .arg(process)
-            .arg("--pid-file")
-            .arg(pid_file)
-            .arg(id)
-            .stdin(io.stdin)
-            .stdout(io.stdout)
-            .stderr(io.stderr)
-            .spawn()
-            .map_err(|e| Error::io(format!("running {}", self.binary.display()), e))?;
+        let (child, log) = self.spawn_logged(
+            id,
+            ["exec".as_ref(), "--process".as_ref(), process.as_os_str()],
+            pid_file,
+            io,
+        )?;
         Ok(ExecProcess {
             child,
             id: id.to_string(),

@@ -5,22 +5,10 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::*;
 
-const BUSYBOX: &str = "/bin/busybox";
-
 fn setup() -> Option<Store> {
-    if !is_root() {
-        eprintln!("SKIP: running containers needs root");
-        return None;
-    }
-    let runc = std::process::Command::new("runc").arg("--version").output();
-    if !runc.map(|o| o.status.success()).unwrap_or(false) || !Path::new(BUSYBOX).exists() {
-        eprintln!(
-            "SKIP: needs runc in PATH and a static {BUSYBOX} (apt-get install runc busybox-static)"
-        );
+    if !can_run_containers() {
         return None;
     }
     let s = Store::new("overlay2")?;

@@ -9,6 +9,7 @@ packages=(
   attr             # getfattr, to show opaque-directory xattrs in the demo
   skopeo umoci     # interop tests read and write OCI layouts with them (skipped when absent)
   docker.io        # the docker CLI, driven against `strata daemon` by the API tests
+  python3-docker   # docker-py, likewise (it indexes fields the docker CLI does not need)
   build-essential  # cc for the bundled SQLite and zstd
   pkg-config
   tar gzip zstd    # GNU tar is the speed reference in bench/

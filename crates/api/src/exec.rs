@@ -264,6 +264,9 @@ async fn start(
         .into_response())
 }
 
+/// How long a hijacked exec's output is held back after the upgrade (see [`relay`]).
+const HIJACK_SETTLE: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Starts the process; threads carry its output to the returned channel and record its
 /// exit code (before the channel closes) when it ends.
 fn launch(
@@ -426,6 +429,13 @@ where
             }
         })
     });
+    // Clients that read the 101 response through a buffered reader and then take the raw
+    // socket (docker-py, over Python's http.client) lose whatever arrived with the headers.
+    // Docker's exec takes long enough to start that its output comes later; a quick process
+    // here can answer before the client has parsed the headers (docker-py's `exec_run` got
+    // empty output about one time in two). Holding the output back a moment lets such
+    // clients switch over first.
+    tokio::time::sleep(HIJACK_SETTLE).await;
     while let Some(chunk) = output.recv().await {
         if writer.write_all(&chunk).await.is_err() || writer.flush().await.is_err() {
             break;

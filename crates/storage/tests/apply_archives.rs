@@ -131,6 +131,25 @@ fn device_nodes_are_created_as_devices() {
     assert_eq!(blk.rdev(), rustix::fs::makedev(7, 9));
 }
 
+/// `snapshot` lines with the mtime of directories the apply made implicitly (parents the
+/// archive does not list get the time of the apply: three applies can straddle a second)
+/// replaced by `now`. The archive's own times are all before 2020.
+fn without_apply_times(lines: Vec<String>) -> Vec<String> {
+    lines
+        .into_iter()
+        .map(|line| {
+            let mut fields: Vec<String> = line.split(' ').map(str::to_string).collect();
+            let implicit = fields.len() > 4
+                && fields[1].starts_with("40")
+                && fields[4].parse::<i64>().is_ok_and(|t| t > 1_600_000_000);
+            if implicit {
+                fields[4] = "now".into();
+            }
+            fields.join(" ")
+        })
+        .collect()
+}
+
 #[test]
 fn gzip_zstd_and_plain_give_the_same_tree_and_diff_id() {
     let tar = rich_tar();
@@ -141,7 +160,7 @@ fn gzip_zstd_and_plain_give_the_same_tree_and_diff_id() {
         results.push((
             report.diff_id.to_string(),
             report.tar_size,
-            snapshot(&sb.layer),
+            without_apply_times(snapshot(&sb.layer)),
         ));
     }
     assert_eq!(results[0].0, sha256(&tar));

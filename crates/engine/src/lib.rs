@@ -230,8 +230,8 @@ impl Engine {
     /// layers).
     pub fn remove_image(&self, name_or_id: &str, force: bool) -> Result<Vec<String>> {
         let images = self.images_store()?;
+        let image = images.resolve(name_or_id)?;
         if !force {
-            let image = images.resolve(name_or_id)?;
             let users = self.containers_of_image(&image.id)?;
             // Removing one of several tags only untags: no container loses its image.
             let untag_only = image.tags.len() > 1
@@ -247,7 +247,6 @@ impl Engine {
                 )));
             }
         }
-        let image = images.resolve(name_or_id)?;
         let lines = images.remove(name_or_id, force)?;
         if images.resolve(&image.id).is_err() {
             // The image is gone: so is the init layer kept for its containers, unless one

@@ -166,25 +166,31 @@ impl LogReader {
     }
 }
 
-/// Sleeps until a log grows or a process ends, whichever first, without polling: an inotify
-/// watch of the log file and a pidfd of the process, in one `poll`. A follower reads what is
-/// new, checks the process, then waits here; a write or an exit in between is not missed
-/// (the inotify event is queued, the pidfd stays readable).
+/// Sleeps until a log grows or a process ends, whichever first: a pidfd of the process
+/// wakes it at the end; the log's size is looked at after pauses that double from 1 ms to
+/// 50 ms while it stays the same. A follower reads what is new, checks the process, then
+/// waits here; a write or an exit in between is not missed (the size differs, the pidfd
+/// stays readable). Not inotify: closing an inotify instance waits for an SRCU grace
+/// period, 5 to 20 ms here, which a short `run` would pay on its way out.
 pub struct LogWaiter {
-    watch: std::os::fd::OwnedFd,
+    log: File,
+    seen: std::cell::Cell<u64>,
     process: Option<std::os::fd::OwnedFd>,
 }
 
+/// The first and the longest pause between two looks at the log.
+const FIRST_PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
+const LONGEST_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+
 impl LogWaiter {
     /// Watches `log`, which must exist: set up before the container starts, since a
-    /// `--rm` container can end and be removed, log and all, before a later watch is made.
+    /// `--rm` container can end and be removed, log and all, before a later open.
     pub fn new(log: &Path) -> Result<LogWaiter> {
-        use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
-        let watch = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK)
-            .ctx_path("watching", log)?;
-        inotify::add_watch(&watch, log, WatchFlags::MODIFY).ctx_path("watching", log)?;
+        let file = File::open(log).ctx_path("opening", log)?;
+        let seen = file.metadata().ctx_path("reading", log)?.len();
         Ok(LogWaiter {
-            watch,
+            log: file,
+            seen: seen.into(),
             process: None,
         })
     }
@@ -200,28 +206,39 @@ impl LogWaiter {
         Ok(self)
     }
 
-    /// Blocks until the log was written to or the process ended (or a signal came); says
+    /// Blocks until the log changed size or the process ended (or a signal came); says
     /// whether the process has ended.
     pub fn wait(&self) -> Result<bool> {
-        use rustix::event::{poll, PollFd, PollFlags};
-        let mut fds = vec![PollFd::new(&self.watch, PollFlags::IN)];
-        if let Some(process) = &self.process {
-            fds.push(PollFd::new(process, PollFlags::IN));
-        }
-        match poll(&mut fds, None) {
-            Ok(_) | Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(strata_storage::Error::io("waiting for the log", e.into()).into()),
-        }
-        let ended = fds
-            .get(1)
-            .is_some_and(|p| p.revents().contains(PollFlags::IN));
-        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 1024];
-        while let Ok((n, _)) = rustix::io::read(&self.watch, &mut buf[..]) {
-            if n.is_empty() {
-                break;
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        let mut pause = FIRST_PAUSE;
+        loop {
+            let mut fds: Vec<PollFd> = self
+                .process
+                .iter()
+                .map(|p| PollFd::new(p, PollFlags::IN))
+                .collect();
+            let timeout = Timespec {
+                tv_sec: 0,
+                tv_nsec: pause.as_nanos() as _,
+            };
+            match poll(&mut fds, Some(&timeout)) {
+                Ok(n) if n > 0 => return Ok(true),
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => return Ok(false),
+                Err(e) => {
+                    return Err(strata_storage::Error::io("waiting for the log", e.into()).into())
+                }
             }
+            let size = self
+                .log
+                .metadata()
+                .map_err(|e| strata_storage::Error::io("reading the log's size", e))?
+                .len();
+            if size != self.seen.replace(size) {
+                return Ok(false);
+            }
+            pause = (pause * 2).min(LONGEST_PAUSE);
         }
-        Ok(ended)
     }
 }
 

@@ -202,7 +202,7 @@ impl Engine {
         };
         let span = tracing::debug_span!("runc run until started").entered();
         let run = runtime.spawn_run(&c.id, &bundle, &pid_file, io)?;
-        let pid = match launch::wait_started(&bundle, &pid_file, run.pid)? {
+        let pid = match launch::wait_started(&pid_file, run.pid)? {
             launch::Launch::Started(pid) => pid,
             launch::Launch::Failed(code) => return Err(runtime.run_failure(&run, code).into()),
         };

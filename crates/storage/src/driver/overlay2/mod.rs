@@ -223,10 +223,10 @@ impl Overlay2 {
         }
         if !lowers.is_empty() {
             let text: Vec<String> = lowers.iter().map(|s| format!("l/{s}")).collect();
-            write_atomic(tmp, "lower", text.join(":").as_bytes())?;
+            write_synced(tmp, "lower", text.join(":").as_bytes())?;
         }
         let short = self.make_short_link(id)?;
-        if let Err(e) = write_atomic(tmp, "link", short.as_bytes()) {
+        if let Err(e) = write_synced(tmp, "link", short.as_bytes()) {
             let _ = std::fs::remove_file(self.short_link(&short));
             return Err(e);
         }
@@ -508,6 +508,17 @@ fn random_name() -> String {
         }
     }
     name
+}
+
+/// Writes and fsyncs the new file `dir/name`, in a staging dir whose own fsync and rename
+/// publish it (no rename of its own needed: nothing sees the dir before).
+fn write_synced(dir: &Path, name: &str, contents: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let path = dir.join(name);
+    let mut file = std::fs::File::create_new(&path).ctx_path("creating", &path)?;
+    file.write_all(contents)
+        .and_then(|()| file.sync_all())
+        .ctx_path("writing", &path)
 }
 
 /// Writes `dir/name` via `name.tmp`, fsync, rename and fsync of `dir`, so a crash leaves the

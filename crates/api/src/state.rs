@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use strata_engine::{Engine, EngineOptions};
 use tokio::sync::watch;
@@ -88,14 +88,24 @@ impl Engines {
 /// their next poll. A `--rm` container's row is gone right after its exit: its code is
 /// still known here.
 pub struct Monitors {
-    exits: Mutex<HashMap<String, i64>>,
+    exits: Mutex<Exits>,
+    /// For waiters on blocking threads, as `changed` is for async ones.
+    ended: Condvar,
     changed: watch::Sender<u64>,
+}
+
+#[derive(Default)]
+struct Exits {
+    codes: HashMap<String, i64>,
+    /// How many monitors have ended.
+    count: u64,
 }
 
 impl Default for Monitors {
     fn default() -> Self {
         Monitors {
-            exits: Mutex::new(HashMap::new()),
+            exits: Mutex::new(Exits::default()),
+            ended: Condvar::new(),
             changed: watch::channel(0).0,
         }
     }
@@ -115,31 +125,44 @@ impl Monitors {
     }
 
     pub fn record_exit(&self, id: &str, code: i64) {
-        let mut exits = self.exits.lock().unwrap_or_else(|p| p.into_inner());
+        let mut exits = self.lock();
         // Bounded: only the latest codes matter, to whoever waits right now.
-        if exits.len() > 4096 {
-            exits.clear();
+        if exits.codes.len() > 4096 {
+            exits.codes.clear();
         }
-        exits.insert(id.to_string(), code);
+        exits.codes.insert(id.to_string(), code);
+        exits.count += 1;
         drop(exits);
+        self.ended.notify_all();
         self.changed.send_modify(|n| *n += 1);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Exits> {
+        self.exits.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How many monitors have ended so far: the mark for [`Monitors::wait_after`].
+    pub fn ended_count(&self) -> u64 {
+        self.lock().count
+    }
+
+    /// Blocks the calling (non-async) thread until a monitor ends after `mark` was read, or
+    /// `timeout` passes.
+    pub fn wait_after(&self, mark: u64, timeout: std::time::Duration) {
+        let exits = self.lock();
+        let _ = self
+            .ended
+            .wait_timeout_while(exits, timeout, |e| e.count == mark);
     }
 
     /// The exit code of container `id`'s last monitor that this daemon reaped.
     pub fn exit_code(&self, id: &str) -> Option<i64> {
-        self.exits
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .copied()
+        self.lock().codes.get(id).copied()
     }
 
     /// Forgets the code of `id` (at start, so a wait sees this run's code, not the last).
     pub fn forget(&self, id: &str) {
-        self.exits
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
+        self.lock().codes.remove(id);
     }
 
     /// A receiver that sees every later exit.

@@ -31,8 +31,10 @@ impl CheckReport {
 }
 
 impl Engine {
-    /// Opens the store without the recovery sweeps of [`Engine::open`], so that `check`
-    /// reports what a crash left instead of finding it already tidied.
+    /// Opens the store without the recovery sweeps of [`Engine::open`]: for `check`, which
+    /// reports what a crash left instead of finding it already tidied, and for a container's
+    /// monitor, whose starter has just opened (and recovered) the store; sweeping again
+    /// would only delay the container's start.
     pub fn open_unrecovered(options: &EngineOptions) -> Result<Engine> {
         let driver = match &options.driver {
             Some(d) => d.clone(),

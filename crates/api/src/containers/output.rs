@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use super::{record, POLL};
 use crate::error::{ApiError, ApiResult};
 use crate::params::Query;
-use crate::state::{AppState, Engines};
+use crate::state::{AppState, Engines, Monitors};
 use crate::stream::blocking_body;
 
 const MULTIPLEXED: &str = "application/vnd.docker.multiplexed-stream";
@@ -98,6 +98,7 @@ impl Follow {
     fn run(
         mut self,
         engines: &Engines,
+        monitors: &Monitors,
         first: Vec<LogEntry>,
         send: &mut dyn FnMut(Vec<u8>) -> std::io::Result<()>,
     ) -> ApiResult<()> {
@@ -111,6 +112,7 @@ impl Follow {
             if !chunk.is_empty() && send(chunk).is_err() {
                 return Ok(());
             }
+            let mark = monitors.ended_count();
             let done = match self.end {
                 End::Now => true,
                 end => {
@@ -140,7 +142,9 @@ impl Follow {
                 }
                 return Ok(());
             }
-            std::thread::sleep(POLL);
+            // Woken at once when a monitor ends: the end of a `--rm` container is its
+            // monitor's exit, which also answers the client's `wait`.
+            monitors.wait_after(mark, POLL);
             entries = self.log.read_new()?;
         }
     }
@@ -199,13 +203,14 @@ pub async fn logs(
         },
     };
     let engines = state.engines.clone();
+    let monitors = state.monitors.clone();
     blocking_body(if tty { RAW } else { MULTIPLEXED }, move |out| {
         let mut follow = follow;
         let first = match tail {
             Some(n) => follow.log.tail(n)?,
             None => follow.log.read_new()?,
         };
-        follow.run(&engines, first, &mut |chunk| {
+        follow.run(&engines, &monitors, first, &mut |chunk| {
             out.write_all(&chunk)?;
             out.flush()
         })
@@ -277,8 +282,9 @@ pub async fn attach(
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"tcp"));
     let (tx, rx) = mpsc::channel::<Bytes>(16);
     let engines = state.engines.clone();
+    let monitors = state.monitors.clone();
     tokio::task::spawn_blocking(move || {
-        let result = follow.run(&engines, first, &mut |chunk| {
+        let result = follow.run(&engines, &monitors, first, &mut |chunk| {
             tx.blocking_send(Bytes::from(chunk))
                 .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
         });

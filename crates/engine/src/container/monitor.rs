@@ -16,8 +16,9 @@
 //! 4. tells the starter "ok" or "err CODE MESSAGE" on its ready pipe, then closes it;
 //! 5. copies the streams into the json-file log until the container exits (runc's exit
 //!    status is the container's), then deletes what runtime state is left (none unless
-//!    runc itself died), unmounts, records the exit code (128+N for signal N) and the time
-//!    in one update, and removes the container if it was created with `--rm`.
+//!    runc itself died), unmounts, and records the exit code (128+N for signal N) and the
+//!    time in one update, or removes the container if it was created with `--rm` (its
+//!    code is then the monitor's exit status, for whoever waits).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -38,7 +39,8 @@ use crate::{Engine, EngineOptions};
 /// the container's exit code (the monitor's own exit status).
 pub fn run(options: &EngineOptions, id: &str, attach_stdin: bool, mut ready: File) -> i32 {
     let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
-    let opened = tracing::debug_span!("monitor open store").in_scope(|| Engine::open(options));
+    let opened =
+        tracing::debug_span!("monitor open store").in_scope(|| Engine::open_unrecovered(options));
     let engine = match opened {
         Ok(e) => e,
         Err(e) => return report(&mut ready, Err(e)),
@@ -258,19 +260,22 @@ impl Engine {
         if let Err(e) = unmounted {
             tracing::warn!("unmounting container {}: {e}", c.short_id());
         }
+        // A `--rm` container's exit is recorded only if it stays: its removal is one
+        // commit fewer, and whoever waits for it reads the code from our exit status.
+        if auto_remove {
+            let removed =
+                tracing::debug_span!("remove (--rm)").in_scope(|| self.remove_stopped(c, true));
+            match removed {
+                Ok(()) => return,
+                Err(e) => tracing::error!("removing container {} (--rm): {e}", c.short_id()),
+            }
+        }
         let recorded = tracing::debug_span!("record exit").in_scope(|| {
             self.layers
                 .write(|tx| store::set_exited(tx.sql(), &c.id, code, now_nanos()))
         });
         if let Err(e) = recorded {
             tracing::error!("recording the exit of container {}: {e}", c.short_id());
-        }
-        if auto_remove {
-            let removed =
-                tracing::debug_span!("remove (--rm)").in_scope(|| self.remove_stopped(c, true));
-            if let Err(e) = removed {
-                tracing::error!("removing container {} (--rm): {e}", c.short_id());
-            }
         }
     }
 }

@@ -64,10 +64,7 @@ fn read_pid(path: &Path) -> Result<Option<i32>> {
 /// Whether `fd` becomes readable within `timeout`.
 fn readable_within(fd: &OwnedFd, timeout: Duration) -> Result<bool> {
     let mut fds = [PollFd::new(fd, PollFlags::IN)];
-    let timeout = Timespec {
-        tv_sec: timeout.as_secs() as _,
-        tv_nsec: timeout.subsec_nanos() as _,
-    };
+    let timeout = Timespec::try_from(timeout).expect("a short timeout fits a timespec");
     match poll(&mut fds, Some(&timeout)) {
         Ok(n) => Ok(n > 0),
         Err(Errno::INTR) => Ok(false),

@@ -217,10 +217,7 @@ impl LogWaiter {
                 .iter()
                 .map(|p| PollFd::new(p, PollFlags::IN))
                 .collect();
-            let timeout = Timespec {
-                tv_sec: 0,
-                tv_nsec: pause.as_nanos() as _,
-            };
+            let timeout = Timespec::try_from(pause).expect("a short pause fits a timespec");
             match poll(&mut fds, Some(&timeout)) {
                 Ok(n) if n > 0 => return Ok(true),
                 Ok(_) => {}

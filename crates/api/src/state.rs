@@ -120,6 +120,7 @@ impl Monitors {
                 Ok(status) => status.code().unwrap_or(255) as i64,
                 Err(_) => 255,
             };
+            tracing::debug!("the monitor of container {id} exited with {code}");
             monitors.record_exit(&id, code);
         });
     }

@@ -48,6 +48,15 @@ fn split_version(path: &str) -> Option<(&str, &str)> {
 /// Middleware run before routing: checks and strips the version prefix (the version the
 /// client asked for goes into the request's extensions), and adds Docker's headers.
 pub async fn negotiate(mut req: Request, next: Next) -> Response {
+    // At debug level each request is logged with its answer's status and time, as dockerd's
+    // "Calling POST /containers/create" (a hijacked stream's time ends at its upgrade).
+    let logged = tracing::enabled!(tracing::Level::DEBUG).then(|| {
+        (
+            std::time::Instant::now(),
+            req.method().clone(),
+            req.uri().clone(),
+        )
+    });
     let mut version = API_VERSION;
     if let Some((text, rest)) = split_version(req.uri().path()) {
         let asked = match ApiVersion::parse(text) {
@@ -74,7 +83,15 @@ pub async fn negotiate(mut req: Request, next: Next) -> Response {
         }
     }
     req.extensions_mut().insert(version);
-    with_headers(next.run(req).await)
+    let response = with_headers(next.run(req).await);
+    if let Some((started, method, uri)) = logged {
+        tracing::debug!(
+            "{method} {uri}: {} in {:?}",
+            response.status().as_u16(),
+            started.elapsed()
+        );
+    }
+    response
 }
 
 /// Docker's refusals, word for word (clients match on them).

@@ -444,11 +444,16 @@ fn detached_lifecycle() {
 }
 
 #[test]
-fn a_killed_monitor_is_reported_and_cleaned() {
+fn a_monitor_leaves_its_starters_cgroup_and_once_killed_is_reported_and_cleaned() {
     let Some(s) = setup() else { return };
     let id = s.ok(&["run", "-d", "bb", "sleep", "100"]);
     let id = id.trim().to_string();
     let monitor = find_monitor(&id).expect("the container's monitor process");
+    // It moved out of its starter's cgroups into strata's own (in every hierarchy).
+    wait_for("the monitor to join strata/monitors", || {
+        let cgroups = std::fs::read_to_string(format!("/proc/{monitor}/cgroup")).unwrap();
+        cgroups.lines().all(|l| l.ends_with(":/strata/monitors"))
+    });
     rustix::process::kill_process(
         rustix::process::Pid::from_raw(monitor).unwrap(),
         rustix::process::Signal::KILL,

@@ -3,6 +3,7 @@
 //! - [`spec`]: [`ContainerSpec`], strata's description of a container, turned into the OCI
 //!   runtime spec Docker would generate (namespaces, capabilities, masked paths, mounts,
 //!   cgroup limits) and written as a bundle.
+//! - [`cgroup`]: where containers and monitors sit in the cgroup hierarchies.
 //! - [`user`]: `--user` resolved against the container's own `/etc/passwd` and `/etc/group`.
 //! - [`runc`]: the runtime binary driven through its CLI (`create`, `start`, `run`, `kill`,
 //!   `delete`, `state`, `exec`), with its errors and exit codes made readable.
@@ -20,6 +21,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod cgroup;
 mod defaults;
 pub mod error;
 pub mod runc;

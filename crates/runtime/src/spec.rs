@@ -189,7 +189,7 @@ impl ContainerSpec {
         let cgroups_path = self
             .cgroups_path
             .clone()
-            .unwrap_or_else(|| Path::new("/strata").join(&self.id));
+            .unwrap_or_else(|| crate::cgroup::container_path(&self.id));
         let strings = |paths: &[&str]| paths.iter().map(|p| p.to_string()).collect::<Vec<_>>();
         Ok(LinuxBuilder::default()
             .namespaces(namespaces)
@@ -279,7 +279,9 @@ fn tmpfs(target: &Path, extra: &[String]) -> Result<Mount> {
         .build()?)
 }
 
-/// Writes `spec` as `bundle/config.json`, atomically: a runtime never reads half a file.
+/// Writes `spec` as `bundle/config.json`, atomically: a runtime never reads half a file. Not
+/// fsynced: a bundle is written anew at each start, just before the runtime reads it, so one
+/// a power cut left unwritten is never read.
 pub fn write_bundle(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
     let path = bundle.join("config.json");
     let tmp = bundle.join(".config.json.tmp");
@@ -288,7 +290,6 @@ pub fn write_bundle(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
     let write = || -> std::io::Result<()> {
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(&json)?;
-        file.sync_all()?;
         std::fs::rename(&tmp, &path)
     };
     write().map_err(|e| {

@@ -58,11 +58,32 @@ pub fn mounts_under(prefix: &Path) -> Result<Vec<PathBuf>> {
     Ok(found)
 }
 
+/// The mount points whose filesystem type is one of `types` (`cgroup`, `cgroup2`...).
+pub fn mounts_of_type(types: &[&str]) -> Result<Vec<PathBuf>> {
+    let text = std::fs::read(MOUNTINFO).ctx(|| format!("reading {MOUNTINFO}"))?;
+    Ok(parse_mounts_of_type(&text, types))
+}
+
 /// The mount point (5th field) of each line of a mountinfo text.
 fn parse_mount_points(text: &[u8]) -> Vec<PathBuf> {
     text.split(|&b| b == b'\n')
         .filter_map(|line| line.split(|&b| b == b' ').nth(4))
         .map(|field| PathBuf::from(OsString::from_vec(unescape(field))))
+        .collect()
+}
+
+/// The mount points of the lines whose type (the first field after the ` - ` separator, as
+/// the optional fields before it vary in number) is one of `types`.
+fn parse_mounts_of_type(text: &[u8], types: &[&str]) -> Vec<PathBuf> {
+    text.split(|&b| b == b'\n')
+        .filter(|line| {
+            let fields: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+            let after_separator = fields.iter().position(|f| *f == b"-").map(|i| i + 1);
+            after_separator
+                .and_then(|i| fields.get(i))
+                .is_some_and(|fstype| types.iter().any(|t| t.as_bytes() == *fstype))
+        })
+        .flat_map(parse_mount_points)
         .collect()
 }
 
@@ -108,6 +129,24 @@ mod tests {
                 PathBuf::from("/mnt/with space"),
                 PathBuf::from("/mnt/back\\slash\ttab"),
             ]
+        );
+    }
+
+    #[test]
+    fn filters_by_filesystem_type() {
+        let text = b"30 25 0:26 / /sys/fs/cgroup rw - tmpfs tmpfs ro,mode=755\n\
+31 30 0:27 / /sys/fs/cgroup/unified rw shared:7 - cgroup2 cgroup2 rw\n\
+32 30 0:28 / /sys/fs/cgroup/cpu rw shared:8 master:2 - cgroup cgroup rw,cpu\n";
+        assert_eq!(
+            parse_mounts_of_type(text, &["cgroup", "cgroup2"]),
+            vec![
+                PathBuf::from("/sys/fs/cgroup/unified"),
+                PathBuf::from("/sys/fs/cgroup/cpu"),
+            ]
+        );
+        assert_eq!(
+            parse_mounts_of_type(text, &["tmpfs"]),
+            vec![PathBuf::from("/sys/fs/cgroup")]
         );
     }
 

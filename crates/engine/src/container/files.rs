@@ -1,6 +1,7 @@
 //! The files a container's runtime bind-mounts over the init layer's empty ones:
-//! `hostname`, `hosts` and `resolv.conf` under `containers/<id>/`, and the atomic write
-//! (staging file, fsync, rename, fsync of the directory) every file there goes through.
+//! `hostname`, `hosts` and `resolv.conf` under `containers/<id>/`, written at each start as
+//! Docker does; and the atomic writes (staging file, fsync, rename, fsync of the directory)
+//! the container's durable files go through.
 
 use std::io::Write;
 use std::path::Path;
@@ -31,6 +32,17 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&staged, &dest)
         .ctx(|| format!("renaming {} to {}", staged.display(), dest.display()))?;
     strata_storage::fs::sync_dir(dir)?;
+    Ok(())
+}
+
+/// Replaces `dir/name` through a staging file and a rename, without fsyncs: for files
+/// regenerated before each use.
+fn write_replacing(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    let staged = dir.join(format!(".{name}.tmp"));
+    let dest = dir.join(name);
+    std::fs::write(&staged, bytes).ctx_path("writing", &staged)?;
+    std::fs::rename(&staged, &dest)
+        .ctx(|| format!("renaming {} to {}", staged.display(), dest.display()))?;
     Ok(())
 }
 
@@ -78,11 +90,14 @@ pub fn hostname(config: &ContainerConfig, id: &str) -> String {
     id[..12].to_string()
 }
 
-/// Writes `hostname`, `hosts` and `resolv.conf` into `dir`, a staging directory (see
-/// [`write_staged`]).
+/// Writes `hostname`, `hosts` and `resolv.conf` into the container's `dir`, at each start:
+/// they are the container's view of the host's names and resolvers, made anew from its
+/// config and the host's files (changes made to them inside a container last until it
+/// stops, as with Docker). Each replaces the last atomically but is not fsynced: the next
+/// start rewrites whatever a power cut left.
 pub fn write_network_files(dir: &Path, config: &ContainerConfig, id: &str) -> Result<()> {
     let host = hostname(config, id);
-    write_staged(dir, "hostname", format!("{host}\n").as_bytes())?;
+    write_replacing(dir, "hostname", format!("{host}\n").as_bytes())?;
     let hosts = match config.network {
         // The host's names resolve as on the host.
         NetworkMode::Host => {
@@ -90,9 +105,9 @@ pub fn write_network_files(dir: &Path, config: &ContainerConfig, id: &str) -> Re
         }
         NetworkMode::None => format!("{DEFAULT_HOSTS}127.0.0.1\t{host}\n"),
     };
-    write_staged(dir, "hosts", hosts.as_bytes())?;
+    write_replacing(dir, "hosts", hosts.as_bytes())?;
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    write_staged(
+    write_replacing(
         dir,
         "resolv.conf",
         resolv_conf(&host_resolv, config.network).as_bytes(),
@@ -155,5 +170,26 @@ mod tests {
         write_atomic(dir.path(), "hosts", b"two").unwrap();
         assert_eq!(std::fs::read(dir.path().join("hosts")).unwrap(), b"two");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn network_files_are_replaced_at_each_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = "0123456789abcdef0123";
+        let mut config = ContainerConfig::default();
+        write_network_files(dir.path(), &config, id).unwrap();
+        let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+        assert_eq!(read("hostname"), "0123456789ab\n");
+        assert!(read("hosts").contains("127.0.0.1\t0123456789ab\n"));
+        config.hostname = Some("box".into());
+        write_network_files(dir.path(), &config, id).unwrap();
+        assert_eq!(read("hostname"), "box\n");
+        assert!(read("hosts").ends_with("127.0.0.1\tbox\n"));
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["hostname", "hosts", "resolv.conf"]);
     }
 }

@@ -89,7 +89,9 @@ impl Engine {
 /// Where the container's `cgroup.procs` may be: the v1 pids or memory hierarchy, or v2.
 fn cgroup_procs_files(id: &str) -> Vec<PathBuf> {
     let base = Path::new("/sys/fs/cgroup");
-    let rel = Path::new("strata").join(id).join("cgroup.procs");
+    let rel = Path::new(strata_runtime::cgroup::PARENT)
+        .join(id)
+        .join("cgroup.procs");
     ["pids", "memory", "cpu", "unified", ""]
         .iter()
         .map(|h| base.join(h).join(&rel))

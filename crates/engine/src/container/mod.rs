@@ -1,6 +1,7 @@
 //! Containers as records, without running anything yet: an image, a shared init layer, a
 //! writable layer named by the container's ID, a row in the `containers` table and a
-//! directory `containers/<id>/` (`config.json`, `hostname`, `hosts`, `resolv.conf`).
+//! directory `containers/<id>/` (`config.json`; `hostname`, `hosts` and `resolv.conf` are
+//! written there at each start).
 //!
 //! Creation order, so that a crash at any instant leaves nothing a later command believes
 //! in: files in a staging dir `containers/.tmp-<id>`, then the layers, then the dir renamed
@@ -307,7 +308,6 @@ impl Engine {
         undo.staging = Some(staging.clone());
         let json = serde_json::to_vec_pretty(config).expect("a config serialises");
         files::write_staged(&staging, "config.json", &json)?;
-        files::write_network_files(&staging, config, id)?;
         files::sync_staged(&staging)?;
         let init = init_layer::ensure(&self.layers, image.top_layer.as_ref())?;
         let made = self

@@ -6,7 +6,8 @@
 //!    then exits) is reparented to it and can be waited for like a child;
 //! 2. holds `containers/<id>/monitor.lock` for its whole life: a free lock on a `running`
 //!    container means its monitor died (see [`Engine::recover_running`]);
-//! 3. mounts the writable layer, writes the OCI bundle (`containers/<id>/bundle/`), spawns
+//! 3. moves itself into the `strata/monitors` cgroups (see [`strata_runtime::cgroup`]),
+//!    mounts the writable layer, writes the OCI bundle (`containers/<id>/bundle/`), spawns
 //!    `runc run` (not detached: one runtime process creates, starts, waits for and deletes
 //!    the container, where `create` + `start` + `delete` took three) with pipes as the
 //!    container's stdout/stderr (and the FIFO `containers/<id>/stdin` with `-i`), and once
@@ -103,6 +104,13 @@ impl Engine {
         let config = self.container_config(&c)?;
         let runtime = self.runtime_for(&config)?;
         super::run::delete_runtime_state(&runtime, id);
+        // On a thread of its own: the move waits for a grace period, which runc's move of
+        // the container then finds over (see strata_runtime::cgroup).
+        std::thread::spawn(|| {
+            if let Err(e) = strata_runtime::cgroup::join_monitors() {
+                tracing::debug!("the monitor stays in its starter's cgroups: {e}");
+            }
+        });
         // A `--rm` container's layer goes when it ends: no need to make its writes durable.
         let rootfs = tracing::debug_span!("mount")
             .in_scope(|| self.layers.mount_rw_with(&c.rw_layer, config.auto_remove))?;
@@ -134,6 +142,7 @@ impl Engine {
         let dir = self.container_dir(&c.id);
         let config = self.container_config(c)?;
         let bundle_span = tracing::debug_span!("write bundle").entered();
+        super::files::write_network_files(&dir, &config, &c.id)?;
         let spec = spec::build(self.layers.root(), &dir, c, &config, rootfs)?;
         let bundle = dir.join("bundle");
         match std::fs::create_dir(&bundle) {
@@ -209,10 +218,7 @@ impl Engine {
             launch::Launch::Failed(code) => return Err(runtime.run_failure(&run, code).into()),
         };
         drop(span);
-        tracing::debug_span!("record running").in_scope(|| {
-            self.layers
-                .write(|tx| store::set_running(tx.sql(), &c.id, pid as i64, now_nanos()))
-        })?;
+        tracing::debug_span!("record running").in_scope(|| self.record_running(c, pid))?;
         Ok((run.pid, copiers))
     }
 
@@ -230,9 +236,15 @@ impl Engine {
             .parse::<i32>()
             .map_err(|e| Error::Corrupt(format!("{}: {e}", pid_file.display())))?;
         runtime.start(&c.id)?;
-        self.layers
-            .write(|tx| store::set_running(tx.sql(), &c.id, pid as i64, now_nanos()))?;
+        self.record_running(c, pid)?;
         Ok((pid, copiers))
+    }
+
+    /// Not made durable: no process survives a power cut, and recovery reads a `running`
+    /// row whose monitor is gone as exited anyway.
+    fn record_running(&self, c: &Container, pid: i32) -> Result<()> {
+        self.layers
+            .write_volatile(|tx| store::set_running(tx.sql(), &c.id, pid as i64, now_nanos()))
     }
 
     fn monitor_wait(&self, running: Running) -> i32 {

@@ -259,6 +259,37 @@ impl LayerStore {
         Ok(value)
     }
 
+    /// [`LayerStore::write`] for state no reboot keeps (mount counts, running processes):
+    /// committed without waiting for the disk. The next durable commit carries it to disk;
+    /// a power cut before that loses it, and recovery then finds what it finds after any
+    /// reboot: nothing mounted, nothing running. `f` must not delete rows (their dirs would
+    /// go before their deletion is durable).
+    pub fn write_volatile<T, E: From<Error>>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let guard = self.lock()?;
+        self.transact_volatile(&guard, f)
+    }
+
+    fn transact_volatile<T, E: From<Error>>(
+        &self,
+        held: &LockGuard<'_>,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.conn()
+            .pragma_update(None, "synchronous", "OFF")
+            .map_err(Error::from)?;
+        let result = self.transact(held, f);
+        // FULL again for every other commit; failing that, the connection is not to be used.
+        self.conn()
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(Error::from)?;
+        let (value, doomed) = result?;
+        debug_assert!(doomed.is_empty(), "a volatile commit deleted rows");
+        Ok(value)
+    }
+
     fn lock(&self) -> Result<LockGuard<'_>> {
         self.lock.lock()
     }

@@ -83,7 +83,7 @@ impl LayerStore {
         } else {
             self.driver.mount(&rw.storage_id)?
         };
-        let counted = self.transact(&guard, |tx| {
+        let counted = self.transact_volatile(&guard, |tx| {
             db::set_mount_count(&tx.tx, name, rw.mount_count + 1)
         });
         if let Err(e) = counted {
@@ -111,7 +111,7 @@ impl LayerStore {
         if left == 0 {
             self.driver.unmount(&rw.storage_id)?;
         }
-        self.transact(&guard, |tx| db::set_mount_count(&tx.tx, name, left))?;
+        self.transact_volatile(&guard, |tx| db::set_mount_count(&tx.tx, name, left))?;
         Ok(())
     }
 

@@ -405,6 +405,12 @@ fn detached_lifecycle() {
     std::thread::sleep(Duration::from_millis(1100));
     let ps = s.ok(&["ps"]);
     assert!(ps.contains("Up 1 second") && ps.contains(" d"), "{ps}");
+    // The files bound over /etc/hostname, /etc/hosts and /etc/resolv.conf, written at start.
+    let v: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", "d"])).unwrap();
+    for key in ["HostnamePath", "HostsPath", "ResolvConfPath"] {
+        let path = v[0][key].as_str().unwrap();
+        assert!(Path::new(path).is_file(), "{key}: {path:?}");
+    }
     s.ok(&["stop", "-t", "1", "d"]);
     let code_text = s.ok(&["wait", "d"]);
     assert!(

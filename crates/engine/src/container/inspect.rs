@@ -17,6 +17,11 @@ impl Engine {
         let config = self.container_config(&c)?;
         let dir = self.container_dir(&c.id);
         let path_of = |name: &str| dir.join(name).display().to_string();
+        // Written at the first start: empty before, as Docker shows them.
+        let written_at_start = |name: &str| match dir.join(name).exists() {
+            true => path_of(name),
+            false => String::new(),
+        };
         let argv = config.argv();
         let (path, args) = match argv.split_first() {
             Some((p, a)) => (p.clone(), a.to_vec()),
@@ -44,9 +49,9 @@ impl Engine {
             "Args": args,
             "State": state(&c, self.is_paused(&c)),
             "Image": c.image,
-            "ResolvConfPath": path_of("resolv.conf"),
-            "HostnamePath": path_of("hostname"),
-            "HostsPath": path_of("hosts"),
+            "ResolvConfPath": written_at_start("resolv.conf"),
+            "HostnamePath": written_at_start("hostname"),
+            "HostsPath": written_at_start("hosts"),
             "LogPath": path_of(&format!("{}-json.log", c.id)),
             "Name": format!("/{}", c.name),
             "RestartCount": 0,

@@ -382,8 +382,8 @@ impl Engine {
     }
 
     /// `rm`: refused for a running container unless `force`. Unmounts the writable layer,
-    /// deletes the row, then removes the layer (the init layer stays, for the image's next
-    /// container) and the directory; what an interrupted `rm` leaves is swept at the next
+    /// deletes the container's row and the layer's in one commit, then removes the layer's
+    /// dir (the init layer stays, for the image's next container) and the container's; what an interrupted `rm` leaves is swept at the next
     /// open. `volumes` (`rm -v`): its anonymous volumes too (named ones stay, as in Docker).
     pub fn remove_container(&self, name_or_id: &str, force: bool, volumes: bool) -> Result<()> {
         let mut c = self.container(name_or_id)?;
@@ -450,12 +450,20 @@ impl Engine {
             Ok(()) | Err(strata_storage::Error::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }
-        self.layers.write(|tx| store::delete(tx.sql(), &c.id))?;
-        if let Err(e) = self.remove_container_data(c) {
-            tracing::warn!(
-                "removing the data of container {} (swept at the next open): {e}",
-                c.short_id()
-            );
+        // The row and its writable layer's in one commit; the layer's dir goes after it.
+        self.layers.write(|tx| {
+            store::delete(tx.sql(), &c.id)?;
+            match tx.remove_rw(&c.rw_layer, ParentWhenUnused::Keep) {
+                Ok(()) | Err(strata_storage::Error::NotFound(_)) => Ok(()),
+                Err(e) => Err(Error::from(e)),
+            }
+        })?;
+        let dir = self.container_dir(&c.id);
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                tracing::warn!("removing {} (swept at the next open): {e}", dir.display())
+            }
+            _ => {}
         }
         if let (Some(config), true) = (config, anonymous_volumes) {
             self.remove_anonymous_volumes(&config.volumes);
@@ -479,23 +487,6 @@ impl Engine {
                 )));
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-    }
-
-    fn remove_container_data(&self, c: &Container) -> Result<()> {
-        match self
-            .layers
-            .remove_rw_with(&c.rw_layer, true, ParentWhenUnused::Keep)
-        {
-            Ok(()) | Err(strata_storage::Error::NotFound(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
-        let dir = self.container_dir(&c.id);
-        match std::fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(strata_storage::Error::io(format!("removing {}", dir.display()), e).into())
-            }
-            _ => Ok(()),
         }
     }
 

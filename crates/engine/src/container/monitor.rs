@@ -1,6 +1,6 @@
 //! The monitor: one detached process per running container, as podman's conmon or
 //! containerd's shim. `strata start` spawns the strata binary as `strata __monitor ID`
-//! (its own session, stdio away from the terminal), which:
+//! (its own process group, stdio away from the terminal), which:
 //!
 //! 1. becomes a child subreaper, so the container's init (forked by `runc create`, which
 //!    then exits) is reparented to it and can be waited for like a child;
@@ -263,15 +263,9 @@ impl Engine {
         code
     }
 
-    /// After the process: runtime state, mount, record, and the container itself with `--rm`.
+    /// After the process: runtime state, mount and record; or with `--rm`, the container
+    /// itself (which takes the runtime state and the mount with it).
     fn finish(&self, c: &Container, runtime: &Runtime, code: i64, auto_remove: bool) {
-        tracing::debug_span!("runtime delete")
-            .in_scope(|| super::run::delete_runtime_state(runtime, &c.id));
-        let unmounted =
-            tracing::debug_span!("unmount").in_scope(|| self.layers.unmount_rw(&c.rw_layer, false));
-        if let Err(e) = unmounted {
-            tracing::warn!("unmounting container {}: {e}", c.short_id());
-        }
         // A `--rm` container's exit is recorded only if it stays: its removal is one
         // commit fewer, and whoever waits for it reads the code from our exit status.
         if auto_remove {
@@ -281,6 +275,13 @@ impl Engine {
                 Ok(()) => return,
                 Err(e) => tracing::error!("removing container {} (--rm): {e}", c.short_id()),
             }
+        }
+        tracing::debug_span!("runtime delete")
+            .in_scope(|| super::run::delete_runtime_state(runtime, &c.id));
+        let unmounted =
+            tracing::debug_span!("unmount").in_scope(|| self.layers.unmount_rw(&c.rw_layer, false));
+        if let Err(e) = unmounted {
+            tracing::warn!("unmounting container {}: {e}", c.short_id());
         }
         let recorded = tracing::debug_span!("record exit").in_scope(|| {
             self.layers

@@ -121,10 +121,11 @@ impl Engine {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr);
-        // Its own session: no terminal signals from ours, and it outlives us.
-        unsafe {
-            cmd.pre_exec(|| rustix::process::setsid().map(drop).map_err(Into::into));
-        }
+        // Its own process group: no signal meant for our terminal's foreground (Ctrl-C,
+        // a hangup) reaches it, and it outlives us. Not a session of its own, which only a
+        // hook run between fork and exec could make: without one, the spawn is a vfork
+        // (`posix_spawn`) instead of a fork of this process, a millisecond less from a daemon.
+        cmd.process_group(0);
         Ok(cmd
             .spawn()
             .ctx(|| format!("running the monitor {}", opts.monitor.display()))?)

@@ -138,6 +138,24 @@ impl<'a> Tx<'a> {
     pub fn ensure_schema(&self, component: &str, version: i64, sql: &str) -> Result<()> {
         db::ensure_schema(&self.tx, component, version, sql)
     }
+    /// Deletes writable layer `name` (unmounted: refused otherwise), saying what becomes of
+    /// its parent once unused; its dir goes after the commit.
+    pub fn remove_rw(&mut self, name: &str, parent: ParentWhenUnused) -> Result<()> {
+        let rw = db::rw(&self.tx, name)?;
+        if rw.mount_count > 0 {
+            return Err(Error::Conflict(format!(
+                "writable layer {name} is mounted ({} times); unmount it first",
+                rw.mount_count
+            )));
+        }
+        db::delete_rw(&self.tx, name)?;
+        self.doomed.push(rw.storage_id);
+        match (&rw.parent, parent) {
+            (Some(p), ParentWhenUnused::Remove) => self.release_layer(p),
+            (Some(p), ParentWhenUnused::Keep) => db::release_keeping(&self.tx, p),
+            (None, _) => Ok(()),
+        }
+    }
     /// Writable layers made from `image`.
     pub fn rw_layers_of_image(&self, image: &str) -> Result<Vec<String>> {
         db::rw_names_of_image(&self.tx, image)

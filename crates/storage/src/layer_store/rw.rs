@@ -111,7 +111,9 @@ impl LayerStore {
         if left == 0 {
             self.driver.unmount(&rw.storage_id)?;
         }
-        self.transact_volatile(&guard, |tx| db::set_mount_count(&tx.tx, name, left))?;
+        if left != rw.mount_count {
+            self.transact_volatile(&guard, |tx| db::set_mount_count(&tx.tx, name, left))?;
+        }
         Ok(())
     }
 
@@ -133,17 +135,10 @@ impl LayerStore {
         }
         if rw.mount_count > 0 || self.driver.is_mounted(&rw.storage_id)? {
             self.driver.unmount(&rw.storage_id)?;
+            self.transact_volatile(&guard, |tx| db::set_mount_count(&tx.tx, name, 0))?;
         }
-        let ((), mut doomed) = self.transact(&guard, |tx| {
-            db::delete_rw(&tx.tx, name)?;
-            match (&rw.parent, parent) {
-                (Some(p), ParentWhenUnused::Remove) => tx.release_layer(p),
-                (Some(p), ParentWhenUnused::Keep) => db::release_keeping(&tx.tx, p),
-                (None, _) => Ok(()),
-            }
-        })?;
+        let ((), doomed) = self.transact(&guard, |tx| tx.remove_rw(name, parent))?;
         drop(guard);
-        doomed.insert(0, rw.storage_id);
         self.remove_dirs(&doomed);
         Ok(())
     }

@@ -383,8 +383,9 @@ impl Engine {
 
     /// `rm`: refused for a running container unless `force`. Unmounts the writable layer,
     /// deletes the container's row and the layer's in one commit, then removes the layer's
-    /// dir (the init layer stays, for the image's next container) and the container's; what an interrupted `rm` leaves is swept at the next
-    /// open. `volumes` (`rm -v`): its anonymous volumes too (named ones stay, as in Docker).
+    /// dir (the init layer stays, for the image's next container) and the container's; what
+    /// an interrupted `rm` leaves is swept at the next open. `volumes` (`rm -v`): its
+    /// anonymous volumes too (named ones stay, as in Docker).
     pub fn remove_container(&self, name_or_id: &str, force: bool, volumes: bool) -> Result<()> {
         let mut c = self.container(name_or_id)?;
         // Exited, its monitor still finishing (unmount, runtime cleanup) after recording the

@@ -295,6 +295,8 @@ impl LayerStore {
         held: &LockGuard<'_>,
         f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
+        // The connection is shared by the process's threads, but every commit runs under
+        // the store lock (`held`): none can slip in between the two pragmas.
         self.conn()
             .pragma_update(None, "synchronous", "OFF")
             .map_err(Error::from)?;

@@ -133,7 +133,7 @@ impl Engine {
             None => None,
         };
         let data = match driver.diff_view(&layer.storage_id, parent.as_deref())? {
-            DiffView::Overlay { upper, lowers } => {
+            DiffView::Overlay { upper, lowers, .. } => {
                 let mut data = serde_json::Map::new();
                 if !lowers.is_empty() {
                     let lowers: Vec<String> =
@@ -146,7 +146,7 @@ impl Engine {
                 data.insert("WorkDir".into(), json!(dir.join("work")));
                 Value::Object(data)
             }
-            DiffView::Naive { layer, .. } => json!({ "Dir": layer }),
+            DiffView::FullCopy { layer, .. } => json!({ "Dir": layer }),
         };
         Ok(json!({"Name": driver.name(), "Data": data}))
     }

@@ -170,7 +170,7 @@ impl Engine {
         let merged = self.layers.mount_rw(name)?;
         // The merged view is a full tree: walked as a layer with no parent, every entry is
         // written, fd-relative and without following symlinks.
-        let view = DiffView::Naive {
+        let view = DiffView::FullCopy {
             layer: merged,
             parent: None,
         };
@@ -365,20 +365,20 @@ impl Engine {
         let mounts = driver.mounts(&layer.storage_id)?;
         let mut data = std::collections::BTreeMap::new();
         match driver.diff_view(&layer.storage_id, parent_sid.as_deref())? {
-            DiffView::Overlay { upper, lowers } => {
+            DiffView::Overlay { upper, lowers, .. } => {
                 let lowers: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
                 if !lowers.is_empty() {
                     data.insert("LowerDir".into(), lowers.join(":"));
                 }
                 data.insert("UpperDir".into(), upper.display().to_string());
-                let merged = driver.mount_point(&layer.storage_id);
+                let merged = driver.dirs(&layer.storage_id).mount_point;
                 data.insert("MergedDir".into(), merged.display().to_string());
                 if let Some(work) = mount_option(&mounts, "workdir=") {
                     data.insert("WorkDir".into(), work.to_string());
                 }
             }
-            DiffView::Naive { .. } => {
-                let dir = driver.mount_point(&layer.storage_id);
+            DiffView::FullCopy { .. } => {
+                let dir = driver.dirs(&layer.storage_id).mount_point;
                 data.insert("Dir".into(), dir.display().to_string());
             }
         }

@@ -184,7 +184,7 @@ fn check(root: &Path, kill: usize, problems: &mut Vec<String>) -> (usize, usize)
         problem(format!("row for {id} has no dir"));
     }
     for l in &rows {
-        let files = layers.driver().diff_dir(&l.storage_id).join("files");
+        let files = layers.driver().dirs(&l.storage_id).diff.join("files");
         let n = std::fs::read_dir(&files).map(|d| d.count()).unwrap_or(0);
         if n != FILES {
             problem(format!("layer {} has {n} of {FILES} files", l.chain_id));

@@ -104,7 +104,7 @@ fn round_trips(driver: &str) {
     let out = layer_tar(&store, &layer.chain_id).unwrap();
     assert_eq!(Digest::of_bytes(&out), layer.diff_id);
     assert!(out == tar, "{driver}: bytes differ");
-    let holey = store.driver().diff_dir(&layer.storage_id).join("holey");
+    let holey = store.driver().dirs(&layer.storage_id).diff.join("holey");
     let blocks = std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(holey).unwrap());
     assert!(
         blocks * 512 <= 64 << 10,
@@ -141,7 +141,7 @@ fn round_trips(driver: &str) {
     assert!(layer_tar(&store, &layer.chain_id).unwrap() == tar);
 
     // Changed on disk after the load: refused, naming the file.
-    let diff = store.driver().diff_dir(&layer.storage_id);
+    let diff = store.driver().dirs(&layer.storage_id).diff;
     std::fs::write(diff.join("opaque/kept"), b"changed!").unwrap();
     let err = layer_tar(&store, &layer.chain_id).unwrap_err().to_string();
     assert!(

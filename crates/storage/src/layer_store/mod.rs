@@ -22,7 +22,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::archive::{self, ApplyReport};
 use crate::changes::Change;
 use crate::digest::{Digest, HashingReader, HashingWriter};
-use crate::driver::{self, Driver};
+use crate::driver::{self, Driver, LayerKind};
 use crate::error::{Error, IoContext, Result};
 use crate::fs;
 
@@ -391,7 +391,7 @@ impl LayerStore {
         let parent_sid = self.parent_storage_id(parent)?;
         let mut staged = Staged::begin(self, &self.lock()?)?;
         self.driver
-            .create(&staged.id, parent_sid.as_deref(), false)?;
+            .create(&staged.id, parent_sid.as_deref(), LayerKind::ReadOnly)?;
         let mut split = self.staging_file(TAR_SPLIT_STAGING)?;
         // Only a blob digest to check needs a second hash of the input: without one, the
         // diffID hash the driver computes already covers every byte of the tar.
@@ -458,7 +458,8 @@ impl LayerStore {
     ) -> Result<ApplyReport> {
         let path = split.path().to_path_buf();
         let mut out = std::io::BufWriter::with_capacity(256 * 1024, split.file());
-        let report = self.driver.apply(id, tar, Some(&mut out))?;
+        let dirs = self.driver.dirs(id);
+        let report = archive::apply_recording(&dirs.diff, dirs.format, tar, &mut out)?;
         out.flush().ctx_path("writing", &path)?;
         Ok(report)
     }
@@ -488,7 +489,7 @@ impl LayerStore {
             }
             Err(e) => return Err(Error::io(format!("opening {}", path.display()), e)),
         };
-        let root = fs::Root::open(&self.driver.diff_dir(&layer.storage_id))?;
+        let root = fs::Root::open(&self.driver.dirs(&layer.storage_id).diff)?;
         let mut hashing = HashingWriter::new(out);
         let mut record = std::io::BufReader::new(record);
         archive::reassemble(&mut record, &root, &mut hashing)?;
@@ -537,16 +538,20 @@ impl LayerStore {
     pub fn export_layer(&self, chain: &Digest, out: &mut dyn Write) -> Result<()> {
         let layer = self.layer(chain)?;
         let parent_sid = self.parent_storage_id(layer.parent.as_ref())?;
-        self.driver
-            .export(&layer.storage_id, parent_sid.as_deref(), out)
+        let view = self
+            .driver
+            .diff_view(&layer.storage_id, parent_sid.as_deref())?;
+        archive::export(&view, out)
     }
 
     /// `chain`'s changes against its parent.
     pub fn changes_layer(&self, chain: &Digest) -> Result<Vec<Change>> {
         let layer = self.layer(chain)?;
         let parent_sid = self.parent_storage_id(layer.parent.as_ref())?;
-        self.driver
-            .changes(&layer.storage_id, parent_sid.as_deref())
+        let view = self
+            .driver
+            .diff_view(&layer.storage_id, parent_sid.as_deref())?;
+        crate::changes::changes(&view)
     }
 
     fn parent_storage_id(&self, parent: Option<&Digest>) -> Result<Option<String>> {

@@ -5,8 +5,10 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use super::{db, LayerStore, RwLayer, Staged};
-use crate::changes::Change;
+use crate::archive;
+use crate::changes::{self, Change};
 use crate::digest::Digest;
+use crate::driver::{Durability, LayerKind};
 use crate::error::{Error, Result};
 
 /// What removing a writable layer does with its parent layer once nothing else uses it.
@@ -37,7 +39,7 @@ impl LayerStore {
         let parent_sid = self.parent_storage_id(parent)?;
         let staged = Staged::begin(self, &guard)?;
         self.driver
-            .create(&staged.id, parent_sid.as_deref(), true)?;
+            .create(&staged.id, parent_sid.as_deref(), LayerKind::Writable)?;
         // vfs copies the parent's whole tree here: durable before a row points at it.
         // overlay2 writes only empty dirs and small files, each fsynced as it goes
         // (`write_atomic`, `sync_dir`): flushing the whole filesystem for them would cost
@@ -73,16 +75,17 @@ impl LayerStore {
     }
 
     /// [`LayerStore::mount_rw`]; `volatile`: the layer is discarded after this mount (see
-    /// [`crate::Driver::mount_volatile`]).
+    /// [`Durability::Volatile`]).
     pub fn mount_rw_with(&self, name: &str, volatile: bool) -> Result<PathBuf> {
         let guard = self.lock()?;
         let rw = self.rw_layer(name)?;
         // Idempotent in the driver: a second mount returns the path of the first.
-        let path = if volatile {
-            self.driver.mount_volatile(&rw.storage_id)?
+        let durability = if volatile {
+            Durability::Volatile
         } else {
-            self.driver.mount(&rw.storage_id)?
+            Durability::Durable
         };
+        let path = self.driver.mount(&rw.storage_id, durability)?;
         let counted = self.transact_volatile(&guard, |tx| {
             db::set_mount_count(&tx.tx, name, rw.mount_count + 1)
         });
@@ -147,14 +150,22 @@ impl LayerStore {
     pub fn changes_rw(&self, name: &str) -> Result<Vec<Change>> {
         let rw = self.rw_layer(name)?;
         let parent_sid = self.parent_storage_id(rw.parent.as_ref())?;
-        self.driver.changes(&rw.storage_id, parent_sid.as_deref())
+        changes::changes(
+            &self
+                .driver
+                .diff_view(&rw.storage_id, parent_sid.as_deref())?,
+        )
     }
 
     /// Writes `name`'s changes against its parent layer as an uncompressed layer tar.
     pub fn export_rw(&self, name: &str, out: &mut dyn Write) -> Result<()> {
         let rw = self.rw_layer(name)?;
         let parent_sid = self.parent_storage_id(rw.parent.as_ref())?;
-        self.driver
-            .export(&rw.storage_id, parent_sid.as_deref(), out)
+        archive::export(
+            &self
+                .driver
+                .diff_view(&rw.storage_id, parent_sid.as_deref())?,
+            out,
+        )
     }
 }

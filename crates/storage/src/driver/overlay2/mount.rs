@@ -15,8 +15,8 @@ use rustix::mount::{
     FsMountFlags, FsOpenFlags, MountAttrFlags, MountFlags, MoveMountFlags, UnmountFlags,
 };
 
-use crate::driver::Mount;
 use crate::error::{Error, IoContext, Result};
+use crate::layout::Mount;
 use crate::mountinfo;
 
 /// The kernel's limit on overlay lower layers (`OVL_MAX_STACK`).

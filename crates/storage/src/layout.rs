@@ -113,7 +113,7 @@ impl DiffView {
 pub struct LayerDirs {
     /// The directory holding the layer's own changes.
     pub diff: PathBuf,
-    /// Where [`crate::Driver::mount`] presents the layer, whether mounted or not.
+    /// Where the driver's `mount` presents the layer, whether mounted or not.
     pub mount_point: PathBuf,
     pub format: DiffFormat,
 }

@@ -80,11 +80,12 @@ pub fn tar_whiteouts_hide_lower_entries(fx: &Fixture) {
     let merged = fx.container("rw", "l2");
     assert_eq!(ls(&merged), ["dir", "kept"]);
     assert_eq!(ls(&merged.join("dir")), ["c"]);
-    let diff = fx.driver.dirs("l2").diff;
-    if fx.is_overlay2() {
+    let dirs = fx.driver.dirs("l2");
+    let diff = dirs.diff;
+    if let DiffFormat::Overlay { xattrs } = dirs.format {
         assert_whiteout_device(&diff.join("gone"));
         assert_eq!(
-            get_xattr(&diff.join("dir"), "trusted.overlay.opaque").as_deref(),
+            get_xattr(&diff.join("dir"), xattrs.opaque()).as_deref(),
             Some(&b"y"[..])
         );
         assert!(
@@ -214,10 +215,10 @@ pub fn recreated_dir_is_opaque(fx: &Fixture) {
     fs::create_dir(merged.join("dir")).expect("mkdir through the mount");
     fs::write(merged.join("dir/new"), "new").expect("write");
     assert_eq!(ls(&merged.join("dir")), ["new"], "old children are gone");
-    if fx.is_overlay2() {
+    if let DiffFormat::Overlay { xattrs } = fx.driver.dirs("c").format {
         let upper = fx.driver.dirs("c").diff.join("dir");
         assert_eq!(
-            get_xattr(&upper, "trusted.overlay.opaque").as_deref(),
+            get_xattr(&upper, xattrs.opaque()).as_deref(),
             Some(&b"y"[..])
         );
     }
@@ -255,10 +256,10 @@ pub fn recreated_dir_is_opaque(fx: &Fixture) {
         ["new"],
         "opacity survives export -> apply"
     );
-    if fx.is_overlay2() {
+    if let DiffFormat::Overlay { xattrs } = fx.driver.dirs("copy").format {
         let upper = fx.driver.dirs("copy").diff.join("dir");
         assert_eq!(
-            get_xattr(&upper, "trusted.overlay.opaque").as_deref(),
+            get_xattr(&upper, xattrs.opaque()).as_deref(),
             Some(&b"y"[..])
         );
     }

@@ -26,7 +26,7 @@ pub struct Status {
     /// dir is always a faithful diff.
     pub native_diff: bool,
     /// Always false: we refuse to run in a user namespace, where overlay needs `userxattr`
-    /// and `user.overlay.*` whiteout xattrs that the overlay diff format does not use.
+    /// and `user.overlay.*` markers; overlay2's layers are all `OverlayXattrs::Trusted`.
     pub userxattr: bool,
 }
 

@@ -92,7 +92,7 @@ pub fn check_depth(what: &str, lowers: usize) -> Result<()> {
     Ok(())
 }
 
-/// Mounts `plan` on `target`; `volatile`: see [`crate::Driver::mount_volatile`].
+/// Mounts `plan` on `target`; `volatile`: see [`crate::driver::Durability::Volatile`].
 pub fn perform(plan: &Plan, target: &Path, volatile: bool) -> Result<()> {
     match plan {
         Plan::Overlay { lowers, upper } => {

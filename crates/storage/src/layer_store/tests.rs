@@ -4,8 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
+use super::create::Staged;
 use super::*;
 use crate::driver::{DiffFormat, DiffView, Mount, Usage};
+use crate::error::{Error, IoContext};
 
 /// Each layer a plain directory `home/<id>` holding only its own files; "mounted" is a file
 /// `home/<id>.mounted`, so that it survives a reopen like a kernel mount would.
@@ -350,8 +352,8 @@ fn transactions_release_atomically_for_callers() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let a = add(&store, None, &[("a", "1")]);
-    let r: Result<()> = store.write(|tx| {
-        tx.retain_layer(&a.chain_id)?;
+    let r: Result<()> = store.db().write(|tx| {
+        store.retain_in(tx, &a.chain_id)?;
         Err(Error::Conflict("caller changed its mind".into()))
     });
     assert!(r.is_err());

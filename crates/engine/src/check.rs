@@ -42,12 +42,7 @@ impl Engine {
                 .unwrap_or_else(|| DEFAULT_DRIVER.into()),
         };
         let layers = LayerStore::open_unrecovered(&options.root, &driver, &options.driver_options)?;
-        ImageStore::open(&layers)?;
-        let engine = Engine {
-            layers,
-            options: options.clone(),
-            creations: Default::default(),
-        };
+        let engine = Engine::assemble(layers, options)?;
         engine.prepare_containers()?;
         Ok(engine)
     }
@@ -99,7 +94,7 @@ impl Engine {
             .collect())
     }
 
-    fn check_images(&self, images: &ImageStore<'_>) -> Result<Vec<Problem>> {
+    fn check_images(&self, images: &ImageStore) -> Result<Vec<Problem>> {
         let mut problems = Vec::new();
         for image in images.images()? {
             let object = format!("image {}", image.id);

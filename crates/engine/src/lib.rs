@@ -16,10 +16,12 @@ use container::names;
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::Serialize;
 use strata_image::archive::{LoadSource, Progress, SaveCompression, SaveFormat};
 use strata_image::{Image, ImageStore, Reference};
+use strata_meta::Db;
 use strata_storage::layer_store::{self, LayerStore, RwLayer};
 use strata_storage::{Change, DiffView};
 
@@ -43,7 +45,10 @@ pub struct EngineOptions {
 pub const DEFAULT_DRIVER: &str = "overlay2";
 
 pub struct Engine {
-    layers: LayerStore,
+    /// The metadata database the stores share, for transactions that span them.
+    db: Arc<Db>,
+    layers: Arc<LayerStore>,
+    images: ImageStore,
     /// How it was opened, for the monitors it spawns.
     options: EngineOptions,
     /// Creation locks of containers this process made and has not started yet: `prune` in
@@ -114,27 +119,35 @@ impl Engine {
                 .unwrap_or_else(|| DEFAULT_DRIVER.into()),
         };
         let layers = LayerStore::open(&options.root, &driver, &options.driver_options)?;
-        let images = ImageStore::open(&layers)?; // creates the image tables on first use
-                                                 // A config blob is written in its image's transaction and removed after an rmi's
-                                                 // commit: a kill between leaves a blob of no image. Looked for without the lock;
-                                                 // removed (after looking again) under it.
-        if !images.orphan_blobs()?.is_empty() {
-            let n = images.remove_orphan_blobs()?;
+        let engine = Engine::assemble(layers, options)?;
+        // A config blob is written in its image's transaction and removed after an rmi's
+        // commit: a kill between leaves a blob of no image. Looked for without the lock;
+        // removed (after looking again) under it.
+        if !engine.images.orphan_blobs()?.is_empty() {
+            let n = engine.images.remove_orphan_blobs()?;
             tracing::info!("store recovery: {n} config blobs of no image removed");
         }
-        drop(images);
-        let engine = Engine {
-            layers,
-            options: options.clone(),
-            creations: Default::default(),
-        };
         engine.open_containers()?;
         Ok(engine)
     }
 
-    /// The image store (a read-only check once its tables exist, as they do after `open`).
-    fn images_store(&self) -> Result<ImageStore<'_>> {
-        Ok(ImageStore::open(&self.layers)?)
+    /// The engine on an opened layer store: the other stores on its database, their tables
+    /// created on first use.
+    fn assemble(layers: LayerStore, options: &EngineOptions) -> Result<Engine> {
+        let layers = Arc::new(layers);
+        let images = ImageStore::open(&layers)?;
+        Ok(Engine {
+            db: layers.db().clone(),
+            layers,
+            images,
+            options: options.clone(),
+            creations: Default::default(),
+        })
+    }
+
+    /// The image store, opened with the engine.
+    fn images_store(&self) -> Result<&ImageStore> {
+        Ok(&self.images)
     }
 
     /// `import`: a rootfs tarball (plain, gzip, zstd) as a one-layer image, with
@@ -405,7 +418,7 @@ fn mount_option<'a>(mounts: &'a [strata_storage::Mount], key: &str) -> Option<&'
         .find_map(|o| o.strip_prefix(key))
 }
 
-fn summarize(images: &ImageStore<'_>, layer: RwLayer) -> RwSummary {
+fn summarize(images: &ImageStore, layer: RwLayer) -> RwSummary {
     let image = match layer.image.as_deref().map(|id| images.image(id)) {
         Some(Ok(img)) => match img.tags.first() {
             Some(tag) => tag.to_string(),

@@ -50,9 +50,9 @@ impl Engine {
     /// Every problem of the store; `quick` skips re-hashing layer contents.
     pub fn check(&self, quick: bool) -> Result<CheckReport> {
         let mut problems = self.layers.check(quick)?;
-        let images = self.images_store()?;
+        let images = &self.images;
         problems.extend(self.layers.check_refs(ImageStore::layer_holds, false)?);
-        problems.extend(self.check_images(&images)?);
+        problems.extend(self.check_images(images)?);
         problems.extend(self.check_containers()?);
         let unused_layers = self.layers.layers()?.iter().filter(|l| l.refs == 0).count();
         Ok(CheckReport {
@@ -72,7 +72,7 @@ impl Engine {
                 p.object, p.detail
             ));
         }
-        let images = self.images_store()?;
+        let images = &self.images;
         match images.remove_orphan_blobs()? {
             0 => {}
             n => done.push(format!("{n} config blobs of no image removed")),

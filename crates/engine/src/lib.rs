@@ -145,11 +145,6 @@ impl Engine {
         })
     }
 
-    /// The image store, opened with the engine.
-    fn images_store(&self) -> Result<&ImageStore> {
-        Ok(&self.images)
-    }
-
     /// `import`: a rootfs tarball (plain, gzip, zstd) as a one-layer image, with
     /// Dockerfile-style `changes` (`CMD ["sh"]`, `ENV A=b`, ...) applied to its config.
     /// Changes are checked before the tarball is read.
@@ -162,10 +157,10 @@ impl Engine {
     ) -> Result<Image> {
         let reference = reference.map(str::parse::<Reference>).transpose()?;
         let changes = strata_image::parse_changes(changes)?;
-        let images = self.images_store()?;
+        let images = &self.images;
         Ok(strata_image::import_with_changes(
             &self.layers,
-            &images,
+            images,
             tar,
             reference.as_ref(),
             message,
@@ -203,10 +198,10 @@ impl Engine {
         source: LoadSource<'_>,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Vec<Image>> {
-        let images = self.images_store()?;
+        let images = &self.images;
         Ok(strata_image::archive::load(
             &self.layers,
-            &images,
+            images,
             source,
             progress,
         )?)
@@ -222,10 +217,10 @@ impl Engine {
         out: &mut dyn Write,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<()> {
-        let images = self.images_store()?;
+        let images = &self.images;
         Ok(strata_image::archive::save(
             &self.layers,
-            &images,
+            images,
             names,
             format,
             compression,
@@ -235,14 +230,14 @@ impl Engine {
     }
 
     pub fn images(&self) -> Result<Vec<Image>> {
-        Ok(self.images_store()?.images()?)
+        Ok(self.images.images()?)
     }
 
     /// `rmi`: the lines Docker prints (`Untagged: ...`, `Deleted: ...`).
     /// Refused while a container uses the image, unless `force` (the containers keep their
     /// layers).
     pub fn remove_image(&self, name_or_id: &str, force: bool) -> Result<Vec<String>> {
-        let images = self.images_store()?;
+        let images = &self.images;
         let image = images.resolve(name_or_id)?;
         if !force {
             let users = self.containers_of_image(&image.id)?;
@@ -300,7 +295,7 @@ impl Engine {
                 });
             }
         }
-        let image = self.images_store()?.resolve(target)?;
+        let image = self.images.resolve(target)?;
         let name = self.create_rw_for(&image, name)?;
         match self.layers.mount_rw(&name) {
             Ok(path) => Ok(Mounted {
@@ -362,9 +357,9 @@ impl Engine {
     }
 
     pub fn rw_layers(&self) -> Result<Vec<RwSummary>> {
-        let images = self.images_store()?;
+        let images = &self.images;
         let layers = self.layers.rw_layers()?;
-        Ok(layers.into_iter().map(|l| summarize(&images, l)).collect())
+        Ok(layers.into_iter().map(|l| summarize(images, l)).collect())
     }
 
     /// `inspect NAME`: the layer's record and where its directories are.

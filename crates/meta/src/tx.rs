@@ -12,7 +12,6 @@ use crate::error::Result;
 /// uncommitted (every error path).
 pub struct Tx<'a> {
     conn: MutexGuard<'a, Connection>,
-    done: bool,
     on_commit: Vec<Box<dyn FnOnce() + 'a>>,
     after_unlock: Vec<Box<dyn FnOnce() + 'a>>,
 }
@@ -36,7 +35,6 @@ impl<'a> Tx<'a> {
         conn.execute_batch("BEGIN IMMEDIATE")?;
         Ok(Tx {
             conn,
-            done: false,
             on_commit: Vec::new(),
             after_unlock: Vec::new(),
         })
@@ -63,7 +61,6 @@ impl<'a> Tx<'a> {
 
     pub(crate) fn commit(mut self) -> Result<Deferred<'a>> {
         self.conn.execute_batch("COMMIT")?;
-        self.done = true;
         std::mem::take(&mut self.on_commit)
             .into_iter()
             .for_each(|f| f());
@@ -80,12 +77,10 @@ impl Deref for Tx<'_> {
 
 impl Drop for Tx<'_> {
     fn drop(&mut self) {
-        // A failed COMMIT leaves the transaction open as well.
-        if !self.done || !self.conn.is_autocommit() {
+        // Still open after an error in the caller or a failed COMMIT.
+        if !self.conn.is_autocommit() {
             if let Err(e) = self.conn.execute_batch("ROLLBACK") {
-                if !self.conn.is_autocommit() {
-                    tracing::warn!("rolling back a metadata transaction: {e}");
-                }
+                tracing::warn!("rolling back a metadata transaction: {e}");
             }
         }
     }

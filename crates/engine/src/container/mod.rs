@@ -182,7 +182,7 @@ impl Engine {
             }
             None => self.generate_name()?,
         };
-        let images = self.images_store()?;
+        let images = &self.images;
         let img = images.resolve(image)?;
         let image_config = images.config(&img.id)?;
         if config.image.is_empty() {

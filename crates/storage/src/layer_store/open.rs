@@ -84,7 +84,7 @@ fn open_metadata(root: &Path, driver_name: &str) -> Result<Arc<Db>> {
     create_dir_mode(&root.join("tmp"), 0o700)?;
     create_dir_mode(&root.join(TAR_SPLIT_DIR), 0o700)?;
     let db = Db::open(root)?;
-    let recorded = db.read(|conn| driver_of(conn))?;
+    let recorded = db.read(driver_of)?;
     if let Some(d) = &recorded {
         if d != driver_name {
             return Err(driver_mismatch(root, d));

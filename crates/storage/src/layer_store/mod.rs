@@ -1,5 +1,6 @@
-//! Layers addressed by diffID and chainID, stored through a [`Driver`], with their metadata
-//! in SQLite (`root/strata.db`) and crash-safe publication.
+//! Layers addressed by diffID and chainID, stored through a [`Driver`], with their rows in
+//! the shared metadata database (`strata_meta::Db`, `root/strata.db`) and crash-safe
+//! publication.
 //!
 //! A new layer is built under a fresh random storage id while an in-flight marker in
 //! `root/tmp` is held, synced to disk (`syncfs`), and only then published by the metadata
@@ -9,8 +10,13 @@
 //! the commit.
 //!
 //! Reference counts (children layers + images with the layer on top + writable layers on it)
-//! decide when a layer goes. Writers take an exclusive `flock` on `root/strata.lock` for each
-//! mutating operation; readers use SQLite's WAL snapshots and never wait for it.
+//! decide when a layer goes. Writers take the store lock for each mutating operation;
+//! readers use SQLite's WAL snapshots and never wait for it.
+//!
+//! Files: `open.rs` (opening, the driver check), `create.rs` (making a layer, reading one
+//! back), `tx.rs` (the layer store's part of another store's transaction), `rw.rs`
+//! (writable layers), `commit.rs`, `check.rs`, `recovery.rs`, `hold.rs`, `staging.rs`,
+//! `db.rs` (the tables).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -39,12 +45,11 @@ mod tests;
 mod tx;
 
 pub use check::Problem;
+pub use db::LAYERS;
+pub use open::recorded_driver;
 pub use recovery::RecoveryReport;
 pub use rw::ParentWhenUnused;
 pub use staging::StagingFile;
-
-pub use db::LAYERS;
-pub use open::recorded_driver;
 
 /// `root/tar-split/<storage id>.zst`: how to rebuild a loaded layer's tar byte for byte.
 pub(crate) const TAR_SPLIT_DIR: &str = "tar-split";

@@ -13,16 +13,7 @@ use crate::error::{Error, Result};
 impl LayerStore {
     /// Opens (creating if needed) the store at `root` with driver `driver_name`.
     pub fn open(root: &Path, driver_name: &str, driver_options: &[String]) -> Result<LayerStore> {
-        // The driver opens (and passes its checks) before the store records it, so a refused
-        // driver does not claim a new store: the remedy its error gives must still work.
-        if let Some(recorded) = recorded_driver(root)? {
-            if recorded != driver_name {
-                return Err(driver_mismatch(root, &recorded));
-            }
-        }
-        create_dir_mode(root, 0o700)?;
-        let driver = driver::open(driver_name, root, driver_options)?;
-        let db = open_metadata(root, driver_name)?;
+        let (driver, db) = open_parts(root, driver_name, driver_options)?;
         LayerStore::assemble(root, driver, db)
     }
 
@@ -33,14 +24,7 @@ impl LayerStore {
         driver_name: &str,
         driver_options: &[String],
     ) -> Result<LayerStore> {
-        if let Some(recorded) = recorded_driver(root)? {
-            if recorded != driver_name {
-                return Err(driver_mismatch(root, &recorded));
-            }
-        }
-        create_dir_mode(root, 0o700)?;
-        let driver = driver::open(driver_name, root, driver_options)?;
-        let db = open_metadata(root, driver_name)?;
+        let (driver, db) = open_parts(root, driver_name, driver_options)?;
         Ok(LayerStore::unrecovered(root, driver, db))
     }
 
@@ -66,6 +50,25 @@ impl LayerStore {
             holds: Mutex::new(Vec::new()),
         }
     }
+}
+
+/// The driver, then the database. The driver opens (and passes its checks) before the store
+/// records it, so a refused driver does not claim a new store: the remedy its error gives
+/// must still work.
+fn open_parts(
+    root: &Path,
+    driver_name: &str,
+    driver_options: &[String],
+) -> Result<(Box<dyn Driver>, Arc<Db>)> {
+    if let Some(recorded) = recorded_driver(root)? {
+        if recorded != driver_name {
+            return Err(driver_mismatch(root, &recorded));
+        }
+    }
+    create_dir_mode(root, 0o700)?;
+    let driver = driver::open(driver_name, root, driver_options)?;
+    let db = open_metadata(root, driver_name)?;
+    Ok((driver, db))
 }
 
 /// The driver the store at `root` was created with, or `None` if there is no store there yet.

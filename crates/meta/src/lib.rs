@@ -25,6 +25,3 @@ pub use error::{Error, Kind, Result};
 pub use lock::LockGuard;
 pub use schema::Component;
 pub use tx::{Deferred, Tx};
-
-/// Re-exported so stores name one version of SQLite's bindings.
-pub use rusqlite;

@@ -38,7 +38,7 @@ pub struct PruneReport {
 impl Engine {
     /// `history IMAGE`: one row per history entry, newest first, sizes from the layers.
     pub fn history(&self, name: &str) -> Result<Vec<HistoryRow>> {
-        let images = self.images_store()?;
+        let images = &self.images;
         let image = images.resolve(name)?;
         let config = images.config(&image.id)?;
         let sizes = self.layer_sizes(&config)?;
@@ -82,12 +82,12 @@ impl Engine {
     /// `tag SOURCE TARGET`.
     pub fn tag(&self, source: &str, target: &str) -> Result<()> {
         let reference: Reference = target.parse()?;
-        Ok(self.images_store()?.tag(source, &reference)?)
+        Ok(self.images.tag(source, &reference)?)
     }
 
     /// `image inspect NAME`: Docker's JSON shape.
     pub fn inspect_image(&self, name: &str) -> Result<Value> {
-        let images = self.images_store()?;
+        let images = &self.images;
         let image = images.resolve(name)?;
         let config = images.config(&image.id)?;
         let c = json_of(&config);
@@ -175,7 +175,7 @@ impl Engine {
             report.reclaimed += usage;
             report.containers.push(c.id);
         }
-        let images = self.images_store()?;
+        let images = &self.images;
         for image in images.images()? {
             if !image.tags.is_empty() || !self.containers_of_image(&image.id)?.is_empty() {
                 continue;

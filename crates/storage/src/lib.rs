@@ -6,8 +6,8 @@
 //!   mount, remove, usage) and its implementations, `overlay2` and `vfs`.
 //! - [`archive`]: OCI layer tars in and out of a layer, with whiteout conversion.
 //! - [`changes`]: the `docker diff` listing of a layer against its parent.
-//! - [`layer_store`]: layers addressed by diffID/chainID, crash-safe publication, metadata in
-//!   SQLite, mount reference counts.
+//! - [`layer_store`]: layers addressed by diffID/chainID, crash-safe publication, their rows
+//!   in the shared metadata database (`strata-meta`), mount reference counts.
 //! - `testsuite` (feature `testsuite`): the driver conformance suite, for any driver.
 //! - [`fs`]: fd-relative, no-escape path resolution that everything touching layer content uses.
 //!

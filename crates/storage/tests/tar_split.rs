@@ -120,7 +120,10 @@ fn round_trips(driver: &str) {
 
     // Compressed inputs give back their uncompressed bytes. (An image holds `base`, so that
     // removing the layer on it does not take it along.)
-    store.write(|tx| tx.retain_layer(&base.chain_id)).unwrap();
+    store
+        .db()
+        .write(|tx| store.retain_in(tx, &base.chain_id))
+        .unwrap();
     for input in [gzip(&tar), zstd(&tar)] {
         store.remove_if_unused(&layer.chain_id).unwrap();
         let again = store

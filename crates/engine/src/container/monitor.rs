@@ -243,7 +243,7 @@ impl Engine {
     /// Not made durable: no process survives a power cut, and recovery reads a `running`
     /// row whose monitor is gone as exited anyway.
     fn record_running(&self, c: &Container, pid: i32) -> Result<()> {
-        self.layers
+        self.db
             .write_volatile(|tx| store::set_running(tx.sql(), &c.id, pid as i64, now_nanos()))
     }
 
@@ -284,7 +284,7 @@ impl Engine {
             tracing::warn!("unmounting container {}: {e}", c.short_id());
         }
         let recorded = tracing::debug_span!("record exit").in_scope(|| {
-            self.layers
+            self.db
                 .write(|tx| store::set_exited(tx.sql(), &c.id, code, now_nanos()))
         });
         if let Err(e) = recorded {

@@ -183,7 +183,7 @@ impl Engine {
     pub fn wait_container(&self, name_or_id: &str) -> Result<i64> {
         let c = self.container(name_or_id)?;
         loop {
-            match self.layers.read(|conn| store::get(conn, &c.id))? {
+            match self.db.read(|conn| store::get(conn, &c.id))? {
                 Some(now) if matches!(now.state, State::Exited | State::Dead) => {
                     return Ok(now.exit_code.unwrap_or(0))
                 }
@@ -200,7 +200,7 @@ impl Engine {
     pub(super) fn wait_stopped(&self, id: &str, timeout: Duration) -> Result<Option<Container>> {
         let deadline = Instant::now() + timeout;
         loop {
-            let now = self.layers.read(|conn| store::get(conn, id))?;
+            let now = self.db.read(|conn| store::get(conn, id))?;
             let stopped = now.as_ref().is_none_or(|c| c.state != State::Running);
             if stopped && !self.monitor_alive(id) {
                 return Ok(Some(now.unwrap_or_else(|| gone(id))));
@@ -248,7 +248,7 @@ impl Engine {
         let Some(_lock) = monitor_lock(&self.container_dir(&c.id), false)? else {
             return Ok(()); // its monitor is alive
         };
-        let Some(now) = self.layers.read(|conn| store::get(conn, &c.id))? else {
+        let Some(now) = self.db.read(|conn| store::get(conn, &c.id))? else {
             return Ok(());
         };
         if now.state != State::Running {
@@ -271,7 +271,7 @@ impl Engine {
         if let Err(e) = self.layers.unmount_rw(&c.rw_layer, false) {
             tracing::warn!("unmounting container {}: {e}", c.short_id());
         }
-        self.layers
+        self.db
             .write(|tx| store::set_exited(tx.sql(), &c.id, code, now_nanos()))
     }
 }

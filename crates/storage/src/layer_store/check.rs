@@ -285,16 +285,16 @@ impl LayerStore {
     /// on them, and what `held` counts in the caller's own tables (images with the layer on
     /// top), all read in one transaction under the store lock. With `fix`, each count is
     /// set to its users (the problems returned are then the ones fixed).
-    pub fn check_refs<E: From<Error>>(
+    pub fn check_refs<E: From<Error> + From<strata_meta::Error>>(
         &self,
         held: impl FnOnce(&rusqlite::Connection) -> Result<HashMap<Digest, u64>, E>,
         fix: bool,
     ) -> Result<Vec<Problem>, E> {
-        self.write(|tx| {
-            let layers = db::layers(&tx.tx)?;
-            let mut users = held(&tx.tx)?;
+        self.db.write(|tx| {
+            let layers = db::layers(tx)?;
+            let mut users = held(tx)?;
             let parents = layers.iter().filter_map(|l| l.parent.clone());
-            let rw_parents = db::rws(&tx.tx)?.into_iter().filter_map(|r| r.parent);
+            let rw_parents = db::rws(tx)?.into_iter().filter_map(|r| r.parent);
             for p in parents.chain(rw_parents) {
                 *users.entry(p).or_default() += 1;
             }
@@ -313,7 +313,7 @@ impl LayerStore {
                     ),
                 ));
                 if fix {
-                    db::set_refs(&tx.tx, &l.chain_id, n)?;
+                    db::set_refs(tx, &l.chain_id, n)?;
                 }
             }
             Ok(problems)

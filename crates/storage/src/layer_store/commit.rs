@@ -16,8 +16,9 @@
 use std::io::Write;
 use std::path::Path;
 
+use super::create::Staged;
 use super::hash_thread::HashThread;
-use super::{Layer, LayerStore, Staged};
+use super::{Layer, LayerStore};
 use crate::archive;
 use crate::digest::{Digest, HashingWriter};
 use crate::driver::LayerKind;

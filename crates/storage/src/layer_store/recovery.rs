@@ -28,7 +28,7 @@ pub struct RecoveryReport {
 impl LayerStore {
     pub(super) fn recover(&self) -> Result<RecoveryReport> {
         let _guard = self.lock()?;
-        super::reserve::restore(&self.root);
+        self.db.restore_reserve();
         let mut report = RecoveryReport::default();
         let claimed: HashSet<String> = db::storage_ids(&self.conn())?.into_iter().collect();
         let on_disk: HashSet<String> = self.driver.list()?.into_iter().collect();

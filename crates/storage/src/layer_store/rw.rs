@@ -4,7 +4,8 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use super::{db, LayerStore, RwLayer, Staged};
+use super::create::Staged;
+use super::{db, LayerStore, RwLayer};
 use crate::archive;
 use crate::changes::{self, Change};
 use crate::digest::Digest;
@@ -55,7 +56,10 @@ impl LayerStore {
             mount_count: 0,
             created: std::time::SystemTime::now(),
         };
-        self.transact(&guard, |tx| db::insert_rw(&tx.tx, &rw))?;
+        self.db
+            .transact(&guard, |tx| db::insert_rw(tx, &rw))?
+            .1
+            .run();
         staged.publish();
         Ok(rw)
     }
@@ -86,8 +90,8 @@ impl LayerStore {
             Durability::Durable
         };
         let path = self.driver.mount(&rw.storage_id, durability)?;
-        let counted = self.transact_volatile(&guard, |tx| {
-            db::set_mount_count(&tx.tx, name, rw.mount_count + 1)
+        let counted = self.db.transact_volatile(&guard, |tx| {
+            db::set_mount_count(tx, name, rw.mount_count + 1)
         });
         if let Err(e) = counted {
             if rw.mount_count == 0 {
@@ -115,7 +119,8 @@ impl LayerStore {
             self.driver.unmount(&rw.storage_id)?;
         }
         if left != rw.mount_count {
-            self.transact_volatile(&guard, |tx| db::set_mount_count(&tx.tx, name, left))?;
+            self.db
+                .transact_volatile(&guard, |tx| db::set_mount_count(tx, name, left))?;
         }
         Ok(())
     }
@@ -138,11 +143,14 @@ impl LayerStore {
         }
         if rw.mount_count > 0 || self.driver.is_mounted(&rw.storage_id)? {
             self.driver.unmount(&rw.storage_id)?;
-            self.transact_volatile(&guard, |tx| db::set_mount_count(&tx.tx, name, 0))?;
+            self.db
+                .transact_volatile(&guard, |tx| db::set_mount_count(tx, name, 0))?;
         }
-        let ((), doomed) = self.transact(&guard, |tx| tx.remove_rw(name, parent))?;
+        let ((), deferred) = self
+            .db
+            .transact(&guard, |tx| self.remove_rw_in(tx, name, parent))?;
         drop(guard);
-        self.remove_dirs(&doomed);
+        deferred.run();
         Ok(())
     }
 

@@ -4,8 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
+use super::create::Staged;
 use super::*;
 use crate::driver::{Durability, LayerKind};
+use crate::error::{Error, IoContext};
 use crate::layout::{DiffFormat, DiffView, LayerDirs, Mount, Usage};
 
 /// Each layer a plain directory `home/<id>` holding only its own files; "mounted" is a file
@@ -356,8 +358,8 @@ fn transactions_release_atomically_for_callers() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let a = add(&store, None, &[("a", "1")]);
-    let r: Result<()> = store.write(|tx| {
-        tx.retain_layer(&a.chain_id)?;
+    let r: Result<()> = store.db().write(|tx| {
+        store.retain_in(tx, &a.chain_id)?;
         Err(Error::Conflict("caller changed its mind".into()))
     });
     assert!(r.is_err());

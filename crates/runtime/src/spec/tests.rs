@@ -51,7 +51,7 @@ fn defaults_match_docker() {
 fn host_network_keeps_the_host_namespace() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = spec(dir.path());
-    s.network = Network::Host;
+    s.network = NetworkMode::Host;
     let oci = s.to_oci().unwrap();
     let namespaces = oci.linux().as_ref().unwrap().namespaces().clone().unwrap();
     assert!(namespaces

@@ -41,7 +41,7 @@ mod tests;
 
 pub use check::Problem;
 pub use recovery::RecoveryReport;
-pub use rw::ParentWhenUnused;
+pub use rw::{Durability, ParentWhenUnused};
 pub use staging::StagingFile;
 
 use staging::{LockGuard, StoreLock, INFLIGHT};

@@ -20,6 +20,15 @@ pub enum ParentWhenUnused {
     Keep,
 }
 
+/// Whether a writable layer's writes must survive a power cut while it is mounted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Kept: the layer outlives this mount (a container that stays after it exits).
+    Durable,
+    /// Discarded after this mount (a `--rm` container): see [`crate::Driver::mount_volatile`].
+    Volatile,
+}
+
 impl LayerStore {
     /// Creates writable layer `name` on `parent`, made from `image` (recorded, not checked).
     pub fn create_rw(
@@ -69,19 +78,17 @@ impl LayerStore {
     /// Mounts `name` (on the first mount) and returns its path. The count is only raised once
     /// the mount succeeded.
     pub fn mount_rw(&self, name: &str) -> Result<PathBuf> {
-        self.mount_rw_with(name, false)
+        self.mount_rw_with(name, Durability::Durable)
     }
 
-    /// [`LayerStore::mount_rw`]; `volatile`: the layer is discarded after this mount (see
-    /// [`crate::Driver::mount_volatile`]).
-    pub fn mount_rw_with(&self, name: &str, volatile: bool) -> Result<PathBuf> {
+    /// [`LayerStore::mount_rw`] with the durability the layer's writes need.
+    pub fn mount_rw_with(&self, name: &str, durability: Durability) -> Result<PathBuf> {
         let guard = self.lock()?;
         let rw = self.rw_layer(name)?;
         // Idempotent in the driver: a second mount returns the path of the first.
-        let path = if volatile {
-            self.driver.mount_volatile(&rw.storage_id)?
-        } else {
-            self.driver.mount(&rw.storage_id)?
+        let path = match durability {
+            Durability::Volatile => self.driver.mount_volatile(&rw.storage_id)?,
+            Durability::Durable => self.driver.mount(&rw.storage_id)?,
         };
         let counted = self.transact_volatile(&guard, |tx| {
             db::set_mount_count(&tx.tx, name, rw.mount_count + 1)

@@ -27,7 +27,7 @@ use tokio::sync::broadcast;
 
 use crate::error::{ApiError, ApiResult};
 use crate::params::{Filters, Query};
-use crate::state::AppState;
+use crate::state::{AppState, Blocking};
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/events", get(events))
@@ -261,9 +261,9 @@ impl Hub {
     }
 
     async fn watch(self: Arc<Self>, state: AppState) {
-        let engines = state.engines.clone();
-        let exit_of = |id: &str| state.monitors.exit_code(id);
-        let mut last = engines.run(snapshot).await.unwrap_or_default();
+        let daemon = state.daemon.clone();
+        let exit_of = |id: &str| state.daemon.monitors.exit_code(id);
+        let mut last = daemon.run(snapshot).await.unwrap_or_default();
         loop {
             tokio::time::sleep(POLL).await;
             {
@@ -273,7 +273,7 @@ impl Hub {
                     return;
                 }
             }
-            let Ok(now) = engines.run(snapshot).await else {
+            let Ok(now) = daemon.run(snapshot).await else {
                 continue;
             };
             let time = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);

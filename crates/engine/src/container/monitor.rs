@@ -4,15 +4,15 @@
 //!
 //! 1. becomes a child subreaper, so a container's init forked by `runc create` (which then
 //!    exits) is reparented to it and can be waited for like a child;
-//! 2. starts the container through the pipeline of [`super::start`] (lock, mount, hooks,
+//! 2. starts the container through the pipeline of `super::start` (lock, mount, hooks,
 //!    bundle, runtime, record), moving itself into the `strata/monitors` cgroups meanwhile
-//!    (see [`strata_runtime::cgroup`]);
+//!    (see `strata_runtime::cgroup`);
 //! 3. tells the starter "ok" or "err CODE MESSAGE" on its ready pipe, then closes it;
-//! 4. copies the streams into the json-file log until the container exits (runc's exit
-//!    status is the container's), then tears the start down ([`super::start::teardown`])
-//!    and records the exit code (128+N for signal N) and the time in one update, or
-//!    removes the container if it was created with `--rm` (its code is then the monitor's
-//!    exit status, for whoever waits).
+//! 4. copies the streams into the json-file log until the container exits (the exit status
+//!    of `runc run`, or of the init a separate `runc create` forked, is the container's),
+//!    then tears the start down (`super::start::teardown`) and records the exit code
+//!    (128+N for signal N) and the time in one update, or removes the container if it was
+//!    created with `--rm` (its code is then the monitor's exit status, for whoever waits).
 
 use std::fs::File;
 use std::io::Write;

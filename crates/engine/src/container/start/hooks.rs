@@ -10,7 +10,7 @@
 //! returns its path (the spec joins it, [`strata_runtime::NetworkMode::Path`]), whose
 //! `created` is free to configure it while the container exists but has not started, and
 //! whose `teardown` releases it. An empty list costs nothing, and lets the pipeline start a
-//! container with one runtime process (see [`super::runtime`]).
+//! container with one runtime process (see `start/runtime.rs`).
 
 use std::path::{Path, PathBuf};
 

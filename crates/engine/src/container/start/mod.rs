@@ -1,23 +1,23 @@
-//! A container's start, as its monitor ([`super::monitor`]) runs it: one pipeline, the same
-//! with a terminal and without. The steps, in order ([`Engine::start_pipeline`]):
+//! A container's start, as its monitor (`super::monitor`) runs it: one pipeline, the same
+//! with a terminal and without. The steps, in order (`Engine::start_pipeline`):
 //!
-//! 1. [`claim`]: the monitor lock (`containers/<id>/monitor.lock`, held for the monitor's
+//! 1. `claim`: the monitor lock (`containers/<id>/monitor.lock`, held for the monitor's
 //!    life) and a check that the container may start;
-//! 2. [`Engine::mount_rootfs`]: the writable layer, volatile for a `--rm` container;
-//! 3. [`hooks::Hooks::prepare`]: what must exist before the container (a network
+//! 2. `Engine::mount_rootfs`: the writable layer, volatile for a `--rm` container;
+//! 3. `hooks::Hooks::prepare`: what must exist before the container (a network
 //!    namespace, once there is networking);
-//! 4. [`bundle::write`]: hostname, hosts and resolv.conf, and the OCI bundle;
-//! 5. [`runtime::create`]: the runtime creates the container (with a terminal, the pty
+//! 4. `bundle::write`: hostname, hosts and resolv.conf, and the OCI bundle;
+//! 5. `runtime::create`: the runtime creates the container (with a terminal, the pty
 //!    master comes back and its relay starts);
-//! 6. [`hooks::Hooks::created`]: the steps between create and start;
-//! 7. [`runtime::start`]: the command runs once its pid file says so;
-//! 8. [`Engine::record_running`].
+//! 6. `hooks::Hooks::created`: the steps between create and start;
+//! 7. `runtime::start`: the command runs once its pid file says so;
+//! 8. `Engine::record_running`.
 //!
-//! Without a terminal and with no hook, steps 5 to 7 are one `runc run` ([`runtime::run`]):
+//! Without a terminal and with no hook, steps 5 to 7 are one `runc run` (`runtime::run`):
 //! one runtime process creates, starts, waits for and deletes the container where `create`,
 //! `start` and `delete` take three, a cost measured in `bench/README.md`.
 //!
-//! [`teardown`] undoes steps 5, 3 and 2 in reverse, wherever a start ends: when the
+//! `teardown` undoes steps 5-7, 3 and 2 in reverse, wherever a start ends: when the
 //! container exits or fails to start (the monitor), on `rm`, and in recovery after a crash
 //! (at open and in `check --repair`).
 

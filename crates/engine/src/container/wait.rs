@@ -2,13 +2,10 @@
 //! (or recovery, holding the dead monitor's lock) moves to `running` and `exited`, polled
 //! until the container ended and its monitor let go of its lock.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use strata_runtime::Runtime;
-
 use super::start::monitor_lock;
-use super::{store, Container, ContainerConfig, State};
+use super::{store, Container, State};
 use crate::error::Result;
 use crate::Engine;
 
@@ -54,14 +51,6 @@ impl Engine {
         let dir = self.container_dir(id);
         // No directory, no lock file: no monitor.
         dir.is_dir() && matches!(monitor_lock(&dir, false), Ok(None))
-    }
-
-    /// The runtime a container runs with (its state kept under `<root>/runtime/<name>`).
-    pub(crate) fn runtime_for(&self, config: &ContainerConfig) -> Result<Runtime> {
-        let name = config.runtime_name();
-        let base = Path::new(name).file_name().unwrap_or(name.as_ref());
-        let state = self.layers.root().join("runtime").join(base);
-        Ok(Runtime::find(name, &state)?)
     }
 }
 

@@ -101,6 +101,14 @@ impl Engine {
         }
     }
 
+    /// The runtime a container runs with (its state kept under `<root>/runtime/<name>`).
+    pub(crate) fn runtime_for(&self, config: &ContainerConfig) -> Result<Runtime> {
+        let name = config.runtime_name();
+        let base = Path::new(name).file_name().unwrap_or(name.as_ref());
+        let state = self.layers.root().join("runtime").join(base);
+        Ok(Runtime::find(name, &state)?)
+    }
+
     /// Step 2.
     fn mount_rootfs(&self, c: &Container, durability: Durability) -> Result<PathBuf> {
         tracing::debug_span!("mount")

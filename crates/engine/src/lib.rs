@@ -8,6 +8,7 @@
 mod check;
 mod commit;
 pub mod container;
+pub mod daemon;
 mod error;
 mod images;
 pub mod volumes;

@@ -18,16 +18,19 @@ pub mod exec;
 mod files;
 pub(crate) mod init_layer;
 mod inspect;
-mod launch;
 pub mod logs;
 mod manage;
 pub mod monitor;
 pub(crate) mod names;
+mod recover;
 mod run;
 mod spec;
+pub mod start;
+mod stop;
 mod store;
 pub mod tty;
 mod volumes;
+mod wait;
 
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
@@ -45,10 +48,12 @@ pub use config::{parse_cpus, parse_size, parse_volume, ContainerConfig, NetworkM
 pub use copy::PathStat;
 pub use files::write_atomic;
 pub use init_layer::init_tar;
-pub use run::{parse_signal, StartOptions, Started};
+pub use run::parse_signal;
+pub use start::starter::{StartOptions, Started};
 
 use crate::error::{Error, Result};
 use crate::Engine;
+use start::teardown::Release;
 
 /// A container's record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -410,7 +415,7 @@ impl Engine {
         // lock first) waits, then finds the container gone, instead of running it on a
         // writable layer being removed.
         let dir = self.container_dir(&c.id);
-        let monitor = run::monitor_lock(&dir, false)?;
+        let monitor = start::monitor_lock(&dir, false)?;
         if monitor.is_none() && dir.is_dir() && self.container(&c.id).is_ok() {
             return Err(Error::Conflict(format!(
                 "cannot remove container /{} ({}): it is being started; stop it first or use rm -f",
@@ -432,8 +437,8 @@ impl Engine {
         removed
     }
 
-    /// Removes a container that no process runs: runtime state (and cgroups), the mount of
-    /// its writable layer, then the row, then the layer and the directory; then, with
+    /// Removes a container that no process runs: its start torn down (runtime state and
+    /// cgroups, hooks, every mount of its writable layer), then the row, then the layer and the directory; then, with
     /// `anonymous_volumes`, its anonymous volumes. Rows are the truth: once the row is gone,
     /// a crash leaves only what recovery at the next open sweeps (a writable layer and
     /// directory of an ID with no row), never a row whose layer is half removed. `rm` holds
@@ -442,12 +447,7 @@ impl Engine {
     /// it, waiting for the monitor).
     pub(crate) fn remove_stopped(&self, c: &Container, anonymous_volumes: bool) -> Result<()> {
         let config = self.container_config(c).ok();
-        if let Some(config) = &config {
-            if let Ok(runtime) = self.runtime_for(config) {
-                run::delete_runtime_state(&runtime, &c.id);
-            }
-        }
-        match self.layers.unmount_rw(&c.rw_layer, true) {
+        match self.teardown_start_of(c, config.as_ref(), Release::AllMounts) {
             Ok(()) | Err(strata_storage::Error::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }

@@ -48,6 +48,7 @@ pub use check::Problem;
 pub use db::LAYERS;
 pub use open::recorded_driver;
 pub use recovery::RecoveryReport;
+pub use crate::driver::Durability;
 pub use rw::ParentWhenUnused;
 pub use staging::StagingFile;
 

@@ -75,20 +75,14 @@ impl LayerStore {
     /// Mounts `name` (on the first mount) and returns its path. The count is only raised once
     /// the mount succeeded.
     pub fn mount_rw(&self, name: &str) -> Result<PathBuf> {
-        self.mount_rw_with(name, false)
+        self.mount_rw_with(name, Durability::Durable)
     }
 
-    /// [`LayerStore::mount_rw`]; `volatile`: the layer is discarded after this mount (see
-    /// [`Durability::Volatile`]).
-    pub fn mount_rw_with(&self, name: &str, volatile: bool) -> Result<PathBuf> {
+    /// [`LayerStore::mount_rw`] with the durability the layer's writes need.
+    pub fn mount_rw_with(&self, name: &str, durability: Durability) -> Result<PathBuf> {
         let guard = self.lock()?;
         let rw = self.rw_layer(name)?;
         // Idempotent in the driver: a second mount returns the path of the first.
-        let durability = if volatile {
-            Durability::Volatile
-        } else {
-            Durability::Durable
-        };
         let path = self.driver.mount(&rw.storage_id, durability)?;
         let counted = self.db.transact_volatile(&guard, |tx| {
             db::set_mount_count(tx, name, rw.mount_count + 1)

@@ -117,37 +117,38 @@ impl Client {
     fn connect(&self, registry: &str, api_host: &str) -> Result<Host> {
         let endpoints = transport::endpoints(&self.inner.options.transport, api_host)?;
         let what = format!("registry {registry}");
-        let mut last_error = None;
+        // When HTTPS fails and plain HTTP fails too, the HTTPS failure is the one to report.
+        let mut first_error: Option<Error> = None;
         for endpoint in endpoints {
             let url = format!("{}/v2/", endpoint.base);
-            let response = match endpoint.agent.get(&url).call() {
-                Ok(r) => r,
-                Err(e) => {
-                    // The next endpoint (plain HTTP for an insecure registry) may answer.
-                    last_error = Some(transport_error(&what, e, endpoint.max_redirects));
-                    continue;
+            let failed = match endpoint.agent.get(&url).call() {
+                Ok(response) if matches!(response.status().as_u16(), 200..=299 | 401) => {
+                    let credentials = self.inner.options.credentials.lookup(registry)?;
+                    let auth = match response.status().as_u16() {
+                        401 => auth_from_challenges(&challenges(&response), credentials),
+                        _ => Auth::None,
+                    };
+                    let tokens = Mutex::new(HashMap::new());
+                    return Ok(Host {
+                        endpoint,
+                        auth,
+                        tokens,
+                    });
                 }
+                Ok(response) => status_error(&what, response),
+                Err(e) => transport_error(&what, e, endpoint.max_redirects),
             };
-            let credentials = self.inner.options.credentials.lookup(registry)?;
-            let auth = match response.status().as_u16() {
-                200..=299 => Auth::None,
-                401 => auth_from_challenges(&challenges(&response), credentials),
-                _ => return Err(status_error(&what, response)),
-            };
-            return Ok(Host {
-                endpoint,
-                auth,
-                tokens: Mutex::new(HashMap::new()),
-            });
+            first_error.get_or_insert(failed);
         }
-        Err(last_error.unwrap_or_else(|| Error::Connect {
+        Err(first_error.unwrap_or_else(|| Error::Connect {
             what,
             message: "no endpoint".into(),
         }))
     }
 
     /// Sends a request for `scope`, refreshing a bearer token once on a 401 when `replayable`.
-    /// Answers of any status come back; [`check`] turns the unwanted ones into errors.
+    /// A final 401 or 403 is an error here; other answers come back for [`check`] or the
+    /// caller to judge.
     pub(crate) fn call(
         &self,
         host: &Host,
@@ -158,17 +159,34 @@ impl Client {
     ) -> Result<Response<Body>> {
         let authorization = self.authorization(host, scope, what, false)?;
         let redirects = host.endpoint.max_redirects;
-        let response = send(&host.endpoint, authorization.as_deref())
+        let mut response = send(&host.endpoint, authorization.as_deref())
             .map_err(|e| transport_error(what, e, redirects))?;
-        if response.status() != StatusCode::UNAUTHORIZED
-            || !replayable
-            || !matches!(host.auth, Auth::Bearer { .. })
+        if response.status() == StatusCode::UNAUTHORIZED
+            && replayable
+            && matches!(host.auth, Auth::Bearer { .. })
         {
+            let authorization = self.authorization(host, scope, what, true)?;
+            response = send(&host.endpoint, authorization.as_deref())
+                .map_err(|e| transport_error(what, e, redirects))?;
+        }
+        if !matches!(response.status().as_u16(), 401 | 403) {
             return Ok(response);
         }
-        let authorization = self.authorization(host, scope, what, true)?;
-        send(&host.endpoint, authorization.as_deref())
-            .map_err(|e| transport_error(what, e, redirects))
+        match status_error(what, response) {
+            Error::Unauthorized {
+                what,
+                status,
+                message,
+            } => {
+                let message = format!("{message} ({})", host.auth.describe());
+                Err(Error::Unauthorized {
+                    what,
+                    status,
+                    message,
+                })
+            }
+            other => Err(other),
+        }
     }
 
     fn authorization(
@@ -220,6 +238,22 @@ impl Client {
                 tokens.insert(scope.to_string(), (token.clone(), until));
                 Ok(Some(format!("Bearer {token}")))
             }
+        }
+    }
+}
+
+impl Auth {
+    /// Which credentials were tried, for 401 messages (never the secret).
+    fn describe(&self) -> String {
+        let credentials = match self {
+            Auth::None => return "the registry asked for no credentials".into(),
+            Auth::Basic { credentials } | Auth::Bearer { credentials, .. } => credentials,
+        };
+        match credentials {
+            None => "no credentials for this registry: log in first".into(),
+            Some(Credentials::Basic { username, .. }) => format!("as user {username:?}"),
+            Some(Credentials::IdentityToken(_)) => "with the identity token from the login".into(),
+            Some(Credentials::RegistryToken(_)) => "with the registry token from the login".into(),
         }
     }
 }

@@ -43,7 +43,11 @@ impl Client {
             return Ok(None);
         }
         let response = check(&what, response)?;
-        Ok(Some(response.body().content_length().unwrap_or(0)))
+        let length = response
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok());
+        Ok(Some(length.unwrap_or(0)))
     }
 
     /// Asks the registry to link blob `digest` from repository `from` (same registry) into
@@ -116,6 +120,12 @@ impl Client {
         let mut counted = Exact {
             inner: reader,
             left: size,
+            ended_early: false,
+        };
+        let short = |counted: &Exact| Error::SizeMismatch {
+            what: what.clone(),
+            expected: size,
+            actual: size - counted.left,
         };
         if let Upload::Chunked(chunk) = mode {
             let mut offset = 0;
@@ -123,34 +133,33 @@ impl Client {
                 let len = chunk.max(1).min(size - offset);
                 let range = format!("{offset}-{}", offset + len - 1);
                 let mut part = (&mut counted).take(len);
-                let response = self.send_body(&host, &scope, &what, |endpoint, auth| {
+                let sent = self.send_body(&host, &scope, &what, |endpoint, auth| {
                     with_auth(endpoint.agent.patch(&upload), auth)
                         .header(header::CONTENT_TYPE, "application/octet-stream")
                         .header(header::CONTENT_RANGE, range.as_str())
                         .header(header::CONTENT_LENGTH, len.to_string())
                         .send(SendBody::from_reader(&mut part))
-                })?;
-                upload = location(&host.endpoint, &response).ok_or_else(|| no_location(&what))?;
+                });
+                if counted.ended_early {
+                    return Err(short(&counted));
+                }
+                upload = location(&host.endpoint, &sent?).ok_or_else(|| no_location(&what))?;
                 offset += len;
             }
         }
         let sep = if upload.contains('?') { '&' } else { '?' };
         let url = format!("{upload}{sep}digest={digest}");
         let body_len = if mode == Upload::Monolithic { size } else { 0 };
-        let response = self.send_body(&host, &scope, &what, |endpoint, auth| {
+        let sent = self.send_body(&host, &scope, &what, |endpoint, auth| {
             with_auth(endpoint.agent.put(&url), auth)
                 .header(header::CONTENT_TYPE, "application/octet-stream")
                 .header(header::CONTENT_LENGTH, body_len.to_string())
                 .send(SendBody::from_reader(&mut counted))
-        })?;
-        if counted.left != 0 {
-            return Err(Error::SizeMismatch {
-                what,
-                expected: size,
-                actual: size - counted.left,
-            });
+        });
+        if counted.ended_early || (sent.is_ok() && counted.left != 0) {
+            return Err(short(&counted));
         }
-        check_digest(&what, &response, digest)
+        check_digest(&what, &sent?, digest)
     }
 
     /// Puts a manifest under `reference`'s tag (or digest) and returns its digest.
@@ -239,6 +248,7 @@ fn check_digest(what: &str, response: &Response<Body>, digest: &str) -> Result<(
 struct Exact<'a> {
     inner: &'a mut dyn Read,
     left: u64,
+    ended_early: bool,
 }
 
 impl Read for Exact<'_> {
@@ -251,6 +261,7 @@ impl Read for Exact<'_> {
             .min(usize::try_from(self.left).unwrap_or(usize::MAX));
         let n = self.inner.read(&mut buf[..len])?;
         if n == 0 {
+            self.ended_early = true;
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 format!("the blob ended {} bytes early", self.left),

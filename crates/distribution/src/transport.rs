@@ -126,9 +126,9 @@ fn read_certs_dir(dir: &Path) -> Result<(Vec<Certificate<'static>>, Option<Clien
         if name.ends_with(".crt") {
             let pem = read(name)?;
             for item in ureq::tls::parse_pem(&pem) {
-                match item.map_err(|e| bad(format!("{name}: {e}")))? {
-                    PemItem::Certificate(c) => roots.push(c),
-                    _ => {}
+                // A key filed as .crt is not a CA; it has no use here.
+                if let PemItem::Certificate(c) = item.map_err(|e| bad(format!("{name}: {e}")))? {
+                    roots.push(c);
                 }
             }
         } else if let Some(stem) = name.strip_suffix(".cert") {

@@ -140,10 +140,21 @@ impl Client {
             };
             first_error.get_or_insert(failed);
         }
-        Err(first_error.unwrap_or_else(|| Error::Connect {
-            what,
-            message: "no endpoint".into(),
-        }))
+        Err(match first_error {
+            Some(Error::Tls { what, message }) => {
+                let dir = self.inner.options.transport.certs_dir.join(api_host);
+                let hint = format!("a private registry's CA goes in {}/ca.crt", dir.display());
+                Error::Tls {
+                    what,
+                    message: format!("{message} ({hint})"),
+                }
+            }
+            Some(other) => other,
+            None => Error::Connect {
+                what,
+                message: "no endpoint".into(),
+            },
+        })
     }
 
     /// Sends a request for `scope`, refreshing a bearer token once on a 401 when `replayable`.

@@ -87,11 +87,16 @@ impl Error {
         matches!(self, Error::NotFound { .. })
     }
 
-    /// Errors raised inside a [`std::io::Read`] travel as an `io::Error` wrapping this type;
-    /// this recovers them (a blob's digest or size mismatch, say).
-    pub fn from_io(error: io::Error) -> Option<Error> {
-        let inner = error.into_inner()?;
-        inner.downcast::<Error>().ok().map(|b| *b)
+    /// Errors raised inside a [`std::io::Read`] (a [`crate::BlobReader`]'s digest or size
+    /// mismatch, say) travel as an `io::Error` wrapping this type: this unwraps them, and
+    /// files any other I/O error under `what`.
+    pub fn from_io(error: io::Error, what: &str) -> Error {
+        error
+            .downcast::<Error>()
+            .unwrap_or_else(|source| Error::Io {
+                what: what.to_string(),
+                source,
+            })
     }
 
     pub(crate) fn into_io(self) -> io::Error {

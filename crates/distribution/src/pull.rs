@@ -225,7 +225,7 @@ impl Client {
         reader
             .take(limit + 1)
             .read_to_end(&mut bytes)
-            .map_err(|e| from_read(e, digest))?;
+            .map_err(|e| Error::from_io(e, &format!("blob {digest}")))?;
         if bytes.len() as u64 > limit {
             return Err(Error::SizeMismatch {
                 what: format!("blob {digest} of {}", reference.name()),
@@ -234,16 +234,6 @@ impl Client {
             });
         }
         Ok(bytes)
-    }
-}
-
-fn from_read(error: io::Error, digest: &str) -> Error {
-    if error.get_ref().is_some_and(|e| e.is::<Error>()) {
-        return Error::from_io(error).expect("checked");
-    }
-    Error::Io {
-        what: format!("blob {digest}"),
-        source: error,
     }
 }
 

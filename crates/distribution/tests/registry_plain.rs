@@ -12,7 +12,7 @@ fn read_all(mut reader: impl Read) -> Result<Vec<u8>, Error> {
     let mut out = Vec::new();
     reader
         .read_to_end(&mut out)
-        .map_err(|e| Error::from_io(e).expect("a distribution error"))?;
+        .map_err(|e| Error::from_io(e, "reading a blob"))?;
     Ok(out)
 }
 

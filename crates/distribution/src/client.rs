@@ -83,7 +83,7 @@ struct EnvelopeError {
 }
 
 /// A request body-less call is replayed after a token refresh; one streaming a body is not.
-pub(crate) type Send<'a> =
+pub(crate) type SendFn<'a> =
     dyn FnMut(&Endpoint, Option<&str>) -> Result<Response<Body>, ureq::Error> + 'a;
 
 impl Client {
@@ -166,7 +166,7 @@ impl Client {
         scope: &str,
         what: &str,
         replayable: bool,
-        send: &mut Send,
+        send: &mut SendFn,
     ) -> Result<Response<Body>> {
         let authorization = self.authorization(host, scope, what, false)?;
         let redirects = host.endpoint.max_redirects;

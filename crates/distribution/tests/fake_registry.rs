@@ -219,3 +219,33 @@ fn unreachable_registries_are_not_auth_errors() {
         "{err}"
     );
 }
+
+#[test]
+fn identity_tokens_are_exchanged_by_post() {
+    let own_addr: Arc<OnceLock<String>> = Arc::default();
+    let a = own_addr.clone();
+    let addr = serve(move |request: &Request| {
+        let challenge = format!(
+            r#"Bearer realm="http://{}/token",service="fake""#,
+            a.get().unwrap()
+        );
+        match (request.method.as_str(), request.target.as_str()) {
+            (_, "/v2/") => Reply::new(401).header("WWW-Authenticate", &challenge),
+            // The refresh token travels in the form body, never in the URL.
+            ("POST", "/token") => Reply::new(200).body(r#"{"access_token":"A","expires_in":60}"#),
+            (_, "/token") => Reply::new(405),
+            _ if request.header("authorization") == Some("Bearer A") => manifest_reply(
+                MANIFEST,
+                &sha256_digest(MANIFEST.as_bytes()),
+                DOCKER_MANIFEST,
+            ),
+            _ => Reply::new(401).header("WWW-Authenticate", &challenge),
+        }
+    });
+    own_addr.set(addr.clone()).unwrap();
+    let creds = Credentials::IdentityToken("refresh-me".into());
+    let client = client(CredentialSource::Fixed([(addr.clone(), creds)].into()));
+    client
+        .fetch_manifest(&reference(&addr, "team/app:v1"))
+        .unwrap();
+}

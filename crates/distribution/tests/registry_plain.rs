@@ -77,6 +77,34 @@ fn push_then_pull_by_tag_and_digest() {
 }
 
 #[test]
+fn one_client_serves_many_threads() {
+    let Some(registry) = Registry::plain() else {
+        return;
+    };
+    let client = registry.client(CredentialSource::Anonymous);
+    let images: Vec<_> = (0..4u8)
+        .map(|i| test_image("amd64", &vec![i; 100_000], &format!("t{i}")))
+        .collect();
+    let reference = registry.reference("test/threads:v1");
+    std::thread::scope(|scope| {
+        for image in &images {
+            let (client, reference) = (
+                client.clone(),
+                reference.with_digest(&image.manifest_digest),
+            );
+            scope.spawn(move || {
+                image.push(&client, &reference);
+                let size = Some(image.layer.len() as u64);
+                let blob = client
+                    .fetch_blob(&reference, &image.layer_digest, size, None)
+                    .unwrap();
+                assert_eq!(read_all(blob).unwrap(), image.layer);
+            });
+        }
+    });
+}
+
+#[test]
 fn resumes_with_a_range_request() {
     let Some(registry) = Registry::plain() else {
         return;
@@ -283,4 +311,58 @@ fn missing_manifests_are_not_found() {
         .fetch_manifest(&reference.with_digest(&other.manifest_digest))
         .unwrap_err();
     assert!(err.is_not_found(), "{err}");
+}
+
+/// Loopback throughput of one blob stream, hashed (`--ignored`; figures go to bench/).
+#[test]
+#[ignore]
+fn throughput() {
+    let Some(registry) = Registry::plain() else {
+        return;
+    };
+    let client = registry.client(CredentialSource::Anonymous);
+    let reference = registry.reference("test/big:v1");
+    let mut state = 0x9e3779b97f4a7c15u64;
+    let blob: Vec<u8> = (0..(256usize << 20) / 8)
+        .flat_map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()
+        })
+        .collect();
+    let digest = strata_distribution::sha256_digest(&blob);
+    let started = std::time::Instant::now();
+    client
+        .push_blob(
+            &reference,
+            &digest,
+            blob.len() as u64,
+            &mut blob.as_slice(),
+            Upload::Monolithic,
+        )
+        .unwrap();
+    let push = started.elapsed().as_secs_f64();
+    let started = std::time::Instant::now();
+    let mut reader = client
+        .fetch_blob(&reference, &digest, Some(blob.len() as u64), None)
+        .unwrap();
+    let mut buf = vec![0u8; 256 << 10];
+    while reader.read(&mut buf).unwrap() > 0 {}
+    let pull = started.elapsed().as_secs_f64();
+    let mb = blob.len() as f64 / 1e6;
+    eprintln!(
+        "push {:.0} MB/s, pull+sha256 {:.0} MB/s",
+        mb / push,
+        mb / pull
+    );
+    let url = format!("http://{}/v2/test/big/blobs/{digest}", registry.addr);
+    let started = std::time::Instant::now();
+    let curl = std::process::Command::new("curl")
+        .args(["-sfo", "/dev/null", &url])
+        .status();
+    if curl.is_ok_and(|s| s.success()) {
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!("curl, for the registry's own pace: {:.0} MB/s", mb / secs);
+    }
 }

@@ -116,14 +116,8 @@ impl Client {
             });
         }
         let index = top.index(&what)?;
-        let host_platform;
-        let wanted = match platform {
-            Some(p) => p,
-            None => {
-                host_platform = Platform::host();
-                &host_platform
-            }
-        };
+        let host_platform = Platform::host();
+        let wanted = platform.unwrap_or(&host_platform);
         let entry: Descriptor = manifest::select(&what, &index, wanted)?.clone();
         let manifest = self.fetch_manifest_at(reference, &entry.digest, Some(entry.size))?;
         if manifest.kind != Kind::Image {
@@ -144,7 +138,8 @@ impl Client {
 
     /// Streams blob `digest` of `reference`'s repository. The reader fails at the end if the
     /// bytes do not hash to `digest` or (when given) do not number `size`; with `resume`, it
-    /// asks for the rest only, and [`BlobReader::start`] says where the registry started.
+    /// asks for the rest only (its offset must be below the blob's size), and
+    /// [`BlobReader::start`] says where the registry started.
     pub fn fetch_blob(
         &self,
         reference: &Reference,

@@ -77,7 +77,7 @@ impl Client {
         }
         // 202: the registry opened an upload instead; close it rather than leave it to expire.
         if let Some(location) = location(&host.endpoint, &response) {
-            let auth = self.call(
+            let closed = self.call(
                 &host,
                 &scope,
                 &what,
@@ -86,7 +86,7 @@ impl Client {
                     with_auth(endpoint.agent.delete(&location), auth).call()
                 },
             );
-            if let Err(e) = auth {
+            if let Err(e) = closed {
                 tracing::debug!("{what}: closing the unused upload: {e}");
             }
         }

@@ -204,16 +204,6 @@ impl Reference {
         format!("{}/{}", self.registry, self.repository)
     }
 
-    /// The same repository in another registry-relative form, for mounts (`from=`).
-    pub fn with_repository(&self, repository: &str) -> Reference {
-        Reference {
-            repository: repository.to_string(),
-            tag: None,
-            digest: None,
-            ..self.clone()
-        }
-    }
-
     /// This name pinned to a digest (`name@sha256:...`), as `RepoDigests` lists it.
     pub fn with_digest(&self, digest: &str) -> Reference {
         Reference {

@@ -1,9 +1,10 @@
 //! Push primitives: does the registry have a blob (HEAD), mount one from another repository
-//! of the same registry, upload one from a reader (one PUT, or PATCH chunks then PUT), and
-//! put a manifest under a tag or digest, last.
+//! of the same registry, upload one from a reader (one PUT, PATCH chunks then PUT, or one
+//! streamed PATCH hashed on the way), and put a manifest under a tag or digest, last.
 
 use std::io::{self, Read};
 
+use sha2::{Digest as _, Sha256};
 use ureq::http::{header, Response};
 use ureq::{Body, SendBody};
 
@@ -106,17 +107,7 @@ impl Client {
         let what = format!("blob {digest} pushed to {}", reference.name());
         let host = self.host(reference.registry(), reference.api_host())?;
         let scope = push_scope(reference);
-        let path = format!("/v2/{}/blobs/uploads/", reference.repository());
-        let mut start = |endpoint: &Endpoint, auth: Option<&str>| {
-            with_auth(
-                endpoint.agent.post(format!("{}{path}", endpoint.base)),
-                auth,
-            )
-            .header(header::CONTENT_LENGTH, "0")
-            .send_empty()
-        };
-        let response = check(&what, self.call(&host, &scope, &what, true, &mut start)?)?;
-        let mut upload = location(&host.endpoint, &response).ok_or_else(|| no_location(&what))?;
+        let mut upload = self.start_upload(&host, reference, &scope, &what)?;
         let mut counted = Exact {
             inner: reader,
             left: size,
@@ -160,6 +151,63 @@ impl Client {
             return Err(short(&counted));
         }
         check_digest(&what, &sent?, digest)
+    }
+
+    /// Uploads whatever `reader` gives as one streamed PATCH, hashing it on the way, and
+    /// returns its sha256 digest and size: for blobs whose digest is known only at the end,
+    /// such as a layer compressed while it goes up.
+    pub fn push_blob_streamed(
+        &self,
+        reference: &Reference,
+        reader: &mut dyn Read,
+    ) -> Result<(String, u64)> {
+        let what = format!("streamed blob pushed to {}", reference.name());
+        let host = self.host(reference.registry(), reference.api_host())?;
+        let scope = push_scope(reference);
+        let upload = self.start_upload(&host, reference, &scope, &what)?;
+        let mut hashing = Hashing {
+            inner: reader,
+            hasher: Sha256::new(),
+            size: 0,
+        };
+        // No Content-Length: the body goes chunked, as docker's own pushes do.
+        let sent = self.send_body(&host, &scope, &what, |endpoint, auth| {
+            with_auth(endpoint.agent.patch(&upload), auth)
+                .header(header::CONTENT_TYPE, "application/octet-stream")
+                .send(SendBody::from_reader(&mut hashing))
+        })?;
+        let upload = location(&host.endpoint, &sent).ok_or_else(|| no_location(&what))?;
+        let digest = format!("sha256:{}", hex::encode(hashing.hasher.finalize()));
+        let what = format!("blob {digest} pushed to {}", reference.name());
+        let sep = if upload.contains('?') { '&' } else { '?' };
+        let url = format!("{upload}{sep}digest={digest}");
+        let done = self.send_body(&host, &scope, &what, |endpoint, auth| {
+            with_auth(endpoint.agent.put(&url), auth)
+                .header(header::CONTENT_LENGTH, "0")
+                .send_empty()
+        })?;
+        check_digest(&what, &done, &digest)?;
+        Ok((digest, hashing.size))
+    }
+
+    fn start_upload(
+        &self,
+        host: &Host,
+        reference: &Reference,
+        scope: &str,
+        what: &str,
+    ) -> Result<String> {
+        let path = format!("/v2/{}/blobs/uploads/", reference.repository());
+        let mut start = |endpoint: &Endpoint, auth: Option<&str>| {
+            with_auth(
+                endpoint.agent.post(format!("{}{path}", endpoint.base)),
+                auth,
+            )
+            .header(header::CONTENT_LENGTH, "0")
+            .send_empty()
+        };
+        let response = check(what, self.call(host, scope, what, true, &mut start)?)?;
+        location(&host.endpoint, &response).ok_or_else(|| no_location(what))
     }
 
     /// Puts a manifest under `reference`'s tag (or digest) and returns its digest.
@@ -240,6 +288,22 @@ fn check_digest(what: &str, response: &Response<Body>, digest: &str) -> Result<(
             actual: announced.to_string(),
         }),
         _ => Ok(()),
+    }
+}
+
+/// Hashes and counts what passes.
+struct Hashing<'a> {
+    inner: &'a mut dyn Read,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl Read for Hashing<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
     }
 }
 

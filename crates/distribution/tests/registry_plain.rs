@@ -105,6 +105,36 @@ fn one_client_serves_many_threads() {
 }
 
 #[test]
+fn a_layer_compressed_while_it_uploads() {
+    let Some(registry) = Registry::plain() else {
+        return;
+    };
+    let client = registry.client(CredentialSource::Anonymous);
+    let reference = registry.reference("test/streamed:v1");
+    let tar: Vec<u8> = (0..300_000u32)
+        .flat_map(|i| (i % 251).to_le_bytes())
+        .collect();
+    let mut gzip = flate2::read::GzEncoder::new(tar.as_slice(), flate2::Compression::fast());
+    let (digest, size) = client.push_blob_streamed(&reference, &mut gzip).unwrap();
+    let mut again = Vec::new();
+    flate2::read::GzEncoder::new(tar.as_slice(), flate2::Compression::fast())
+        .read_to_end(&mut again)
+        .unwrap();
+    assert_eq!(
+        (digest.clone(), size),
+        (
+            strata_distribution::sha256_digest(&again),
+            again.len() as u64
+        )
+    );
+    assert_eq!(client.blob_exists(&reference, &digest).unwrap(), Some(size));
+    let blob = client
+        .fetch_blob(&reference, &digest, Some(size), None)
+        .unwrap();
+    assert_eq!(read_all(blob).unwrap(), again);
+}
+
+#[test]
 fn resumes_with_a_range_request() {
     let Some(registry) = Registry::plain() else {
         return;

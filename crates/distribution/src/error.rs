@@ -71,6 +71,8 @@ pub enum Error {
     Protocol { what: String, message: String },
     #[error("credentials for {registry}: {message}")]
     Credentials { registry: String, message: String },
+    #[error("invalid registry mirror {mirror:?}: {why}")]
+    InvalidMirror { mirror: String, why: String },
     #[error("certificates in {path}: {message}")]
     Certificates { path: String, message: String },
     #[error("{what}: {source}")]

@@ -51,6 +51,9 @@ pub struct Resolved {
     /// The digest the reference resolved to (the index's when there is one), for
     /// `RepoDigests` and `Digest:` lines.
     pub digest: String,
+    /// Where the manifest came from, and so where to fetch its blobs: the reference itself,
+    /// or the same repository on the registry mirror that answered.
+    pub source: Reference,
 }
 
 /// Where a resumed download starts: the bytes already held, hashed.
@@ -102,8 +105,23 @@ impl Client {
     }
 
     /// Resolves `reference` to an image manifest, choosing `platform` (the host's when
-    /// `None`) from an index. Manifests fetched by digest are verified against it.
+    /// `None`) from an index. Manifests fetched by digest are verified against it. Docker Hub
+    /// images are looked for on the registry mirrors first, as dockerd does; a mirror that
+    /// fails is passed over.
     pub fn resolve(&self, reference: &Reference, platform: Option<&Platform>) -> Result<Resolved> {
+        if reference.registry() == crate::reference::DOCKER_HUB {
+            let transport = &self.options().transport;
+            for (_, mirror) in crate::transport::mirrors(transport)? {
+                match self.resolve_at(&reference.with_registry(&mirror), platform) {
+                    Ok(resolved) => return Ok(resolved),
+                    Err(e) => tracing::info!("mirror {mirror} passed over: {e}"),
+                }
+            }
+        }
+        self.resolve_at(reference, platform)
+    }
+
+    fn resolve_at(&self, reference: &Reference, platform: Option<&Platform>) -> Result<Resolved> {
         let top = self.fetch_manifest(reference)?;
         let what = format!("manifest {reference}");
         if top.kind == Kind::Image {
@@ -113,6 +131,7 @@ impl Client {
                 index: None,
                 manifest: top,
                 image,
+                source: reference.clone(),
             });
         }
         let index = top.index(&what)?;
@@ -133,6 +152,7 @@ impl Client {
             index: Some(top),
             manifest,
             image,
+            source: reference.clone(),
         })
     }
 

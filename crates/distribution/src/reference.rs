@@ -204,6 +204,14 @@ impl Reference {
         format!("{}/{}", self.registry, self.repository)
     }
 
+    /// The same repository on another registry (a mirror).
+    pub(crate) fn with_registry(&self, registry: &str) -> Reference {
+        Reference {
+            registry: registry.to_string(),
+            ..self.clone()
+        }
+    }
+
     /// This name pinned to a digest (`name@sha256:...`), as `RepoDigests` lists it.
     pub fn with_digest(&self, digest: &str) -> Reference {
         Reference {

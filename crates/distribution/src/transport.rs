@@ -16,6 +16,9 @@ use crate::{Error, Result};
 pub struct TransportConfig {
     /// `insecure-registries` of `daemon.json`: `host[:port]` or CIDRs.
     pub insecure_registries: Vec<String>,
+    /// `registry-mirrors` of `daemon.json`: `http[s]://host[:port]` URLs tried, in order,
+    /// before Docker Hub for pulls of `docker.io` images.
+    pub registry_mirrors: Vec<String>,
     /// Per-registry CA and client certificates, `<dir>/<host[:port]>/`.
     pub certs_dir: PathBuf,
     /// Redirects followed before giving up, as Go's HTTP client (10).
@@ -28,6 +31,7 @@ impl Default for TransportConfig {
     fn default() -> Self {
         TransportConfig {
             insecure_registries: vec!["127.0.0.0/8".to_string()],
+            registry_mirrors: Vec::new(),
             certs_dir: PathBuf::from("/etc/docker/certs.d"),
             max_redirects: 10,
             connect_timeout: Duration::from_secs(30),
@@ -45,8 +49,38 @@ pub(crate) struct Endpoint {
     pub max_redirects: u32,
 }
 
-/// The endpoints to try for `host` (as in the reference, with its port), in order.
+/// The mirrors' hosts with the scheme each is reached by, as dockerd validates them.
+pub(crate) fn mirrors(config: &TransportConfig) -> Result<Vec<(String, String)>> {
+    config
+        .registry_mirrors
+        .iter()
+        .map(|mirror| {
+            let bad = |why: &str| Error::InvalidMirror {
+                mirror: mirror.clone(),
+                why: why.into(),
+            };
+            let (scheme, rest) = mirror
+                .split_once("://")
+                .ok_or_else(|| bad("no http:// or https://"))?;
+            if scheme != "http" && scheme != "https" {
+                return Err(bad("the scheme must be http or https"));
+            }
+            let host = rest.strip_suffix('/').unwrap_or(rest);
+            if host.is_empty() || host.contains(['/', '?', '#']) {
+                return Err(bad("a mirror is a host[:port], without a path"));
+            }
+            Ok((scheme.to_string(), host.to_string()))
+        })
+        .collect()
+}
+
+/// The endpoints to try for `host` (as in the reference, with its port), in order. A mirror
+/// has exactly one: the scheme its URL names.
 pub(crate) fn endpoints(config: &TransportConfig, host: &str) -> Result<Vec<Endpoint>> {
+    let mirror_scheme = mirrors(config)?
+        .into_iter()
+        .find(|(_, h)| h == host)
+        .map(|(s, _)| s);
     let insecure = is_insecure(config, host);
     let dir = config.certs_dir.join(host);
     let (extra_roots, client_cert) = read_certs_dir(&dir)?;
@@ -72,8 +106,14 @@ pub(crate) fn endpoints(config: &TransportConfig, host: &str) -> Result<Vec<Endp
         agent: agent(tls.clone()),
         max_redirects: config.max_redirects,
     };
+    if mirror_scheme.as_deref() == Some("http") {
+        return Ok(vec![Endpoint {
+            base: format!("http://{host}"),
+            ..https
+        }]);
+    }
     let mut list = vec![https];
-    if insecure {
+    if insecure && mirror_scheme.is_none() {
         list.push(Endpoint {
             base: format!("http://{host}"),
             agent: agent(tls),

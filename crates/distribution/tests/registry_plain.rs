@@ -6,7 +6,10 @@ mod common;
 use std::io::Read;
 
 use common::{test_image, Registry, OCI_INDEX};
-use strata_distribution::{CredentialSource, Error, Platform, Resume, Upload, Verifier};
+use strata_distribution::{
+    Client, CredentialSource, Error, Options, Platform, Reference, Resume, TransportConfig, Upload,
+    Verifier,
+};
 
 fn read_all(mut reader: impl Read) -> Result<Vec<u8>, Error> {
     let mut out = Vec::new();
@@ -132,6 +135,49 @@ fn a_layer_compressed_while_it_uploads() {
         .fetch_blob(&reference, &digest, Some(size), None)
         .unwrap();
     assert_eq!(read_all(blob).unwrap(), again);
+}
+
+#[test]
+fn docker_hub_pulls_go_to_the_mirrors_first() {
+    let (Some(empty), Some(mirror)) = (Registry::plain(), Registry::plain()) else {
+        return;
+    };
+    let image = test_image("amd64", b"mirrored", "mirror");
+    let pusher = mirror.client(CredentialSource::Anonymous);
+    image.push(&pusher, &mirror.reference("library/busybox:latest"));
+    let mirrors = vec![
+        format!("http://{}", empty.addr),
+        format!("http://{}/", mirror.addr),
+    ];
+    let transport = TransportConfig {
+        registry_mirrors: mirrors,
+        ..Default::default()
+    };
+    let client = Client::new(Options {
+        transport,
+        credentials: CredentialSource::Anonymous,
+    });
+    let busybox: Reference = "busybox".parse().unwrap();
+    let resolved = client.resolve(&busybox, None).unwrap();
+    assert_eq!(resolved.digest, image.manifest_digest);
+    assert_eq!(resolved.source.registry(), mirror.addr);
+    assert_eq!(resolved.source.repository(), "library/busybox");
+    let layer = &resolved.image.layers[0];
+    let blob = client
+        .fetch_blob(&resolved.source, &layer.digest, Some(layer.size), None)
+        .unwrap();
+    assert_eq!(read_all(blob).unwrap(), image.layer);
+
+    let transport = TransportConfig {
+        registry_mirrors: vec!["ftp://x".into()],
+        ..Default::default()
+    };
+    let client = Client::new(Options {
+        transport,
+        credentials: CredentialSource::Anonymous,
+    });
+    let err = client.resolve(&busybox, None).unwrap_err();
+    assert!(matches!(err, Error::InvalidMirror { .. }), "{err}");
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! How a registry is reached, as dockerd decides it: HTTPS verified against the system roots
 //! plus `/etc/docker/certs.d/<host:port>/*.crt`, with `client.cert`/`client.key` pairs
 //! presented; registries listed as insecure (by name or CIDR, `127.0.0.0/8` by default, so
-//! localhost) are tried over HTTPS without verification, then over plain HTTP.
+//! localhost) are tried over HTTPS without verification, then over plain HTTP. A registry
+//! mirror is reached by the scheme its URL names, and only by it.
 
 use std::net::{IpAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -91,35 +92,23 @@ pub(crate) fn endpoints(config: &TransportConfig, host: &str) -> Result<Vec<Endp
         .client_cert(client_cert)
         .disable_verification(insecure)
         .build();
-    let agent = |tls: TlsConfig| {
-        let agent_config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .max_redirects(config.max_redirects)
-            .timeout_connect(Some(config.connect_timeout))
-            .user_agent(config.user_agent.as_str())
-            .tls_config(tls)
-            .build();
-        ureq::Agent::new_with_config(agent_config)
-    };
-    let https = Endpoint {
-        base: format!("https://{host}"),
-        agent: agent(tls.clone()),
+    let agent_config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(config.max_redirects)
+        .timeout_connect(Some(config.connect_timeout))
+        .user_agent(config.user_agent.as_str())
+        .tls_config(tls)
+        .build();
+    let endpoint = |scheme: &str| Endpoint {
+        base: format!("{scheme}://{host}"),
+        agent: ureq::Agent::new_with_config(agent_config.clone()),
         max_redirects: config.max_redirects,
     };
-    if mirror_scheme.as_deref() == Some("http") {
-        return Ok(vec![Endpoint {
-            base: format!("http://{host}"),
-            ..https
-        }]);
-    }
-    let mut list = vec![https];
-    if insecure && mirror_scheme.is_none() {
-        list.push(Endpoint {
-            base: format!("http://{host}"),
-            agent: agent(tls),
-            max_redirects: config.max_redirects,
-        });
-    }
+    let list = match mirror_scheme.as_deref() {
+        Some(scheme) => vec![endpoint(scheme)],
+        None if insecure => vec![endpoint("https"), endpoint("http")],
+        None => vec![endpoint("https")],
+    };
     Ok(list)
 }
 

@@ -168,7 +168,7 @@ impl Client {
         replayable: bool,
         send: &mut SendFn,
     ) -> Result<Response<Body>> {
-        let authorization = self.authorization(host, scope, what, false)?;
+        let authorization = self.authorization(host, scope, what, None)?;
         let redirects = host.endpoint.max_redirects;
         let mut response = send(&host.endpoint, authorization.as_deref())
             .map_err(|e| transport_error(what, e, redirects))?;
@@ -176,7 +176,7 @@ impl Client {
             && replayable
             && matches!(host.auth, Auth::Bearer { .. })
         {
-            let authorization = self.authorization(host, scope, what, true)?;
+            let authorization = self.authorization(host, scope, what, authorization.as_deref())?;
             response = send(&host.endpoint, authorization.as_deref())
                 .map_err(|e| transport_error(what, e, redirects))?;
         }
@@ -205,7 +205,7 @@ impl Client {
         host: &Host,
         scope: &str,
         what: &str,
-        refresh: bool,
+        rejected: Option<&str>,
     ) -> Result<Option<String>> {
         match &host.auth {
             Auth::None => Ok(None),
@@ -231,8 +231,10 @@ impl Client {
             } => {
                 let mut tokens = host.tokens.lock().unwrap();
                 if let Some((token, until)) = tokens.get(scope) {
-                    if !refresh && Instant::now() < *until {
-                        return Ok(Some(format!("Bearer {token}")));
+                    let header = format!("Bearer {token}");
+                    // A token another thread renewed after ours was rejected is good.
+                    if Instant::now() < *until && rejected != Some(header.as_str()) {
+                        return Ok(Some(header));
                     }
                 }
                 // Held across the fetch so threads wanting the same scope fetch it once.

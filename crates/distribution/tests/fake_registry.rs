@@ -140,6 +140,14 @@ fn bearer_tokens_by_scope_cached_and_renewed() {
     epoch.store(2, Ordering::SeqCst);
     good.fetch_manifest(&app).unwrap();
     assert_eq!(token_requests.load(Ordering::SeqCst), 2);
+    // Threads that all see the token rejected renew it once between them.
+    epoch.store(3, Ordering::SeqCst);
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| good.fetch_manifest(&app).unwrap());
+        }
+    });
+    assert_eq!(token_requests.load(Ordering::SeqCst), 3);
 
     let err = with("wrong").fetch_manifest(&app).unwrap_err();
     assert!(err.is_auth(), "{err}");

@@ -257,3 +257,28 @@ fn identity_tokens_are_exchanged_by_post() {
         .fetch_manifest(&reference(&addr, "team/app:v1"))
         .unwrap();
 }
+
+#[test]
+fn a_dropped_connection_is_not_a_digest_or_auth_error() {
+    let blob = vec![7u8; 10_000];
+    let digest = sha256_digest(&blob);
+    let path = format!("/v2/drop/app/blobs/{digest}");
+    let addr = serve(move |request: &Request| match request.target.as_str() {
+        "/v2/" => Reply::new(200),
+        p if p == path => Reply::new(200).body(blob.clone()).cut(4000),
+        _ => Reply::new(404),
+    });
+    let client = client(CredentialSource::Anonymous);
+    let reference = reference(&addr, "drop/app:v1");
+    let mut reader = client
+        .fetch_blob(&reference, &digest, Some(10_000), None)
+        .unwrap();
+    let err = std::io::copy(&mut reader, &mut std::io::sink()).unwrap_err();
+    let err = Error::from_io(err, "copy");
+    assert!(
+        matches!(err, Error::Connect { .. }) && !err.is_auth(),
+        "{err}"
+    );
+    assert!(err.to_string().contains("after 4000 bytes"), "{err}");
+    assert_eq!(reader.position(), 4000, "where a resume would start");
+}

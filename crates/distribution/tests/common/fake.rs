@@ -26,6 +26,8 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// Hang up after this many bytes of the body (its full length still announced).
+    pub cut: Option<usize>,
 }
 
 impl Reply {
@@ -34,11 +36,17 @@ impl Reply {
             status,
             headers: vec![],
             body: vec![],
+            cut: None,
         }
     }
 
     pub fn header(mut self, name: &str, value: &str) -> Reply {
         self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn cut(mut self, after: usize) -> Reply {
+        self.cut = Some(after);
         self
     }
 
@@ -114,7 +122,10 @@ fn connection(stream: TcpStream, handler: &dyn Fn(&Request) -> Reply) -> std::io
         head.push_str("\r\n");
         writer.write_all(head.as_bytes())?;
         if request.method != "HEAD" {
-            writer.write_all(&reply.body)?;
+            writer.write_all(&reply.body[..reply.cut.unwrap_or(reply.body.len())])?;
+        }
+        if reply.cut.is_some() {
+            return Ok(());
         }
     }
 }

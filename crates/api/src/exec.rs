@@ -104,7 +104,8 @@ async fn create(
             c.id
         )));
     }
-    let exec_id = random_id();
+    let exec_id = strata_sys::id::random_hex(32, "an exec ID")
+        .map_err(|e| ApiError::from(strata_engine::Error::from(e)))?;
     let instance = Arc::new(Instance {
         id: exec_id.clone(),
         container_id: c.id,
@@ -117,16 +118,6 @@ async fn create(
     }
     execs.insert(exec_id.clone(), instance);
     Ok((StatusCode::CREATED, Json(json!({ "Id": exec_id }))))
-}
-
-fn random_id() -> String {
-    let mut bytes = [0u8; 32];
-    let _ = getrandom_fill(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn getrandom_fill(bytes: &mut [u8]) -> std::io::Result<()> {
-    File::open("/dev/urandom")?.read_exact(bytes)
 }
 
 /// `GET /exec/{id}/json`.

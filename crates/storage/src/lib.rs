@@ -17,8 +17,10 @@ pub mod driver;
 pub mod error;
 pub mod fs;
 pub mod layer_store;
-pub mod mountinfo;
 pub mod walk;
+
+/// Moved to `strata-sys` (the runtime reads it too); kept here so storage paths still work.
+pub use strata_sys::mountinfo;
 
 pub use changes::{Change, ChangeKind};
 pub use digest::Digest;

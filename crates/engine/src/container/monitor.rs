@@ -88,7 +88,7 @@ impl Engine {
                 "container {id} is already being started or running"
             )),
             // Removed (by a prune or rm in another process) since it was looked up.
-            false => Error::NotFound(format!(
+            false => Error::NoSuchContainer(format!(
                 "no such container: {id} (it was removed meanwhile)"
             )),
         })?;

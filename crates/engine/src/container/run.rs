@@ -150,11 +150,11 @@ impl Engine {
             return Ok(c);
         }
         let runtime = self.runtime_for(&self.container_config(&c)?)?;
-        let _ = runtime.kill(&c.id, libc_signal("TERM"), false);
+        let _ = runtime.kill(&c.id, strata_sys::signal::SIGTERM, false);
         if let Some(done) = self.wait_stopped(&c.id, timeout)? {
             return Ok(done);
         }
-        let _ = runtime.kill(&c.id, libc_signal("KILL"), true);
+        let _ = runtime.kill(&c.id, strata_sys::signal::SIGKILL, true);
         self.wait_stopped(&c.id, Duration::from_secs(30))?
             .ok_or_else(|| {
                 Error::Conflict(format!(
@@ -230,7 +230,7 @@ impl Engine {
     /// Kills a running container and waits for its monitor (for `rm -f`).
     pub(crate) fn kill_and_wait(&self, c: &Container) -> Result<()> {
         if let Ok(runtime) = self.runtime_for(&self.container_config(c)?) {
-            let _ = runtime.kill(&c.id, libc_signal("KILL"), true);
+            let _ = runtime.kill(&c.id, strata_sys::signal::SIGKILL, true);
         }
         if self.wait_stopped(&c.id, Duration::from_secs(30))?.is_none() {
             return Err(Error::Conflict(format!(
@@ -351,45 +351,4 @@ pub(crate) fn make_fifo(path: &Path) -> Result<()> {
         )
         .into()),
     }
-}
-
-/// A signal by name (`KILL`, `SIGKILL`) or number.
-pub fn parse_signal(text: &str) -> Result<i32> {
-    if let Ok(n) = text.parse::<i32>() {
-        if (1..=64).contains(&n) {
-            return Ok(n);
-        }
-    }
-    let name = text.trim_start_matches("SIG").to_ascii_uppercase();
-    let n = libc_signal(name.trim_start_matches("SIG"));
-    if n == 0 {
-        return Err(Error::Invalid(format!(
-            "invalid signal {text:?}: give a name such as TERM or KILL, or a number"
-        )));
-    }
-    Ok(n)
-}
-
-fn libc_signal(name: &str) -> i32 {
-    const SIGNALS: [(&str, i32); 14] = [
-        ("HUP", 1),
-        ("INT", 2),
-        ("QUIT", 3),
-        ("ILL", 4),
-        ("TRAP", 5),
-        ("ABRT", 6),
-        ("KILL", 9),
-        ("USR1", 10),
-        ("SEGV", 11),
-        ("USR2", 12),
-        ("PIPE", 13),
-        ("ALRM", 14),
-        ("TERM", 15),
-        ("CONT", 18),
-    ];
-    SIGNALS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, s)| *s)
-        .unwrap_or(0)
 }

@@ -34,7 +34,7 @@ impl Applier<'_, '_> {
         match self.format {
             DiffFormat::Naive => {
                 self.parent_cache = None;
-                self.root.remove_all(&hidden_rel)
+                Ok(self.root.remove_all(&hidden_rel)?)
             }
             DiffFormat::Overlay => self.overlay_whiteout(&hidden_rel, header),
         }

@@ -14,9 +14,7 @@ use std::path::{Path, PathBuf};
 use strata_storage::archive::ApplyReport;
 use strata_storage::driver::{self, Driver};
 
-pub fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
+pub use strata_testkit::is_root;
 
 pub fn kernel_has_overlayfs() -> bool {
     let filesystems = fs::read_to_string("/proc/filesystems").unwrap_or_default();

@@ -70,3 +70,25 @@ impl Kind for Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_keep_the_statuses_docker_gives() {
+        let not_found = Error::NoSuchContainer("no such container: x".into());
+        assert_eq!(not_found.kind(), ErrorKind::NotFound);
+        let escape = Error::Storage(strata_storage::Error::PathEscape("../x".into()));
+        assert_eq!(escape.kind(), ErrorKind::Invalid);
+        let missing_command = Error::Runtime(strata_runtime::Error::Exec {
+            message: "not found".into(),
+            exit_code: 127,
+        });
+        assert_eq!(missing_command.kind(), ErrorKind::Invalid);
+        let refused = Error::Runtime(strata_runtime::Error::Invalid("bad limit".into()));
+        assert_eq!(refused.kind(), ErrorKind::Internal);
+        let signal = Error::from(strata_sys::signal::parse_signal("NOPE").unwrap_err());
+        assert_eq!(signal.kind(), ErrorKind::Invalid);
+    }
+}

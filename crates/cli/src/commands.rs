@@ -12,6 +12,7 @@ use strata_image::Image;
 use crate::containers::no_such_container;
 use crate::progress::ProgressReader;
 use crate::{Cli, Command};
+pub(crate) use strata_sys::human::{human_duration, human_size};
 
 #[derive(Args)]
 pub struct ImportArgs {
@@ -335,53 +336,9 @@ pub(crate) fn for_each(
     }
 }
 
-/// "3 minutes ago", as docker prints ages.
+/// "3 minutes ago", as docker prints ages: its `HumanDuration` since `created` (unix
+/// seconds).
 pub(crate) fn human_age(created: i64) -> String {
-    let secs = (chrono::Utc::now().timestamp() - created).max(0);
-    let (n, unit) = match secs {
-        s if s < 60 => return "Less than a minute ago".into(),
-        s if s < 3600 => (s / 60, "minute"),
-        s if s < 86400 => (s / 3600, "hour"),
-        s if s < 86400 * 14 => (s / 86400, "day"),
-        s if s < 86400 * 60 => (s / (86400 * 7), "week"),
-        s if s < 86400 * 365 * 2 => (s / (86400 * 30), "month"),
-        s => (s / (86400 * 365), "year"),
-    };
-    let plural = if n == 1 { "" } else { "s" };
-    if n == 1 && unit == "hour" {
-        return "About an hour ago".into();
-    }
-    format!("{n} {unit}{plural} ago")
-}
-
-/// Decimal units, as docker prints sizes.
-pub(crate) fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes}B")
-    } else {
-        format!("{value:.3}")
-            .trim_end_matches('0')
-            .trim_end_matches('.')
-            .to_string()
-            + UNITS[unit]
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_read_like_docker() {
-        assert_eq!(human_size(0), "0B");
-        assert_eq!(human_size(4_400_000), "4.4MB");
-        assert_eq!(human_size(1_234_567_890), "1.235GB");
-    }
+    let secs = chrono::Utc::now().timestamp() - created;
+    format!("{} ago", human_duration(secs.saturating_mul(1_000_000_000)))
 }

@@ -226,29 +226,15 @@ fn status(c: &Container) -> String {
     }
 }
 
+/// Whether `err` is "no such container" (then commands fall back to writable layers).
+pub fn no_such_container(err: &Error) -> bool {
+    matches!(err, Error::NoSuchContainer(_))
+}
+
 /// Docker's `HumanDuration` of the time since `nanos` (unix nanoseconds).
 fn human_duration(nanos: i64) -> String {
     let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
-    let secs = ((now - nanos) / 1_000_000_000).max(0);
-    let plural = |n: i64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
-    match secs {
-        s if s < 1 => "Less than a second".into(),
-        1 => "1 second".into(),
-        s if s < 60 => plural(s, "second"),
-        s if s < 120 => "About a minute".into(),
-        s if s < 3600 => plural(s / 60, "minute"),
-        s if s < 7200 => "About an hour".into(),
-        s if s < 86400 * 2 => plural(s / 3600, "hour"),
-        s if s < 86400 * 7 * 2 => plural(s / 86400, "day"),
-        s if s < 86400 * 30 * 2 => plural(s / (86400 * 7), "week"),
-        s if s < 86400 * 365 * 2 => plural(s / (86400 * 30), "month"),
-        s => plural(s / (86400 * 365), "year"),
-    }
-}
-
-/// Whether `err` says "no such container" (then commands fall back to writable layers).
-pub fn no_such_container(err: &Error) -> bool {
-    matches!(err, Error::NotFound(m) if m.starts_with("no such container"))
+    strata_sys::human::human_duration(now - nanos)
 }
 
 #[cfg(test)]

@@ -9,8 +9,9 @@
 //! directory out of the way first (`.trash-<name>-<random>`), so a volume is there whole or
 //! not at all; leftovers of an interrupted removal are swept at the next listing.
 //!
-//! Which containers use a volume is read from their configs (`-v` specs): the store lock
-//! serialises a removal with a container's creation.
+//! Which containers use a volume is the container side's answer (their configs' `-v`
+//! specs), handed in as a function so this module needs nothing of containers: the store
+//! lock serialises a removal with a container's creation.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::DirBuilderExt;
@@ -20,9 +21,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use strata_storage::error::IoContext;
 
-use crate::container::{names, parse_volume};
 use crate::error::{Error, Result};
-use crate::Engine;
+use crate::names;
+use crate::Stores;
 use strata_sys::atomic::{write_atomic, Durability};
 
 /// The only volume driver: directories under the store root.
@@ -86,29 +87,40 @@ pub fn validate_name(name: &str) -> Result<&str> {
     names::validate(name)
 }
 
-impl Engine {
+/// Names of the containers that use volume `name`, read on the store transaction's
+/// connection.
+pub(crate) type UsersOn = fn(&Stores, &rusqlite::Connection, &str) -> Result<Vec<String>>;
+
+/// The volume verbs, a view over the engine's stores.
+#[derive(Clone, Copy)]
+pub struct Volumes<'e> {
+    stores: &'e Stores,
+    users_on: UsersOn,
+}
+
+impl<'e> Volumes<'e> {
+    pub(crate) fn new(stores: &'e Stores, users_on: UsersOn) -> Self {
+        Volumes { stores, users_on }
+    }
+
     /// `<root>/volumes`.
-    pub(crate) fn volumes_dir(&self) -> PathBuf {
-        self.layers.root().join("volumes")
+    pub(crate) fn dir(&self) -> PathBuf {
+        self.stores.layers.root().join("volumes")
     }
 
     /// `volume create [NAME]`: a new empty volume (a random 64-hex name when `name` is
     /// `None`). Creating a volume that exists returns it unchanged, as Docker does, unless
     /// different labels were asked for.
-    pub fn create_volume(
-        &self,
-        name: Option<&str>,
-        labels: BTreeMap<String, String>,
-    ) -> Result<Volume> {
+    pub fn create(&self, name: Option<&str>, labels: BTreeMap<String, String>) -> Result<Volume> {
         let name = match name {
             Some(n) => validate_name(n)?.to_string(),
             None => strata_sys::id::random_hex(32, "a volume name")?,
         };
-        self.make_volume(&name, labels, false)
+        self.make(&name, labels, false)
     }
 
     /// Creates volume `name` with its record, unless it exists.
-    pub(crate) fn make_volume(
+    pub(crate) fn make(
         &self,
         name: &str,
         labels: BTreeMap<String, String>,
@@ -122,7 +134,7 @@ impl Engine {
             }
             return Ok(existing);
         }
-        let base = self.volumes_dir();
+        let base = self.dir();
         let dir = base.join(name);
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -146,11 +158,11 @@ impl Engine {
         let bytes = serde_json::to_vec_pretty(&record).expect("a record serialises");
         write_atomic(&dir, RECORD, &bytes, Durability::Synced)?;
         strata_storage::fs::sync_dir(&base)?;
-        self.volume(name)
+        self.inspect(name)
     }
 
     /// `volume inspect NAME`.
-    pub fn volume(&self, name: &str) -> Result<Volume> {
+    pub fn inspect(&self, name: &str) -> Result<Volume> {
         self.find_volume(name)?.ok_or_else(|| {
             Error::NotFound(format!("no such volume: {name} (see `strata volume ls`)"))
         })
@@ -160,7 +172,7 @@ impl Engine {
         if name.starts_with('.') || name.contains('/') || name.is_empty() {
             return Ok(None);
         }
-        let dir = self.volumes_dir().join(name);
+        let dir = self.dir().join(name);
         let data = dir.join("_data");
         let record_path = dir.join(RECORD);
         let record = match std::fs::read(&record_path) {
@@ -204,8 +216,8 @@ impl Engine {
     }
 
     /// `volume ls`: every volume, by name.
-    pub fn volumes(&self) -> Result<Vec<Volume>> {
-        let base = self.volumes_dir();
+    pub fn list(&self) -> Result<Vec<Volume>> {
+        let base = self.dir();
         let entries = match std::fs::read_dir(&base) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -232,33 +244,9 @@ impl Engine {
         Ok(list)
     }
 
-    /// Names of the containers whose config mounts volume `name`.
-    pub fn volume_users(&self, name: &str) -> Result<Vec<String>> {
-        let containers = self.containers(true)?;
-        Ok(self.users_among(&containers, name))
-    }
-
-    fn users_among(&self, containers: &[crate::Container], name: &str) -> Vec<String> {
-        let mut users = Vec::new();
-        for c in containers {
-            let Ok(config) = self.container_config(c) else {
-                continue;
-            };
-            let uses = config
-                .volumes
-                .iter()
-                .filter_map(|spec| parse_volume(spec).ok())
-                .any(|v| v.source == name);
-            if uses {
-                users.push(c.name.clone());
-            }
-        }
-        users
-    }
-
     /// `volume rm [-f] NAME`: refused while a container (running or not) uses it, unless
     /// `force`; a missing volume is an error unless `force`.
-    pub fn remove_volume(&self, name: &str, force: bool) -> Result<()> {
+    pub fn remove(&self, name: &str, force: bool) -> Result<()> {
         if self.find_volume(name)?.is_none() {
             if force {
                 return Ok(());
@@ -268,9 +256,8 @@ impl Engine {
             )));
         }
         // Under the store lock: no container can be created with it meanwhile.
-        self.db.write(|tx| {
-            let containers = crate::container::all_on(tx.sql())?;
-            let users = self.users_among(&containers, name);
+        self.stores.db.write(|tx| {
+            let users = (self.users_on)(self.stores, tx.sql(), name)?;
             if let (Some(first), false) = (users.first(), force) {
                 return Err(Error::Conflict(format!(
                     "remove {name}: volume is in use by container {first}{}; remove the container first (strata rm {first}) or use volume rm -f",
@@ -286,7 +273,7 @@ impl Engine {
 
     /// Renames the volume's directory away, then removes it.
     fn delete_volume_dir(&self, name: &str) -> Result<()> {
-        let base = self.volumes_dir();
+        let base = self.dir();
         let dir = base.join(name);
         let trash = base.join(format!(
             ".trash-{name}-{}",
@@ -310,14 +297,14 @@ impl Engine {
 
     /// `volume prune`: volumes no container uses; anonymous ones only unless `all`, as
     /// Docker 23 and later do. `keep` filters further (labels).
-    pub fn prune_volumes(&self, all: bool, keep: &dyn Fn(&Volume) -> bool) -> Result<VolumePrune> {
+    pub fn prune(&self, all: bool, keep: &dyn Fn(&Volume) -> bool) -> Result<VolumePrune> {
         let mut report = VolumePrune::default();
-        for v in self.volumes()? {
+        for v in self.list()? {
             if (!all && !v.anonymous) || keep(&v) {
                 continue;
             }
             let size = dir_size(&v.mountpoint);
-            match self.remove_volume(&v.name, false) {
+            match self.remove(&v.name, false) {
                 Ok(()) => {
                     report.removed.push(v.name);
                     report.reclaimed_bytes += size;
@@ -329,17 +316,9 @@ impl Engine {
         Ok(report)
     }
 
-    /// Removes the anonymous volumes among `specs` that no other container uses (`rm -v`).
-    pub(crate) fn remove_anonymous_volumes(&self, specs: &[String]) {
-        for spec in specs {
-            let Ok(v) = parse_volume(spec) else { continue };
-            let anonymous = matches!(self.find_volume(&v.source), Ok(Some(vol)) if vol.anonymous);
-            if anonymous {
-                if let Err(e) = self.remove_volume(&v.source, false) {
-                    tracing::warn!("keeping anonymous volume {}: {e}", v.source);
-                }
-            }
-        }
+    /// Whether volume `name` exists and was made for one container (`rm -v` removes it).
+    pub(crate) fn is_anonymous(&self, name: &str) -> bool {
+        matches!(self.find_volume(name), Ok(Some(vol)) if vol.anonymous)
     }
 }
 

@@ -178,7 +178,7 @@ pub fn parse_volume(spec: &str) -> Result<VolumeSpec> {
         return Err(invalid("-v", spec, "the source is empty"));
     }
     if !source.starts_with('/') {
-        super::names::validate(source)
+        crate::names::validate(source)
             .map_err(|_| invalid("-v", spec, "the source must be an absolute host path or a volume name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)"))?;
     }
     absolute("-v", spec, destination)?;

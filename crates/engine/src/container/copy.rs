@@ -23,8 +23,9 @@ use strata_storage::archive::{self, TreeOptions};
 use strata_storage::error::IoContext;
 use strata_storage::fs::{self as sfs, Root};
 
+use crate::container::Containers;
 use crate::error::{Error, Result};
-use crate::Engine;
+use crate::Stores;
 
 /// `-a` and `-L`.
 #[derive(Clone, Copy, Debug, Default)]
@@ -284,38 +285,38 @@ fn pipe_copy(src: &Located, as_name: &Path, owner: Option<(u32, u32)>, to: &Targ
 
 /// Releases a writable layer mounted for a copy.
 struct Mounted<'a> {
-    engine: &'a Engine,
+    stores: &'a Stores,
     layer: String,
     path: PathBuf,
 }
 
 impl Drop for Mounted<'_> {
     fn drop(&mut self) {
-        if let Err(e) = self.engine.layers.unmount_rw(&self.layer, false) {
+        if let Err(e) = self.stores.layers.unmount_rw(&self.layer, false) {
             tracing::warn!("unmounting writable layer {} after a copy: {e}", self.layer);
         }
     }
 }
 
-impl Engine {
+impl Containers<'_> {
     fn mount_for_copy(&self, container: &str) -> Result<Mounted<'_>> {
-        let c = self.container(container)?;
+        let c = self.get(container)?;
         if c.state == crate::State::Dead {
             return Err(Error::Conflict(format!(
                 "container {} is dead (its data is gone); remove it with strata rm",
                 c.name
             )));
         }
-        let path = self.layers.mount_rw(&c.rw_layer)?;
+        let path = self.stores.layers.mount_rw(&c.rw_layer)?;
         Ok(Mounted {
-            engine: self,
+            stores: self.stores,
             layer: c.rw_layer,
             path,
         })
     }
 
     /// `cp CONTAINER:SRC DEST|-`.
-    pub fn copy_from_container(
+    pub fn copy_from(
         &self,
         container: &str,
         src: &str,
@@ -357,7 +358,7 @@ impl Engine {
     }
 
     /// `cp SRC|- CONTAINER:DEST`.
-    pub fn copy_to_container(
+    pub fn copy_to(
         &self,
         container: &str,
         src: HostSource<'_>,
@@ -407,10 +408,10 @@ pub struct PathStat {
     pub link_target: String,
 }
 
-impl Engine {
+impl Containers<'_> {
     /// The stat of `path` in the container (not following a final symlink; its resolved
     /// target in `link_target`), resolved inside its root as `cp` does.
-    pub fn container_path_stat(&self, container: &str, path: &str) -> Result<PathStat> {
+    pub fn path_stat(&self, container: &str, path: &str) -> Result<PathStat> {
         let mounted = self.mount_for_copy(container)?;
         let root = Root::open(&mounted.path)?;
         let spec = parse_spec(path);

@@ -11,8 +11,8 @@ use strata_runtime::{resolve_user, ContainerSpec, Runtime};
 use strata_storage::error::IoContext;
 
 use super::tty::{self, TerminalProcess};
+use super::{Containers, State};
 use crate::error::{Error, Result};
-use crate::{Engine, State};
 
 /// The OCI runtime used when a container does not name one.
 pub const DEFAULT_RUNTIME: &str = "runc";
@@ -32,11 +32,15 @@ pub struct ExecOptions {
     pub detach: bool,
 }
 
-impl Engine {
+impl Containers<'_> {
     /// The state directory the OCI runtime keeps strata's containers in:
     /// `<root>/runtime/<runtime>`. Every runtime call (monitor, exec, kill) uses this one.
     pub fn runtime_state_root(&self) -> PathBuf {
-        self.layers.root().join("runtime").join(DEFAULT_RUNTIME)
+        self.stores
+            .layers
+            .root()
+            .join("runtime")
+            .join(DEFAULT_RUNTIME)
     }
 
     /// `exec CONTAINER CMD...`: runs `argv` in the running container with the caller's
@@ -110,7 +114,7 @@ impl Engine {
         argv: &[String],
         options: &ExecOptions,
     ) -> Result<(crate::Container, Runtime, PathBuf)> {
-        let c = self.container(container)?;
+        let c = self.get(container)?;
         if c.state != State::Running {
             return Err(Error::Conflict(format!(
                 "container {} is not running (it is {}); start it first (strata start {})",
@@ -122,18 +126,18 @@ impl Engine {
         if argv.is_empty() {
             return Err(Error::Invalid("exec needs a command to run".into()));
         }
-        let config = self.container_config(&c)?;
+        let config = self.config(&c)?;
         let runtime = Runtime::find(DEFAULT_RUNTIME, &self.runtime_state_root())?;
-        let rootfs = self.layers.mount_rw(&c.rw_layer)?;
+        let rootfs = self.stores.layers.mount_rw(&c.rw_layer)?;
         let spec = exec_spec(&c.id, rootfs, &config, argv, options);
-        let released = self.layers.unmount_rw(&c.rw_layer, false);
+        let released = self.stores.layers.unmount_rw(&c.rw_layer, false);
         let mut spec = spec?;
         released?;
         if options.tty && !spec.env.iter().any(|e| e.starts_with("TERM=")) {
             spec.env.push("TERM=xterm".into());
         }
         let process = spec.process()?;
-        let dir = self.container_dir(&c.id);
+        let dir = self.dir(&c.id);
         let suffix = strata_sys::id::random_hex(8, "an exec process file")?;
         let path = dir.join(format!("exec-{suffix}.json"));
         let json = serde_json::to_vec(&process).expect("a process serialises");
@@ -185,7 +189,7 @@ fn exec_spec(
     Ok(spec)
 }
 
-/// An exec started by [`Engine::spawn_exec`].
+/// An exec started by [`Containers::spawn_exec`].
 pub struct SpawnedExec {
     /// Take its `child`'s stdin, stdout and stderr to relay them.
     pub process: strata_runtime::ExecProcess,

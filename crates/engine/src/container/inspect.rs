@@ -1,34 +1,62 @@
-//! `inspect` of a container, in Docker's JSON shape (`Id`, `State`, `GraphDriver`, `Config`,
-//! `HostConfig`, ...), so scripts written against `docker inspect` read it unchanged.
+//! `inspect` of a container: its record, its config and what it has on disk, for the front
+//! ends to render (Docker's shape is `strata_api::render::container`).
 
-use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 
-use super::{Container, ContainerConfig, State};
+use super::{parse_volume, Container, ContainerConfig, Containers};
 use crate::error::Result;
-use crate::Engine;
+use crate::layers::Layers;
 
-/// Docker's zero time, for "never".
-const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+/// What `inspect CONTAINER` reports.
+#[derive(Clone, Debug)]
+pub struct ContainerDetails {
+    pub container: Container,
+    pub config: ContainerConfig,
+    /// Running, with its processes frozen (`pause`).
+    pub paused: bool,
+    /// The storage driver's name.
+    pub driver: String,
+    /// The writable layer's directories by Docker's `GraphDriver.Data` keys; `None` when
+    /// the layer is gone (a dead container).
+    pub layer_dirs: Option<BTreeMap<String, String>>,
+    pub paths: ContainerPaths,
+    /// Its volumes and binds, in `-v` order (tmpfs mounts are only in the config).
+    pub mounts: Vec<MountPoint>,
+}
 
-impl Engine {
+/// Files of the container's directory.
+#[derive(Clone, Debug)]
+pub struct ContainerPaths {
+    /// `resolv.conf`, `hostname`, `hosts`: written at the first start, `None` before.
+    pub resolv_conf: Option<PathBuf>,
+    pub hostname: Option<PathBuf>,
+    pub hosts: Option<PathBuf>,
+    pub log: PathBuf,
+}
+
+/// A volume or bind of a container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountPoint {
+    /// The volume's name; `None` for a bind.
+    pub volume: Option<String>,
+    /// The host path: the bind's source, or the volume's `_data`.
+    pub source: PathBuf,
+    pub destination: String,
+    pub read_only: bool,
+}
+
+impl Containers<'_> {
     /// `inspect CONTAINER`.
-    pub fn inspect_container(&self, name_or_id: &str) -> Result<Value> {
-        let c = self.container(name_or_id)?;
-        let config = self.container_config(&c)?;
-        let dir = self.container_dir(&c.id);
-        let path_of = |name: &str| dir.join(name).display().to_string();
-        // Written at the first start: empty before, as Docker shows them.
-        let written_at_start = |name: &str| match dir.join(name).exists() {
-            true => path_of(name),
-            false => String::new(),
-        };
-        let argv = config.argv();
-        let (path, args) = match argv.split_first() {
-            Some((p, a)) => (p.clone(), a.to_vec()),
-            None => (String::new(), Vec::new()),
-        };
-        let graph_driver = match self.inspect(&c.rw_layer) {
-            Ok(details) => {
+    pub fn inspect(&self, name_or_id: &str) -> Result<ContainerDetails> {
+        let c = self.get(name_or_id)?;
+        let config = self.config(&c)?;
+        let dir = self.dir(&c.id);
+        let written_at_start = |name: &str| Some(dir.join(name)).filter(|p| p.exists());
+        let layer_dirs = Layers::new(self.stores)
+            .inspect(&c.rw_layer)
+            .ok()
+            .map(|details| {
                 let mut data = details.graph_driver.data;
                 if let Some(upper) = data.get("UpperDir").cloned() {
                     // Docker shows the work dir whether or not the layer is mounted.
@@ -38,133 +66,42 @@ impl Engine {
                             .or_insert(work.display().to_string());
                     }
                 }
-                json!({"Name": details.graph_driver.name, "Data": data})
-            }
-            Err(_) => json!({"Name": self.layers.driver().name(), "Data": null}),
-        };
-        Ok(json!({
-            "Id": c.id,
-            "Created": time(Some(c.created)),
-            "Path": path,
-            "Args": args,
-            "State": state(&c, self.is_paused(&c)),
-            "Image": c.image,
-            "ResolvConfPath": written_at_start("resolv.conf"),
-            "HostnamePath": written_at_start("hostname"),
-            "HostsPath": written_at_start("hosts"),
-            "LogPath": path_of(&format!("{}-json.log", c.id)),
-            "Name": format!("/{}", c.name),
-            "RestartCount": 0,
-            "Driver": self.layers.driver().name(),
-            "Platform": "linux",
-            "HostConfig": host_config(&config),
-            "GraphDriver": graph_driver,
-            "Mounts": self.mounts_of(&config),
-            "Config": container_config(&c, &config),
-        }))
+                data
+            });
+        Ok(ContainerDetails {
+            paused: self.is_paused(&c),
+            driver: self.stores.layers.driver().name().to_string(),
+            layer_dirs,
+            paths: ContainerPaths {
+                resolv_conf: written_at_start("resolv.conf"),
+                hostname: written_at_start("hostname"),
+                hosts: written_at_start("hosts"),
+                log: dir.join(format!("{}-json.log", c.id)),
+            },
+            mounts: self.mounts_of(&config),
+            container: c,
+            config,
+        })
     }
-}
 
-fn state(c: &Container, paused: bool) -> Value {
-    let status = if paused { "paused" } else { c.state.as_str() };
-    json!({
-        "Status": status,
-        "Running": c.state == State::Running,
-        "Paused": paused,
-        "Restarting": false,
-        "OOMKilled": false,
-        "Dead": c.state == State::Dead,
-        "Pid": c.pid.unwrap_or(0),
-        "ExitCode": c.exit_code.unwrap_or(0),
-        "Error": "",
-        "StartedAt": time(c.started_at),
-        "FinishedAt": time(c.finished_at),
-    })
-}
-
-impl Engine {
-    /// Docker's `Mounts`: the container's volumes and binds (tmpfs mounts are only in
-    /// `HostConfig.Tmpfs`, as Docker shows them).
-    fn mounts_of(&self, config: &ContainerConfig) -> Vec<Value> {
+    fn mounts_of(&self, config: &ContainerConfig) -> Vec<MountPoint> {
+        let volumes = self.volumes().dir();
         config
             .volumes
             .iter()
-            .filter_map(|spec| super::parse_volume(spec).ok())
+            .filter_map(|spec| parse_volume(spec).ok())
             .map(|v| {
-                let mode = if v.read_only { "ro" } else { "" };
-                if v.source.starts_with('/') {
-                    json!({
-                        "Type": "bind",
-                        "Source": v.source,
-                        "Destination": v.destination,
-                        "Mode": mode,
-                        "RW": !v.read_only,
-                        "Propagation": "rprivate",
-                    })
-                } else {
-                    let data = self.volumes_dir().join(&v.source).join("_data");
-                    json!({
-                        "Type": "volume",
-                        "Name": v.source,
-                        "Source": data.display().to_string(),
-                        "Destination": v.destination,
-                        "Driver": "local",
-                        "Mode": if v.read_only { "ro" } else { "z" },
-                        "RW": !v.read_only,
-                        "Propagation": "",
-                    })
+                let bind = v.source.starts_with('/');
+                MountPoint {
+                    source: match bind {
+                        true => PathBuf::from(&v.source),
+                        false => volumes.join(&v.source).join("_data"),
+                    },
+                    volume: (!bind).then_some(v.source),
+                    destination: v.destination,
+                    read_only: v.read_only,
                 }
             })
             .collect()
-    }
-}
-
-fn host_config(config: &ContainerConfig) -> Value {
-    let tmpfs: serde_json::Map<String, Value> = config
-        .tmpfs
-        .iter()
-        .map(|spec| {
-            let (dst, opts) = spec.split_once(':').unwrap_or((spec, ""));
-            (dst.to_string(), Value::from(opts))
-        })
-        .collect();
-    json!({
-        "Binds": config.volumes,
-        "NetworkMode": config.network.as_str(),
-        "AutoRemove": config.auto_remove,
-        "ReadonlyRootfs": config.read_only,
-        "Tmpfs": tmpfs,
-        "Memory": config.memory.unwrap_or(0),
-        "NanoCpus": config.nano_cpus.unwrap_or(0),
-        "PidsLimit": config.pids_limit,
-    })
-}
-
-fn container_config(c: &Container, config: &ContainerConfig) -> Value {
-    json!({
-        "Hostname": config.hostname.clone().unwrap_or_else(|| c.id[..12].to_string()),
-        "Domainname": "",
-        "User": config.user.clone().unwrap_or_default(),
-        "AttachStdin": config.open_stdin,
-        "AttachStdout": true,
-        "AttachStderr": true,
-        "Tty": config.tty,
-        "OpenStdin": config.open_stdin,
-        "StdinOnce": config.open_stdin,
-        "Env": config.env,
-        "Cmd": config.cmd,
-        "Image": config.image,
-        "WorkingDir": config.workdir.clone().unwrap_or_default(),
-        "Entrypoint": config.entrypoint,
-        "Labels": config.labels,
-    })
-}
-
-/// RFC 3339 with nanoseconds, as Docker writes times; Docker's zero time for `None`.
-fn time(nanos: Option<i64>) -> String {
-    match nanos {
-        Some(n) => chrono::DateTime::<chrono::Utc>::from_timestamp_nanos(n)
-            .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-        None => ZERO_TIME.to_string(),
     }
 }

@@ -20,6 +20,7 @@ use std::io::Write;
 use rustix::process::{Pid, WaitOptions};
 
 use super::start::{Attach, Running};
+use super::Containers;
 use crate::error::Result;
 use crate::{Engine, EngineOptions};
 
@@ -33,7 +34,7 @@ pub fn run(options: &EngineOptions, id: &str, attach_stdin: bool, mut ready: Fil
         Ok(e) => e,
         Err(e) => return report(&mut ready, Err(e)),
     };
-    let started = engine.start_pipeline(
+    let started = engine.containers().start_pipeline(
         id,
         Attach {
             stdin: attach_stdin,
@@ -45,7 +46,7 @@ pub fn run(options: &EngineOptions, id: &str, attach_stdin: bool, mut ready: Fil
     };
     let _ = writeln!(ready, "ok");
     drop(ready);
-    engine.monitor_wait(running)
+    engine.containers().monitor_wait(running)
 }
 
 fn report(ready: &mut File, result: Result<()>) -> i32 {
@@ -60,7 +61,7 @@ fn report(ready: &mut File, result: Result<()>) -> i32 {
     }
 }
 
-impl Engine {
+impl Containers<'_> {
     fn monitor_wait(&self, running: Running) -> i32 {
         let code = tracing::debug_span!("container process").in_scope(|| wait_for(running.pid));
         tracing::debug_span!("log drain").in_scope(|| {

@@ -6,7 +6,7 @@
 //! json-file log (stream `stdout`, as Docker logs a tty) and to every client attached to
 //! `containers/<id>/attach.sock`; clients send framed input and resizes back
 //! ([`FRAME_DATA`], [`FRAME_RESIZE`]: 1-byte type, 4-byte big-endian length, payload).
-//! For `exec -t` the master goes to the calling process itself ([`Engine::exec_terminal`]).
+//! For `exec -t` the master goes to the calling process itself ([`Containers::exec_terminal`]).
 
 use std::fs::File;
 use std::io::{self, IoSliceMut, Read, Write};
@@ -23,8 +23,8 @@ use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
 use strata_storage::error::IoContext;
 
 use super::{logs, Container};
+use crate::container::Containers;
 use crate::error::{Error, Result};
-use crate::Engine;
 
 /// Client → monitor: bytes for the terminal's input.
 pub const FRAME_DATA: u8 = 0;
@@ -311,7 +311,7 @@ pub fn set_size(master: &File, rows: u16, cols: u16) -> io::Result<()> {
 }
 
 /// A process of `exec -t`: the master of its terminal, and its pid (a descendant of ours,
-/// which [`Engine::exec_terminal`] made a child subreaper so that it can be waited for).
+/// which [`Containers::exec_terminal`] made a child subreaper so that it can be waited for).
 pub struct TerminalProcess {
     pub master: File,
     pub pid: i32,
@@ -324,10 +324,10 @@ impl TerminalProcess {
     }
 }
 
-impl Engine {
+impl Containers<'_> {
     /// The socket clients attach to a running `-t` container's terminal with.
     pub fn attach_socket(&self, c: &Container) -> PathBuf {
-        self.container_dir(&c.id).join("attach.sock")
+        self.dir(&c.id).join("attach.sock")
     }
 
     /// Connects to a running `-t` container's terminal: raw output comes back on the

@@ -1,7 +1,8 @@
 //! Named volumes at container start: `-v NAME:/path` is `<root>/volumes/NAME/_data`,
 //! created on first use, and filled with what the image has at `/path` while it is empty
 //! (as Docker does for a new volume; `volume create` and anonymous volumes make it empty).
-//! The volumes' own records are in `crate::volumes`.
+//! The volumes' own records are in `crate::volumes`; which containers use a volume is
+//! answered here, from the containers' configs.
 //!
 //! The image's directory is opened inside the container's root filesystem with
 //! `RESOLVE_IN_ROOT`, so a symlink in the image cannot point the copy at the host; `cp -a`
@@ -16,7 +17,48 @@ use std::process::Command;
 use rustix::fs::OFlags;
 use strata_storage::error::IoContext;
 
+use super::{parse_volume, store, Container, Containers, Listing};
 use crate::error::{Error, Result};
+use crate::volumes::Volumes;
+use crate::Stores;
+
+impl<'e> Containers<'e> {
+    /// The volume verbs, told which containers use a volume.
+    pub(crate) fn volumes(&self) -> Volumes<'e> {
+        Volumes::new(self.stores, users_on)
+    }
+
+    /// Names of the containers whose config mounts volume `name`.
+    pub fn using_volume(&self, name: &str) -> Result<Vec<String>> {
+        let containers = self.list(Listing::All)?;
+        Ok(users_among(self, &containers, name))
+    }
+}
+
+/// Names of the containers whose config mounts volume `name`, read on `conn` (inside the
+/// store transaction of a volume's removal, so no container is created with it meanwhile).
+fn users_on(stores: &Stores, conn: &rusqlite::Connection, name: &str) -> Result<Vec<String>> {
+    let containers = store::all(conn)?;
+    Ok(users_among(&Containers::new(stores), &containers, name))
+}
+
+fn users_among(this: &Containers<'_>, containers: &[Container], name: &str) -> Vec<String> {
+    let mut users = Vec::new();
+    for c in containers {
+        let Ok(config) = this.config(c) else {
+            continue;
+        };
+        let uses = config
+            .volumes
+            .iter()
+            .filter_map(|spec| parse_volume(spec).ok())
+            .any(|v| v.source == name);
+        if uses {
+            users.push(c.name.clone());
+        }
+    }
+    users
+}
 
 /// `<root>/volumes/<name>/_data`, created and populated from `rootfs` at `destination` if
 /// it does not exist yet.

@@ -6,18 +6,18 @@ use std::time::{Duration, Instant};
 
 use super::start::monitor_lock;
 use super::{store, Container, State};
+use crate::container::Containers;
 use crate::error::Result;
-use crate::Engine;
 
 /// How often waits poll the record.
 const POLL: Duration = Duration::from_millis(10);
 
-impl Engine {
+impl Containers<'_> {
     /// `wait`: blocks until the container is not running (nor about to be); its exit code.
-    pub fn wait_container(&self, name_or_id: &str) -> Result<i64> {
-        let c = self.container(name_or_id)?;
+    pub fn wait(&self, name_or_id: &str) -> Result<i64> {
+        let c = self.get(name_or_id)?;
         loop {
-            match self.db.read(|conn| store::get(conn, &c.id))? {
+            match self.stores.db.read(|conn| store::get(conn, &c.id))? {
                 Some(now) if matches!(now.state, State::Exited | State::Dead) => {
                     return Ok(now.exit_code.unwrap_or(0))
                 }
@@ -34,7 +34,7 @@ impl Engine {
     pub(super) fn wait_stopped(&self, id: &str, timeout: Duration) -> Result<Option<Container>> {
         let deadline = Instant::now() + timeout;
         loop {
-            let now = self.db.read(|conn| store::get(conn, id))?;
+            let now = self.stores.db.read(|conn| store::get(conn, id))?;
             let stopped = now.as_ref().is_none_or(|c| c.state != State::Running);
             if stopped && !self.monitor_alive(id) {
                 return Ok(Some(now.unwrap_or_else(|| gone(id))));
@@ -48,7 +48,7 @@ impl Engine {
 
     /// Whether a monitor holds container `id`'s lock.
     pub(crate) fn monitor_alive(&self, id: &str) -> bool {
-        let dir = self.container_dir(id);
+        let dir = self.dir(id);
         // No directory, no lock file: no monitor.
         dir.is_dir() && matches!(monitor_lock(&dir, false), Ok(None))
     }

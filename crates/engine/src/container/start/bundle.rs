@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use strata_runtime::NetworkMode;
 
-use super::super::{files, spec, Container, ContainerConfig};
+use super::super::{etc_files, runtime_spec, Container, ContainerConfig};
 use super::hooks::Prepared;
 use crate::error::Result;
 
@@ -18,8 +18,8 @@ pub(super) fn write(
     rootfs: &Path,
     prepared: Prepared,
 ) -> Result<PathBuf> {
-    files::write_network_files(dir, config, &c.id)?;
-    let mut spec = spec::build(root, dir, c, config, rootfs)?;
+    etc_files::write_network_files(dir, config, &c.id)?;
+    let mut spec = runtime_spec::build(root, dir, c, config, rootfs)?;
     if let Some(netns) = prepared.network_namespace {
         spec.network = NetworkMode::Path(netns);
     }

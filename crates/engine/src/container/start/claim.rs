@@ -1,5 +1,5 @@
 //! Step 1 of a start: the monitor lock, which the monitor holds for its whole life (a free
-//! lock on a `running` container means its monitor died, see [`Engine::recover_running`]),
+//! lock on a `running` container means its monitor died, see [`Containers::recover_running`]),
 //! and the check that the container may start.
 
 use std::fs::{File, OpenOptions};
@@ -9,12 +9,12 @@ use std::path::Path;
 use rustix::fs::{flock, FlockOperation};
 
 use super::super::{Container, State};
+use crate::container::Containers;
 use crate::error::{Error, Result};
-use crate::Engine;
 
 /// The lock of container `id` and its record, once it may start.
-pub(super) fn claim(engine: &Engine, id: &str) -> Result<(File, Container)> {
-    let dir = engine.container_dir(id);
+pub(super) fn claim(engine: &Containers<'_>, id: &str) -> Result<(File, Container)> {
+    let dir = engine.dir(id);
     let lock = monitor_lock_patiently(&dir)?.ok_or_else(|| match dir.is_dir() {
         true => Error::Conflict(format!(
             "container {id} is already being started or running"
@@ -24,7 +24,7 @@ pub(super) fn claim(engine: &Engine, id: &str) -> Result<(File, Container)> {
             "no such container: {id} (it was removed meanwhile)"
         )),
     })?;
-    let c = engine.container(id)?;
+    let c = engine.get(id)?;
     if c.state == State::Running || c.state == State::Dead {
         return Err(Error::Conflict(format!(
             "cannot start container {} ({}): it is {}",

@@ -1,9 +1,9 @@
 //! A container's start, as its monitor (`super::monitor`) runs it: one pipeline, the same
-//! with a terminal and without. The steps, in order (`Engine::start_pipeline`):
+//! with a terminal and without. The steps, in order (`Containers::start_pipeline`):
 //!
 //! 1. `claim`: the monitor lock (`containers/<id>/monitor.lock`, held for the monitor's
 //!    life) and a check that the container may start;
-//! 2. `Engine::mount_rootfs`: the writable layer, volatile for a `--rm` container;
+//! 2. `Containers::mount_rootfs`: the writable layer, volatile for a `--rm` container;
 //! 3. `hooks::Hooks::prepare`: what must exist before the container (a network
 //!    namespace, once there is networking);
 //! 4. `bundle::write`: hostname, hosts and resolv.conf, and the OCI bundle;
@@ -11,7 +11,7 @@
 //!    master comes back and its relay starts);
 //! 6. `hooks::Hooks::created`: the steps between create and start;
 //! 7. `runtime::start`: the command runs once its pid file says so;
-//! 8. `Engine::record_running`.
+//! 8. `Containers::record_running`.
 //!
 //! Without a terminal and with no hook, steps 5 to 7 are one `runc run` (`runtime::run`):
 //! one runtime process creates, starts, waits for and deletes the container where `create`,
@@ -37,8 +37,8 @@ use strata_runtime::Runtime;
 use strata_storage::layer_store::Durability;
 
 use super::{now_nanos, store, Container, ContainerConfig};
+use crate::container::Containers;
 use crate::error::Result;
-use crate::Engine;
 use hooks::{HookContext, Hooks};
 
 pub(crate) use claim::monitor_lock;
@@ -65,11 +65,11 @@ pub(crate) struct Attach {
     pub stdin: bool,
 }
 
-impl Engine {
+impl Containers<'_> {
     /// Steps 1-8 of the module documentation; on failure after the mount, the teardown.
     pub(crate) fn start_pipeline(&self, id: &str, attach: Attach) -> Result<Running> {
         let (lock, c) = claim::claim(self, id)?;
-        let config = self.container_config(&c)?;
+        let config = self.config(&c)?;
         let runtime = self.runtime_for(&config)?;
         // What a dead monitor's runtime left, before it could clash with this start.
         teardown::delete_runtime_state(&runtime, &c.id);
@@ -105,14 +105,14 @@ impl Engine {
     pub(crate) fn runtime_for(&self, config: &ContainerConfig) -> Result<Runtime> {
         let name = config.runtime_name();
         let base = Path::new(name).file_name().unwrap_or(name.as_ref());
-        let state = self.layers.root().join("runtime").join(base);
+        let state = self.stores.layers.root().join("runtime").join(base);
         Ok(Runtime::find(name, &state)?)
     }
 
     /// Step 2.
     fn mount_rootfs(&self, c: &Container, durability: Durability) -> Result<PathBuf> {
         tracing::debug_span!("mount")
-            .in_scope(|| Ok(self.layers.mount_rw_with(&c.rw_layer, durability)?))
+            .in_scope(|| Ok(self.stores.layers.mount_rw_with(&c.rw_layer, durability)?))
     }
 
     /// Steps 3-8; the pid to wait for and the log copiers.
@@ -125,14 +125,15 @@ impl Engine {
         rootfs: &Path,
         attach: Attach,
     ) -> Result<(i32, Vec<JoinHandle<()>>)> {
-        let dir = self.container_dir(&c.id);
+        let dir = self.dir(&c.id);
         let cx = HookContext {
             id: &c.id,
             dir: &dir,
         };
         let prepared = hooks.prepare(&cx)?;
-        let bundle = tracing::debug_span!("write bundle")
-            .in_scope(|| bundle::write(self.layers.root(), &dir, c, config, rootfs, prepared))?;
+        let bundle = tracing::debug_span!("write bundle").in_scope(|| {
+            bundle::write(self.stores.layers.root(), &dir, c, config, rootfs, prepared)
+        })?;
         let streams = runtime::Streams::open(&dir, c, config, attach)?;
         if hooks.is_empty() && !config.tty {
             let span = tracing::debug_span!("runc run until started").entered();
@@ -156,7 +157,8 @@ impl Engine {
     /// `running` row whose monitor is gone as exited anyway.
     fn record_running(&self, c: &Container, pid: i32) -> Result<()> {
         tracing::debug_span!("record running").in_scope(|| {
-            self.db
+            self.stores
+                .db
                 .write_volatile(|tx| store::set_running(tx.sql(), &c.id, pid as i64, now_nanos()))
         })
     }

@@ -68,7 +68,7 @@ impl Streams {
         ];
         let stdin = if self.open_stdin {
             let fifo = self.dir.join("stdin");
-            super::super::run::make_fifo(&fifo)?;
+            super::super::stdio::make_fifo(&fifo)?;
             // Read-only blocks until the attached CLI opens its end (and gives EOF when it
             // closes it); read-write keeps stdin open with nobody writing, as `-d -i` does.
             let file = OpenOptions::new()

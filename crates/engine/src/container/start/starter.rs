@@ -11,18 +11,18 @@ use std::process::{Child, Command, Stdio};
 
 use strata_storage::error::IoContext;
 
-use super::super::run::make_fifo;
+use super::super::stdio::make_fifo;
 use super::super::{Container, State};
+use crate::container::Containers;
 use crate::error::{Error, Result};
-use crate::Engine;
 
 /// How `start` runs the monitor.
 #[derive(Clone, Debug)]
 pub struct StartOptions {
     /// The strata binary, run as `strata __monitor`.
     pub monitor: PathBuf,
-    /// The caller will write the container's stdin into its FIFO ([`Engine::stdin_fifo`]),
-    /// or, for a container with a terminal, attach to it ([`Engine::attach_terminal`]).
+    /// The caller will write the container's stdin into its FIFO ([`Containers::stdin_fifo`]),
+    /// or, for a container with a terminal, attach to it ([`Containers::attach_terminal`]).
     pub attach_stdin: bool,
 }
 
@@ -33,11 +33,11 @@ pub struct Started {
     pub monitor: Child,
 }
 
-impl Engine {
+impl Containers<'_> {
     /// `start`: spawns the container's monitor and returns once the process runs (or the
     /// start failed: then the error is the runtime's, with 127 for a missing command).
-    pub fn start_container(&self, name_or_id: &str, opts: &StartOptions) -> Result<Started> {
-        let c = self.container(name_or_id)?;
+    pub fn start(&self, name_or_id: &str, opts: &StartOptions) -> Result<Started> {
+        let c = self.get(name_or_id)?;
         if c.state == State::Running {
             return Err(Error::Conflict(format!(
                 "container {} ({}) is already running",
@@ -45,9 +45,9 @@ impl Engine {
                 c.short_id()
             )));
         }
-        let config = self.container_config(&c)?;
+        let config = self.config(&c)?;
         self.runtime_for(&config)?; // a clear error before anything is spawned
-        let dir = self.container_dir(&c.id);
+        let dir = self.dir(&c.id);
         if config.open_stdin && !config.tty {
             make_fifo(&dir.join("stdin"))?;
         }
@@ -81,12 +81,12 @@ impl Engine {
                 dir.join("monitor.log").display()
             )));
         }
-        let container = self.container(&c.id).unwrap_or(c);
+        let container = self.get(&c.id).unwrap_or(c);
         Ok(Started { container, monitor })
     }
 
     fn spawn_monitor(&self, c: &Container, opts: &StartOptions) -> Result<Child> {
-        let log_path = self.container_dir(&c.id).join("monitor.log");
+        let log_path = self.dir(&c.id).join("monitor.log");
         let log = OpenOptions::new()
             .create(true)
             .append(true)
@@ -94,9 +94,10 @@ impl Engine {
             .open(&log_path)
             .ctx_path("opening", &log_path)?;
         let mut cmd = Command::new(&opts.monitor);
-        cmd.arg("--root").arg(self.layers.root());
-        cmd.arg("--storage-driver").arg(self.layers.driver().name());
-        for o in &self.options.driver_options {
+        cmd.arg("--root").arg(self.stores.layers.root());
+        cmd.arg("--storage-driver")
+            .arg(self.stores.layers.driver().name());
+        for o in &self.stores.options.driver_options {
             cmd.arg("--storage-opt").arg(o);
         }
         cmd.arg("__monitor");

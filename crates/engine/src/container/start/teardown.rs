@@ -1,8 +1,8 @@
 //! A start undone, in reverse of its steps: the runtime's state (steps 5-7), the hooks'
-//! work (step 3), the mount of the writable layer (step 2). [`Engine::teardown_start`] is
-//! the one sequence, run when the container exits or fails to start ([`Engine::finish`],
-//! in the monitor), on `rm` ([`Engine::remove_stopped`]) and in recovery after a crash
-//! ([`Engine::recover_running`], at open and in `check --repair`). Each step is idempotent,
+//! work (step 3), the mount of the writable layer (step 2). [`Containers::teardown_start`] is
+//! the one sequence, run when the container exits or fails to start ([`Containers::finish`],
+//! in the monitor), on `rm` ([`Containers::remove_stopped`]) and in recovery after a crash
+//! ([`Containers::recover_running`], at open and in `check --repair`). Each step is idempotent,
 //! so a teardown interrupted by a crash is run again whole.
 
 use strata_runtime::Runtime;
@@ -10,7 +10,7 @@ use strata_storage::layer_store::Durability;
 
 use super::super::{now_nanos, store, Container, ContainerConfig};
 use super::hooks::{HookContext, Hooks};
-use crate::Engine;
+use crate::container::Containers;
 
 /// How much of the writable layer's mount a teardown releases.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,7 +21,7 @@ pub(crate) enum Release {
     AllMounts,
 }
 
-impl Engine {
+impl Containers<'_> {
     /// Tears down what the start of `c` set up; `runtime` and `hooks` as its config gives
     /// them (`None` when the config cannot be read: nothing of them is then known).
     pub(crate) fn teardown_start(
@@ -36,19 +36,20 @@ impl Engine {
                 .in_scope(|| delete_runtime_state(runtime, &c.id));
         }
         if let Some(hooks) = hooks {
-            let dir = self.container_dir(&c.id);
+            let dir = self.dir(&c.id);
             hooks.teardown(&HookContext {
                 id: &c.id,
                 dir: &dir,
             });
         }
         tracing::debug_span!("unmount").in_scope(|| {
-            self.layers
+            self.stores
+                .layers
                 .unmount_rw(&c.rw_layer, release == Release::AllMounts)
         })
     }
 
-    /// [`Engine::teardown_start`] with what `config` gives, for `rm` and recovery.
+    /// [`Containers::teardown_start`] with what `config` gives, for `rm` and recovery.
     pub(crate) fn teardown_start_of(
         &self,
         c: &Container,
@@ -85,7 +86,8 @@ impl Engine {
             tracing::warn!("unmounting container {}: {e}", c.short_id());
         }
         let recorded = tracing::debug_span!("record exit").in_scope(|| {
-            self.db
+            self.stores
+                .db
                 .write(|tx| store::set_exited(tx.sql(), &c.id, code, now_nanos()))
         });
         if let Err(e) = recorded {

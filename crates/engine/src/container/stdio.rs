@@ -1,22 +1,22 @@
-//! The container's stdin FIFO and log path, and signals by name.
+//! The container's standard streams on disk: the stdin FIFO of `-i` and the log.
 
 use std::path::{Path, PathBuf};
 
 use super::Container;
+use crate::container::Containers;
 use crate::error::Result;
-use crate::Engine;
 
-impl Engine {
+impl Containers<'_> {
     /// The FIFO `-i` containers read their stdin from, created if missing.
     pub fn stdin_fifo(&self, c: &Container) -> Result<PathBuf> {
-        let path = self.container_dir(&c.id).join("stdin");
+        let path = self.dir(&c.id).join("stdin");
         make_fifo(&path)?;
         Ok(path)
     }
 
     /// The json-file log of a container.
     pub fn log_path(&self, c: &Container) -> PathBuf {
-        super::logs::log_path(&self.container_dir(&c.id), &c.id)
+        super::logs::log_path(&self.dir(&c.id), &c.id)
     }
 }
 

@@ -1,10 +1,16 @@
-//! Names of containers and writable layers: validated like Docker's container names, or
+//! Names of containers, volumes and writable layers: validated like Docker's container names, or
 //! generated — `adjective_surname` for containers, as Docker does, and `<image>-working-<n>`
 //! for the writable layers `strata mount` makes, as buildah names working containers.
 
 use strata_image::Image;
 
 use crate::error::{Error, Result};
+
+/// Whether `s` has the shape of a container ID (64 lower-case hex digits), which names a
+/// container's writable layer too.
+pub(crate) fn is_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
 
 /// Docker's rule for container names: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
 pub fn validate(name: &str) -> Result<&str> {

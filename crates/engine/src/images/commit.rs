@@ -12,9 +12,9 @@ use serde_json::{json, Map, Value};
 use strata_image::{Image, ImageConfig, Reference};
 use strata_storage::Digest;
 
-use crate::container::{Container, ContainerConfig, State};
+use super::Images;
+use crate::container::{Container, ContainerConfig, Containers, State};
 use crate::error::{Error, Result};
-use crate::Engine;
 
 /// What `commit` records besides the layer.
 #[derive(Clone, Debug, Default)]
@@ -38,14 +38,15 @@ pub fn empty_tar_diff_id() -> Digest {
     Digest::of_bytes(&[0u8; 1024])
 }
 
-impl Engine {
+impl Images<'_> {
     /// `commit CONTAINER [REPO[:TAG]]`: the new image. Changes are checked first, so a bad
     /// `-c` leaves nothing. A running container is frozen while its layer is copied unless
     /// [`CommitOptions::pause`] is off, and thawed even if the commit fails.
-    pub fn commit_container(&self, container: &str, options: &CommitOptions<'_>) -> Result<Image> {
+    pub fn commit(&self, container: &str, options: &CommitOptions<'_>) -> Result<Image> {
         let reference = options.reference.map(str::parse::<Reference>).transpose()?;
         let changes = strata_image::parse_changes(options.changes)?;
-        let c = self.container(container)?;
+        let containers = Containers::new(self.stores);
+        let c = containers.get(container)?;
         if c.state == State::Dead {
             return Err(Error::Conflict(format!(
                 "cannot commit container /{} ({}): it is dead (its layer or directory is gone); remove it with strata rm",
@@ -53,12 +54,13 @@ impl Engine {
                 c.short_id()
             )));
         }
-        let images = &self.images;
+        let images = &self.stores.images;
         let image = images.image(&c.image)?;
         let base = images.config(&image.id)?;
-        let settings = self.container_config(&c)?;
-        let layer = self.paused_if(options.pause, &c, || {
-            self.layers
+        let settings = containers.config(&c)?;
+        let layer = containers.paused_if(options.pause, &c, || {
+            self.stores
+                .layers
                 .commit_rw_onto(&c.rw_layer, image.top_layer.as_ref())
                 .map_err(Error::from)
         })?;
@@ -74,48 +76,11 @@ impl Engine {
             };
             Ok::<_, Error>(images.create_image(&config, top, reference.as_slice())?)
         })();
-        self.layers.release_hold(&layer.chain_id);
+        self.stores.layers.release_hold(&layer.chain_id);
         // A layer nothing took (an empty change, or a failed image) goes now, not at prune.
         if empty || result.is_err() {
-            if let Err(e) = self.layers.remove_if_unused(&layer.chain_id) {
+            if let Err(e) = self.stores.layers.remove_if_unused(&layer.chain_id) {
                 tracing::warn!("removing unused layer {}: {e}", layer.chain_id);
-            }
-        }
-        result
-    }
-}
-
-impl Engine {
-    /// Runs `f` with container `c` frozen when `pause` is set and it is running, so that
-    /// what `f` copies is one point in time; thawed afterwards whatever `f` returned. A
-    /// container that stopped meanwhile needs no thawing: its exit is not an error.
-    fn paused_if<T>(&self, pause: bool, c: &Container, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        if !pause || c.state != State::Running {
-            return f();
-        }
-        let runtime = self.runtime_for(&self.container_config(c)?)?;
-        if let Err(e) = runtime.pause(&c.id) {
-            // Exited since we read its state: nothing to freeze any more.
-            if self
-                .container(&c.id)
-                .is_ok_and(|now| now.state != State::Running)
-            {
-                return f();
-            }
-            return Err(e.into());
-        }
-        let result = f();
-        if let Err(e) = runtime.resume(&c.id) {
-            // The commit itself is done (or failed on its own): report, as Docker does not
-            // fail a commit on its unpause either.
-            let stopped = self
-                .container(&c.id)
-                .is_ok_and(|now| now.state != State::Running);
-            if !stopped {
-                tracing::error!(
-                    "container {} may stay paused after commit: {e}; stop and start it again",
-                    c.short_id()
-                );
             }
         }
         result

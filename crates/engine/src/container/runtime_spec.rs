@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use strata_runtime::{resolve_user, ContainerSpec, EtcFiles, MountSpec, Resources};
 
 use super::config::{parse_volume, ContainerConfig};
-use super::{files, volumes, Container};
+use super::{etc_files, volumes, Container};
 use crate::error::{Error, Result};
 
 /// The spec of `c` running on `rootfs` (its mounted writable layer).
@@ -45,7 +45,7 @@ pub fn build(
     if config.tty && !spec.env.iter().any(|e| e.starts_with("TERM=")) {
         spec.env.push("TERM=xterm".into()); // as Docker sets it
     }
-    spec.hostname = files::hostname(config, &c.id);
+    spec.hostname = etc_files::hostname(config, &c.id);
     spec.readonly_rootfs = config.read_only;
     spec.network = config.network.clone();
     spec.etc_files = EtcFiles {

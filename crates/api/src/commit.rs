@@ -72,7 +72,7 @@ async fn commit(
                 changes: &changes,
                 pause,
             };
-            Ok(e.commit_container(&container, &options)?)
+            Ok(e.images().commit(&container, &options)?)
         })
         .await?;
     Ok((StatusCode::CREATED, Json(json!({ "Id": image.id }))))

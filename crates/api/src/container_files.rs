@@ -38,7 +38,7 @@ async fn changes(
 ) -> ApiResult<Json<Vec<Value>>> {
     let changes = state
         .daemon
-        .run(move |e| Ok(e.container_changes(&id)?))
+        .run(move |e| Ok(e.containers().changes(&id)?))
         .await?;
     Ok(Json(
         changes
@@ -60,7 +60,7 @@ async fn export(State(state): State<AppState>, Path(id): Path<String>) -> ApiRes
     let c = crate::containers::container(&state, &id).await?;
     let daemon = state.daemon.clone();
     blocking_body("application/x-tar", move |out| {
-        daemon.with_engine(|e| Ok(e.export(&c.id, out)?))
+        daemon.with_engine(|e| Ok(e.containers().export(&c.id, out)?))
     })
     .await
 }
@@ -78,7 +78,7 @@ async fn stat(state: &AppState, id: &str, path: &str) -> ApiResult<PathStat> {
     let (id, path) = (id.to_string(), path.to_string());
     state
         .daemon
-        .run(move |e| Ok(e.container_path_stat(&id, &path)?))
+        .run(move |e| Ok(e.containers().path_stat(&id, &path)?))
         .await
 }
 
@@ -160,7 +160,8 @@ async fn get_archive(
                 archive: true,
                 follow: false,
             };
-            Ok(e.copy_from_container(&id, &path, HostDest::Stream(out), options)?)
+            Ok(e.containers()
+                .copy_from(&id, &path, HostDest::Stream(out), options)?)
         })
     })
     .await?;
@@ -196,7 +197,8 @@ async fn put_archive(
     state
         .daemon
         .run(move |e| {
-            Ok(e.copy_to_container(&id, HostSource::Stream(&mut reader), &path, options)?)
+            Ok(e.containers()
+                .copy_to(&id, HostSource::Stream(&mut reader), &path, options)?)
         })
         .await?;
     Ok(StatusCode::OK)

@@ -38,7 +38,7 @@ async fn top(
         .to_string();
     let pids = state
         .daemon
-        .run(move |e| Ok(e.container_pids(&id)?))
+        .run(move |e| Ok(e.containers().top(&id)?))
         .await?;
     let output = tokio::task::spawn_blocking(move || {
         Command::new("ps").args(args.split_whitespace()).output()
@@ -103,14 +103,14 @@ async fn prune(State(state): State<AppState>, query: Query) -> ApiResult<Json<Va
         .run(move |e| {
             let mut deleted = Vec::new();
             let mut reclaimed = 0u64;
-            for c in e.containers(true)? {
+            for c in e.containers().list(strata_engine::Listing::All)? {
                 if c.state == RunState::Running {
                     continue;
                 }
                 if until.iter().any(|u| c.created >= *u) {
                     continue;
                 }
-                let labels = e.container_config(&c).unwrap_or_default().labels;
+                let labels = e.containers().config(&c).unwrap_or_default().labels;
                 let matches = |l: &str| match l.split_once('=') {
                     Some((k, v)) => labels.get(k).is_some_and(|have| have == v),
                     None => labels.contains_key(l),
@@ -121,7 +121,7 @@ async fn prune(State(state): State<AppState>, query: Query) -> ApiResult<Json<Va
                     continue;
                 }
                 let size = upper_dir_size(e, &c.rw_layer);
-                match e.remove_container(&c.id, false, false) {
+                match e.containers().remove(&c.id, &Default::default()) {
                     Ok(()) => {
                         deleted.push(c.id);
                         reclaimed += size;
@@ -140,7 +140,7 @@ async fn prune(State(state): State<AppState>, query: Query) -> ApiResult<Json<Va
 }
 
 fn upper_dir_size(engine: &strata_engine::Engine, layer: &str) -> u64 {
-    let Ok(details) = engine.inspect(layer) else {
+    let Ok(details) = engine.layers().inspect(layer) else {
         return 0;
     };
     let data = &details.graph_driver.data;
@@ -194,7 +194,7 @@ fn until_nanos(text: &str) -> ApiResult<i64> {
 async fn pause(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
     state
         .daemon
-        .run(move |e| Ok(e.pause_container(&id)?))
+        .run(move |e| Ok(e.containers().pause(&id)?))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -203,7 +203,7 @@ async fn pause(State(state): State<AppState>, Path(id): Path<String>) -> ApiResu
 async fn unpause(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
     state
         .daemon
-        .run(move |e| Ok(e.unpause_container(&id)?))
+        .run(move |e| Ok(e.containers().unpause(&id)?))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -221,7 +221,7 @@ async fn rename(
         .to_string();
     state
         .daemon
-        .run(move |e| Ok(e.rename_container(&id, &name)?))
+        .run(move |e| Ok(e.containers().rename(&id, &name)?))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

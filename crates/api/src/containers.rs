@@ -59,7 +59,7 @@ async fn create(
         .map(str::to_string);
     let c = state
         .daemon
-        .run(move |e| Ok(e.create_container(&image, config, name.as_deref())?))
+        .run(move |e| Ok(e.containers().create(&image, config, name.as_deref())?))
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -67,14 +67,14 @@ async fn create(
     ))
 }
 
-/// `GET /containers/{id}/json`: the engine's Docker-shaped inspect, completed.
+/// `GET /containers/{id}/json`: the engine's inspect in Docker's shape, completed.
 async fn inspect(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let mut value = state
         .daemon
-        .run(move |e| Ok(e.inspect_container(&id)?))
+        .run(move |e| Ok(crate::render::container(&e.containers().inspect(&id)?)))
         .await?;
     create::complete_inspect(&mut value);
     Ok(Json(value))
@@ -102,7 +102,7 @@ pub(crate) async fn start_container(state: &AppState, c: Container) -> ApiResult
     state
         .daemon
         .run(move |e| {
-            let started = e.start_container(&c.id, &options).map_err(start_error)?;
+            let started = e.containers().start(&c.id, &options).map_err(start_error)?;
             monitors.watch(c.id.clone(), started.monitor);
             Ok(())
         })
@@ -136,7 +136,7 @@ async fn stop(
     }
     state
         .daemon
-        .run(move |e| Ok(e.stop_container(&c.id, timeout)?))
+        .run(move |e| Ok(e.containers().stop(&c.id, timeout)?))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -160,7 +160,7 @@ async fn restart(
     let timeout = stop_timeout(&query)?;
     let stopped = state
         .daemon
-        .run(move |e| Ok(e.stop_container(&id, timeout)?))
+        .run(move |e| Ok(e.containers().stop(&id, timeout)?))
         .await?;
     start_container(&state, stopped).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -178,7 +178,7 @@ async fn kill(
     };
     state
         .daemon
-        .run(move |e| Ok(e.kill_container(&id, signal)?))
+        .run(move |e| Ok(e.containers().kill(&id, signal)?))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -192,19 +192,25 @@ async fn remove(
     let (force, volumes) = (query.flag("force"), query.flag("v"));
     state
         .daemon
-        .run(move |e| Ok(e.remove_container(&id, force, volumes)?))
+        .run(move |e| {
+            let options = strata_engine::RemoveOptions { force, volumes };
+            Ok(e.containers().remove(&id, &options)?)
+        })
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub(crate) async fn container(state: &AppState, id: &str) -> ApiResult<Container> {
     let id = id.to_string();
-    state.daemon.run(move |e| Ok(e.container(&id)?)).await
+    state
+        .daemon
+        .run(move |e| Ok(e.containers().get(&id)?))
+        .await
 }
 
 /// The record of `id`, `None` once removed.
 pub(crate) fn record(engine: &Engine, id: &str) -> ApiResult<Option<Container>> {
-    match engine.container(id) {
+    match engine.containers().get(id) {
         Ok(c) => Ok(Some(c)),
         Err(strata_engine::Error::NoSuchContainer(_)) => Ok(None),
         Err(e) => Err(e.into()),

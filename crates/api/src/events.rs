@@ -113,9 +113,10 @@ struct Snapshot {
 
 fn snapshot(engine: &Engine) -> ApiResult<Snapshot> {
     let mut s = Snapshot::default();
-    for c in engine.containers(true)? {
+    for c in engine.containers().list(strata_engine::Listing::All)? {
         let image = engine
-            .container_config(&c)
+            .containers()
+            .config(&c)
             .map(|cfg| cfg.image)
             .unwrap_or_default();
         s.containers.insert(
@@ -130,11 +131,16 @@ fn snapshot(engine: &Engine) -> ApiResult<Snapshot> {
             ),
         );
     }
-    for image in engine.images()? {
+    for image in engine.images().list()? {
         let tags = image.tags.iter().map(|t| t.to_string()).collect();
         s.images.insert(image.id, tags);
     }
-    s.volumes = engine.volumes()?.into_iter().map(|v| v.name).collect();
+    s.volumes = engine
+        .volumes()
+        .list()?
+        .into_iter()
+        .map(|v| v.name)
+        .collect();
     Ok(s)
 }
 

@@ -247,7 +247,9 @@ fn launch(
     let (tx, rx) = mpsc::channel::<Bytes>(16);
     let want_stdin = i.request.attach_stdin && !detach;
     if tty && !detach {
-        let terminal = engine.exec_terminal(&i.container_id, &argv, &options)?;
+        let terminal = engine
+            .containers()
+            .exec_terminal(&i.container_id, &argv, &options)?;
         let master = Arc::new(terminal.master);
         {
             let mut run = i.run();
@@ -286,7 +288,9 @@ fn launch(
         stdout: piped(i.request.attach_stdout.unwrap_or(true)),
         stderr: piped(i.request.attach_stderr.unwrap_or(true)),
     };
-    let mut spawned = engine.spawn_exec(&i.container_id, &argv, &options, io)?;
+    let mut spawned = engine
+        .containers()
+        .spawn_exec(&i.container_id, &argv, &options, io)?;
     // The runtime writes the pid as it starts the process: for inspect, if soon enough.
     for _ in 0..20 {
         if let Some(pid) = spawned.pid() {

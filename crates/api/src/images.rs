@@ -68,7 +68,7 @@ async fn post_image(
         let target = target_reference(&query)?;
         state
             .daemon
-            .run(move |e| Ok(e.tag(&source, &target)?))
+            .run(move |e| Ok(e.images().tag(&source, &target)?))
             .await?;
         return Ok(StatusCode::CREATED.into_response());
     }
@@ -103,7 +103,7 @@ async fn delete_image(
     let force = query.flag("force");
     let lines = state
         .daemon
-        .run(move |e| Ok(e.remove_image(&name, force)?))
+        .run(move |e| Ok(e.images().remove(&name, force)?))
         .await?;
     Ok(Json(
         lines.iter().filter_map(|l| deletion_item(l)).collect(),
@@ -125,9 +125,9 @@ fn deletion_item(line: &str) -> Option<ImageDeleteResponseItem> {
         })
 }
 
-/// The engine's Docker-shaped inspect, with the fields Docker always sends filled in.
+/// The engine's inspect in Docker's shape, with the fields Docker always sends filled in.
 fn inspect_value(engine: &Engine, name: &str) -> strata_engine::Result<serde_json::Value> {
-    let mut value = engine.inspect_image(name)?;
+    let mut value = crate::render::image(&engine.images().inspect(name)?);
     if let Some(map) = value.as_object_mut() {
         map.entry("DockerVersion").or_insert("".into());
         map.entry("Variant").or_insert("".into());
@@ -143,7 +143,7 @@ async fn history(state: &AppState, name: String) -> ApiResult<Vec<ImageHistoryRe
         .daemon
         .run(move |e| {
             let image = resolve(e, &name)?;
-            Ok((e.history(&name)?, tag_strings(&image)))
+            Ok((e.images().history(&name)?, tag_strings(&image)))
         })
         .await?;
     let mut tags = Some(tags);
@@ -166,15 +166,7 @@ async fn history(state: &AppState, name: String) -> ApiResult<Vec<ImageHistoryRe
 }
 
 fn resolve(engine: &Engine, name: &str) -> strata_engine::Result<Image> {
-    let id = engine.inspect_image(name)?["Id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    engine
-        .images()?
-        .into_iter()
-        .find(|i| i.id == id)
-        .ok_or_else(|| strata_engine::Error::NotFound(format!("No such image: {name}")))
+    Ok(engine.images().inspect(name)?.image)
 }
 
 fn tag_strings(image: &Image) -> Vec<String> {
@@ -245,13 +237,13 @@ pub async fn summaries_with_usage(state: &AppState) -> ApiResult<(Vec<ImageSumma
     state
         .daemon
         .run(|e| {
-            let mut images = e.images()?;
+            let mut images = e.images().list()?;
             images.sort_by_key(|i| std::cmp::Reverse(i.created));
             let mut total = 0;
             let mut list = Vec::new();
             for image in images {
                 total += image.size as i64;
-                let inspect = e.inspect_image(&image.id)?;
+                let inspect = crate::render::image(&e.images().inspect(&image.id)?);
                 list.push(summary(&image, &inspect));
             }
             Ok((list, total))
@@ -313,7 +305,7 @@ async fn create(State(state): State<AppState>, query: Query, body: Body) -> ApiR
     let image = state
         .daemon
         .run(move |e| {
-            Ok(e.import(
+            Ok(e.images().import(
                 &mut reader,
                 reference.as_deref(),
                 message.as_deref(),
@@ -330,7 +322,10 @@ async fn load(State(state): State<AppState>, body: Body) -> ApiResult<Response> 
     let mut reader = blocking_reader(body);
     let images = state
         .daemon
-        .run(move |e| Ok(e.load(LoadSource::Stream(&mut reader), &mut |_| {})?))
+        .run(move |e| {
+            Ok(e.images()
+                .load(LoadSource::Stream(&mut reader), &mut |_| {})?)
+        })
         .await?;
     let mut lines = Vec::new();
     for image in &images {
@@ -361,7 +356,7 @@ async fn save(state: AppState, names: Vec<String>) -> ApiResult<Response> {
         .daemon
         .run(move |e| {
             for name in &check {
-                e.inspect_image(name)?;
+                e.images().inspect(name)?;
             }
             Ok(())
         })
@@ -369,7 +364,7 @@ async fn save(state: AppState, names: Vec<String>) -> ApiResult<Response> {
     let daemon = state.daemon.clone();
     blocking_body("application/x-tar", move |out| {
         daemon.with_engine(|e| {
-            Ok(e.save(
+            Ok(e.images().save(
                 &names,
                 &SaveFormat::DockerArchive,
                 SaveCompression::None,
@@ -395,11 +390,11 @@ async fn prune(State(state): State<AppState>, query: Query) -> ApiResult<Json<Im
         .run(move |e| {
             let mut items = Vec::new();
             let mut reclaimed = 0i64;
-            for image in e.images()? {
+            for image in e.images().list()? {
                 if !all && !image.tags.is_empty() {
                     continue;
                 }
-                match e.remove_image(&image.id, false) {
+                match e.images().remove(&image.id, false) {
                     Ok(lines) => {
                         reclaimed += image.size as i64;
                         items.extend(lines.iter().filter_map(|l| deletion_item(l)));

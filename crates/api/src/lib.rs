@@ -27,6 +27,7 @@
 
 mod error;
 mod params;
+pub mod render;
 mod routes;
 mod server;
 mod state;

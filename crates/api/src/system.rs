@@ -102,7 +102,12 @@ async fn version() -> Json<SystemVersion> {
 async fn info(State(state): State<AppState>) -> ApiResult<Json<SystemInfo>> {
     let (info, containers) = state
         .daemon
-        .run(|engine| Ok((engine.info()?, engine.containers(true)?)))
+        .run(|engine| {
+            Ok((
+                engine.system().info()?,
+                engine.containers().list(strata_engine::Listing::All)?,
+            ))
+        })
         .await?;
     let count = |s: RunState| containers.iter().filter(|c| c.state == s).count() as i64;
     let running = count(RunState::Running);

@@ -34,10 +34,10 @@ async fn list(State(state): State<AppState>, query: Query) -> ApiResult<Json<Val
         .daemon
         .run(move |e| {
             let mut list = Vec::new();
-            for v in e.volumes()? {
-                let in_use = !e.volume_users(&v.name)?.is_empty();
+            for v in e.volumes().list()? {
+                let in_use = !e.containers().using_volume(&v.name)?.is_empty();
                 if keep(&filters, &v, in_use) {
-                    list.push(v.to_docker_json());
+                    list.push(crate::render::volume(&v));
                 }
             }
             Ok(list)
@@ -80,9 +80,9 @@ async fn create(State(state): State<AppState>, body: Body) -> ApiResult<(StatusC
     let labels = request.labels.unwrap_or_default().into_iter().collect();
     let volume = state
         .daemon
-        .run(move |e| Ok(e.create_volume(name.as_deref(), labels)?))
+        .run(move |e| Ok(e.volumes().create(name.as_deref(), labels)?))
         .await?;
-    Ok((StatusCode::CREATED, Json(volume.to_docker_json())))
+    Ok((StatusCode::CREATED, Json(crate::render::volume(&volume))))
 }
 
 /// `GET /volumes/{name}`.
@@ -90,8 +90,11 @@ async fn inspect(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let volume = state.daemon.run(move |e| Ok(e.volume(&name)?)).await?;
-    Ok(Json(volume.to_docker_json()))
+    let volume = state
+        .daemon
+        .run(move |e| Ok(e.volumes().inspect(&name)?))
+        .await?;
+    Ok(Json(crate::render::volume(&volume)))
 }
 
 /// `DELETE /volumes/{name}?force=1`: 204; 409 while a container uses it.
@@ -103,7 +106,7 @@ async fn remove(
     let force = query.flag("force");
     state
         .daemon
-        .run(move |e| Ok(e.remove_volume(&name, force)?))
+        .run(move |e| Ok(e.volumes().remove(&name, force)?))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -128,7 +131,7 @@ async fn prune(State(state): State<AppState>, query: Query) -> ApiResult<Json<Va
                         .iter()
                         .any(|l| label_matches(&v.labels, l))
             };
-            Ok(e.prune_volumes(all, &keep)?)
+            Ok(e.volumes().prune(all, &keep)?)
         })
         .await?;
     Ok(Json(json!({
@@ -141,9 +144,9 @@ async fn prune(State(state): State<AppState>, query: Query) -> ApiResult<Json<Va
 /// `system/df`.
 pub fn usage(engine: &Engine) -> ApiResult<Vec<Value>> {
     let mut list = Vec::new();
-    for v in engine.volumes()? {
-        let users = engine.volume_users(&v.name)?.len();
-        let mut value = v.to_docker_json();
+    for v in engine.volumes().list()? {
+        let users = engine.containers().using_volume(&v.name)?.len();
+        let mut value = crate::render::volume(&v);
         value["UsageData"] = json!({
             "Size": dir_size(&v.mountpoint),
             "RefCount": users,

@@ -34,7 +34,7 @@ pub fn run_attached(engine: &Engine, c: &Container, interactive: bool) -> Result
     let Started { mut monitor, .. } = crate::running::start_checked(engine, c, true)?;
     relay_terminal(engine, c, interactive)?;
     let status = monitor.wait()?;
-    let code = match engine.container(&c.id) {
+    let code = match engine.containers().get(&c.id) {
         Ok(now) if now.state == State::Exited => now.exit_code.unwrap_or(0) as i32,
         _ => status.code().unwrap_or(255),
     };
@@ -45,12 +45,12 @@ pub fn run_attached(engine: &Engine, c: &Container, interactive: bool) -> Result
 pub fn attach_terminal(engine: &Engine, c: &Container, interactive: bool) -> Result<()> {
     check_input(interactive)?;
     relay_terminal(engine, c, interactive)?;
-    Err(Exit(engine.wait_container(&c.id)? as i32).into())
+    Err(Exit(engine.containers().wait(&c.id)? as i32).into())
 }
 
 /// Relays `c`'s terminal (through its monitor's attach socket) until its output ends.
 fn relay_terminal(engine: &Engine, c: &Container, interactive: bool) -> Result<()> {
-    let stream = engine.attach_terminal(c)?;
+    let stream = engine.containers().attach_terminal(c)?;
     let input = Arc::new(Mutex::new(stream.try_clone()?));
     {
         let input = input.clone();
@@ -92,7 +92,7 @@ pub fn exec(
             "exec -d -t is not supported: a detached process gets no terminal here; run without -t"
         );
     }
-    let process = match engine.exec_terminal(container, argv, options) {
+    let process = match engine.containers().exec_terminal(container, argv, options) {
         Ok(p) => p,
         Err(strata_engine::Error::Runtime(e)) => {
             eprintln!("strata: error: {e}");

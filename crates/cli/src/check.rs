@@ -44,16 +44,16 @@ pub fn run(options: &EngineOptions, args: &CheckArgs) -> Result<()> {
 
 fn check(options: &EngineOptions, args: &CheckArgs, out: &mut impl Write) -> Result<i32> {
     let engine = Engine::open_unrecovered(options)?;
-    let found = engine.check(args.quick)?;
+    let found = engine.system().check(args.quick)?;
     print_report(&found, out)?;
     if !args.repair || found.is_clean() {
         return Ok(if found.is_clean() { 0 } else { 1 });
     }
     writeln!(out, "repairing:")?;
-    for line in engine.repair()? {
+    for line in engine.system().repair()? {
         writeln!(out, "  {line}")?;
     }
-    let left = engine.check(args.quick)?;
+    let left = engine.system().check(args.quick)?;
     if left.is_clean() {
         writeln!(out, "after repair: clean")?;
         return Ok(0);

@@ -129,14 +129,14 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Exec(args) => crate::copy::exec(&engine, args),
         Command::Images(args) => images(&engine, args, &mut out),
         Command::Rmi(args) => for_each(&args.images, "images", |image| {
-            for line in engine.remove_image(image, args.force)? {
+            for line in engine.images().remove(image, args.force)? {
                 writeln!(out, "{line}")?;
             }
             Ok(())
         }),
         Command::Info => info(&engine, &mut out),
         Command::Mount(args) => {
-            let mounted = engine.mount(&args.target, args.name.as_deref())?;
+            let mounted = engine.layers().mount(&args.target, args.name.as_deref())?;
             // Stdout stays the path alone (for `$(strata mount ...)`); a generated name is
             // told on stderr, since the user needs it for diff, umount and rm.
             if mounted.created && args.name.is_none() {
@@ -149,15 +149,15 @@ pub fn run(cli: &Cli) -> Result<()> {
             Ok(())
         }
         Command::Umount(args) => for_each(&args.names, "layers", |name| {
-            engine.unmount(name, args.force)?;
+            engine.layers().unmount(name, args.force)?;
             writeln!(out, "{name}")?;
             Ok(())
         }),
         Command::Create(args) => crate::containers::create(&engine, args, &mut out),
         Command::Ps(args) => crate::containers::ps(&engine, args, &mut out),
         Command::Diff(arg) => {
-            let changes = match engine.container_changes(&arg.name) {
-                Err(e) if no_such_container(&e) => engine.diff(&arg.name)?,
+            let changes = match engine.containers().changes(&arg.name) {
+                Err(e) if no_such_container(&e) => engine.layers().diff(&arg.name)?,
                 other => other?,
             };
             for change in changes {
@@ -166,8 +166,12 @@ pub fn run(cli: &Cli) -> Result<()> {
             Ok(())
         }
         Command::Rm(args) => for_each(&args.names, "containers", |name| {
-            match engine.remove_container(name, args.force, args.volumes) {
-                Err(e) if no_such_container(&e) => engine.remove(name, args.force)?,
+            let options = strata_engine::RemoveOptions {
+                force: args.force,
+                volumes: args.volumes,
+            };
+            match engine.containers().remove(name, &options) {
+                Err(e) if no_such_container(&e) => engine.layers().remove(name, args.force)?,
                 other => other?,
             }
             writeln!(out, "{name}")?;
@@ -176,16 +180,19 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Layers(args) => layers(&engine, args, &mut out),
         Command::Commit(args) => crate::image_cmds::commit(&engine, args, &mut out),
         Command::History(args) => crate::image_cmds::history(&engine, args, &mut out),
-        Command::Tag(args) => Ok(engine.tag(&args.source, &args.target)?),
+        Command::Tag(args) => Ok(engine.images().tag(&args.source, &args.target)?),
         Command::Image(command) => crate::image_cmds::image(&engine, command, &mut out),
         Command::Prune(args) => crate::image_cmds::prune(&engine, args, &mut out),
         Command::Volume(command) => crate::volume_cmds::run(&engine, command, &mut out),
         Command::Inspect(arg) => {
-            match engine.inspect_container(&arg.name) {
+            match engine.containers().inspect(&arg.name) {
                 Err(e) if no_such_container(&e) => {
-                    serde_json::to_writer_pretty(&mut out, &engine.inspect(&arg.name)?)?
+                    serde_json::to_writer_pretty(&mut out, &engine.layers().inspect(&arg.name)?)?
                 }
-                other => serde_json::to_writer_pretty(&mut out, &[other?])?,
+                other => serde_json::to_writer_pretty(
+                    &mut out,
+                    &[strata_api::render::container(&other?)],
+                )?,
             }
             writeln!(out)?;
             Ok(())
@@ -204,7 +211,7 @@ fn import(engine: &Engine, args: &ImportArgs, out: &mut impl Write) -> Result<()
         (Box::new(file), len)
     };
     let mut reader = ProgressReader::new(input, "importing", total);
-    let image = engine.import(
+    let image = engine.images().import(
         &mut reader,
         args.reference.as_deref(),
         args.message.as_deref(),
@@ -222,7 +229,7 @@ fn import(engine: &Engine, args: &ImportArgs, out: &mut impl Write) -> Result<()
 }
 
 fn images(engine: &Engine, args: &ImagesArgs, out: &mut impl Write) -> Result<()> {
-    let images = engine.images()?;
+    let images = engine.images().list()?;
     if args.quiet {
         for image in &images {
             writeln!(out, "{}", display_id(image, args.no_trunc))?;
@@ -257,14 +264,14 @@ fn images(engine: &Engine, args: &ImagesArgs, out: &mut impl Write) -> Result<()
 }
 
 fn info(engine: &Engine, out: &mut impl Write) -> Result<()> {
-    let info = engine.info()?;
+    let info = engine.system().info()?;
     writeln!(out, "Storage Driver: {}", info.driver)?;
     for (key, value) in &info.driver_status {
         writeln!(out, " {key}: {value}")?;
     }
     writeln!(out, "Data Root: {}", info.root.display())?;
     writeln!(out, "Images: {}", info.images)?;
-    let problems = engine.layer_ref_problems()?;
+    let problems = engine.system().layer_ref_problems()?;
     writeln!(out, "Layer Reference Problems: {}", problems.len())?;
     for p in problems {
         writeln!(out, "  {p}")?;
@@ -280,7 +287,7 @@ fn info(engine: &Engine, out: &mut impl Write) -> Result<()> {
 }
 
 fn layers(engine: &Engine, args: &LayersArgs, out: &mut impl Write) -> Result<()> {
-    let layers = engine.rw_layers()?;
+    let layers = engine.layers().list()?;
     if args.quiet {
         for layer in &layers {
             writeln!(out, "{}", layer.name)?;

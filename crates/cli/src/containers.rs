@@ -137,13 +137,19 @@ pub struct PsArgs {
 
 pub fn create(engine: &Engine, args: &CreateArgs, out: &mut impl Write) -> Result<()> {
     let config = args.config()?;
-    let c = engine.create_container(&args.image, config, args.name.as_deref())?;
+    let c = engine
+        .containers()
+        .create(&args.image, config, args.name.as_deref())?;
     writeln!(out, "{}", c.id)?;
     Ok(())
 }
 
 pub fn ps(engine: &Engine, args: &PsArgs, out: &mut impl Write) -> Result<()> {
-    let containers = engine.containers(args.all)?;
+    let listing = match args.all {
+        true => strata_engine::Listing::All,
+        false => strata_engine::Listing::Running,
+    };
+    let containers = engine.containers().list(listing)?;
     if args.quiet {
         for c in &containers {
             writeln!(out, "{}", if args.no_trunc { &c.id } else { c.short_id() })?;
@@ -160,7 +166,7 @@ pub fn ps(engine: &Engine, args: &PsArgs, out: &mut impl Write) -> Result<()> {
         "NAMES".into(),
     ]];
     for c in &containers {
-        let config = engine.container_config(c)?;
+        let config = engine.containers().config(c)?;
         let id = if args.no_trunc {
             c.id.clone()
         } else {

@@ -74,20 +74,24 @@ pub fn cp(engine: &Engine, args: &CpArgs) -> Result<()> {
                 bail!("cowardly refusing to write a tar stream to a terminal; redirect it");
             }
             let mut out = io::BufWriter::with_capacity(1 << 20, stdout.lock());
-            engine.copy_from_container(c, src, HostDest::Stream(&mut out), options)?;
+            engine
+                .containers()
+                .copy_from(c, src, HostDest::Stream(&mut out), options)?;
             out.flush()?;
         }
         (Some((c, src)), None) => {
             let dest = HostDest::Path(Path::new(&args.dest));
-            engine.copy_from_container(c, src, dest, options)?;
+            engine.containers().copy_from(c, src, dest, options)?;
         }
         (None, Some((c, dest))) if args.src == "-" => {
             let mut input = io::stdin().lock();
-            engine.copy_to_container(c, HostSource::Stream(&mut input), dest, options)?;
+            engine
+                .containers()
+                .copy_to(c, HostSource::Stream(&mut input), dest, options)?;
         }
         (None, Some((c, dest))) => {
             let src = HostSource::Path(Path::new(&args.src));
-            engine.copy_to_container(c, src, dest, options)?;
+            engine.containers().copy_to(c, src, dest, options)?;
         }
     }
     Ok(())
@@ -109,7 +113,10 @@ pub fn exec(engine: &Engine, args: &ExecArgs) -> Result<()> {
     if !args.interactive {
         detach_stdin()?;
     }
-    match engine.exec(&args.container, &args.command, &options) {
+    match engine
+        .containers()
+        .exec(&args.container, &args.command, &options)
+    {
         Ok(code) => std::process::exit(code),
         Err(Error::Runtime(e)) => {
             eprintln!("strata: error: {e}");

@@ -72,13 +72,13 @@ pub fn commit(engine: &Engine, args: &CommitArgs, out: &mut impl Write) -> Resul
         changes: &args.changes,
         pause: args.pause,
     };
-    let image = engine.commit_container(&args.container, &options)?;
+    let image = engine.images().commit(&args.container, &options)?;
     writeln!(out, "{}", image.id)?;
     Ok(())
 }
 
 pub fn history(engine: &Engine, args: &HistoryArgs, out: &mut impl Write) -> Result<()> {
-    let rows = engine.history(&args.image)?;
+    let rows = engine.images().history(&args.image)?;
     if args.quiet {
         for row in rows {
             let id = match (args.no_trunc, row.id.strip_prefix("sha256:")) {
@@ -127,8 +127,8 @@ pub fn image(engine: &Engine, command: &ImageCommand, out: &mut impl Write) -> R
             let mut found = Vec::new();
             let mut missing = Vec::new();
             for name in images {
-                match engine.inspect_image(name) {
-                    Ok(v) => found.push(v),
+                match engine.images().inspect(name) {
+                    Ok(details) => found.push(strata_api::render::image(&details)),
                     Err(e) => missing.push(format!("{name}: {e}")),
                 }
             }
@@ -148,7 +148,7 @@ pub fn prune(engine: &Engine, args: &PruneArgs, out: &mut impl Write) -> Result<
     if !args.force {
         confirm()?;
     }
-    let report = engine.prune()?;
+    let report = engine.system().prune()?;
     if !report.containers.is_empty() {
         writeln!(out, "Deleted Containers:")?;
         for id in &report.containers {

@@ -117,7 +117,9 @@ pub fn run(engine: &Engine, args: &RunArgs, out: &mut impl Write) -> Result<()> 
     }
     let config = args.create.config()?;
     let c = tracing::debug_span!("create container").in_scope(|| {
-        engine.create_container(&args.create.image, config, args.create.name.as_deref())
+        engine
+            .containers()
+            .create(&args.create.image, config, args.create.name.as_deref())
     })?;
     if args.detach {
         start_checked(engine, &c, false)?;
@@ -138,10 +140,10 @@ fn attached(
     sig_proxy: bool,
     out: &mut impl Write,
 ) -> Result<()> {
-    let mut log = LogReader::create(engine.log_path(c))?;
-    let waiter = LogWaiter::new(&engine.log_path(c))?;
+    let mut log = LogReader::create(engine.containers().log_path(c))?;
+    let waiter = LogWaiter::new(&engine.containers().log_path(c))?;
     if stdin {
-        feed_stdin(engine.stdin_fifo(c)?);
+        feed_stdin(engine.containers().stdin_fifo(c)?);
     }
     let Started { mut monitor, .. } = start_checked(engine, c, stdin)?;
     let span = tracing::debug_span!("follow until the monitor exits").entered();
@@ -157,7 +159,7 @@ fn attached(
     // The monitor joined its log copiers before exiting: this read gets the last lines.
     print_entries(log.read_new()?, false, out)?;
     out.flush()?;
-    let code = match engine.container(&c.id) {
+    let code = match engine.containers().get(&c.id) {
         Ok(now) if now.state == State::Exited => now.exit_code.unwrap_or(0) as i32,
         _ => status.code().unwrap_or(255),
     };
@@ -176,7 +178,7 @@ fn feed_stdin(fifo: std::path::PathBuf) {
 /// `attach`: a running container's output from now on (and our input, if it keeps stdin
 /// open), until it stops; ends with its exit code, as `docker attach` does.
 pub fn attach(engine: &Engine, args: &AttachArgs, out: &mut impl Write) -> Result<()> {
-    let c = engine.container(&args.container)?;
+    let c = engine.containers().get(&args.container)?;
     if c.state != State::Running {
         anyhow::bail!(
             "cannot attach to container {} ({}): it is {}; start it first (strata start -a {})",
@@ -186,24 +188,25 @@ pub fn attach(engine: &Engine, args: &AttachArgs, out: &mut impl Write) -> Resul
             c.name
         );
     }
-    let config = engine.container_config(&c)?;
+    let config = engine.containers().config(&c)?;
     let stdin = config.open_stdin && !args.no_stdin;
     if config.tty {
         return crate::attach::attach_terminal(engine, &c, stdin);
     }
-    let mut log = LogReader::new(engine.log_path(&c));
+    let mut log = LogReader::new(engine.containers().log_path(&c));
     log.read_new()?; // what was written before we came is `logs`' business
-    let waiter = LogWaiter::new(&engine.log_path(&c))?;
+    let waiter = LogWaiter::new(&engine.containers().log_path(&c))?;
     // The container's process, to wake when it ends: gone already means stopped.
     let pid = c.pid.unwrap_or(0) as u32;
     let waiter = waiter.with_process(pid).ok();
     if stdin {
-        feed_stdin(engine.stdin_fifo(&c)?);
+        feed_stdin(engine.containers().stdin_fifo(&c)?);
     }
     crate::signals::proxying(engine, &c.id, args.sig_proxy, || loop {
         print_entries(log.read_new()?, false, out)?;
         out.flush()?;
-        let running = matches!(engine.container(&c.id), Ok(now) if now.state == State::Running);
+        let running =
+            matches!(engine.containers().get(&c.id), Ok(now) if now.state == State::Running);
         // Once the process is gone, `wait_container` waits for its monitor to record it.
         let ended = match (&waiter, running) {
             (Some(w), true) => w.wait()?,
@@ -213,7 +216,7 @@ pub fn attach(engine: &Engine, args: &AttachArgs, out: &mut impl Write) -> Resul
             return Ok(());
         }
     })?;
-    let code = engine.wait_container(&c.id)?;
+    let code = engine.containers().wait(&c.id)?;
     print_entries(log.read_new()?, false, out)?;
     out.flush()?;
     Err(Exit(code as i32).into())
@@ -223,7 +226,8 @@ pub fn attach(engine: &Engine, args: &AttachArgs, out: &mut impl Write) -> Resul
 /// command could not be run.
 pub(crate) fn start_checked(engine: &Engine, c: &Container, stdin: bool) -> Result<Started> {
     engine
-        .start_container(&c.id, &start_options(stdin)?)
+        .containers()
+        .start(&c.id, &start_options(stdin)?)
         .map_err(|e| {
             eprintln!("strata: error: {e}");
             Exit(e.exit_code()).into()
@@ -251,15 +255,15 @@ pub fn start(engine: &Engine, args: &StartArgs, out: &mut impl Write) -> Result<
         let [name] = args.containers.as_slice() else {
             anyhow::bail!("start -a/-i takes exactly one container");
         };
-        let c = engine.container(name)?;
-        if engine.container_config(&c)?.tty {
+        let c = engine.containers().get(name)?;
+        if engine.containers().config(&c)?.tty {
             return crate::attach::run_attached(engine, &c, args.interactive);
         }
         return attached(engine, &c, args.interactive, true, out);
     }
     crate::commands::for_each(&args.containers, "containers", |name| {
-        let c = engine.container(name)?;
-        engine.start_container(&c.id, &start_options(false)?)?;
+        let c = engine.containers().get(name)?;
+        engine.containers().start(&c.id, &start_options(false)?)?;
         writeln!(out, "{name}")?;
         Ok(())
     })
@@ -267,7 +271,9 @@ pub fn start(engine: &Engine, args: &StartArgs, out: &mut impl Write) -> Result<
 
 pub fn stop(engine: &Engine, args: &StopArgs, out: &mut impl Write) -> Result<()> {
     crate::commands::for_each(&args.containers, "containers", |name| {
-        engine.stop_container(name, Duration::from_secs(args.time))?;
+        engine
+            .containers()
+            .stop(name, Duration::from_secs(args.time))?;
         writeln!(out, "{name}")?;
         Ok(())
     })
@@ -275,8 +281,10 @@ pub fn stop(engine: &Engine, args: &StopArgs, out: &mut impl Write) -> Result<()
 
 pub fn restart(engine: &Engine, args: &StopArgs, out: &mut impl Write) -> Result<()> {
     crate::commands::for_each(&args.containers, "containers", |name| {
-        let c = engine.stop_container(name, Duration::from_secs(args.time))?;
-        engine.start_container(&c.id, &start_options(false)?)?;
+        let c = engine
+            .containers()
+            .stop(name, Duration::from_secs(args.time))?;
+        engine.containers().start(&c.id, &start_options(false)?)?;
         writeln!(out, "{name}")?;
         Ok(())
     })
@@ -285,7 +293,7 @@ pub fn restart(engine: &Engine, args: &StopArgs, out: &mut impl Write) -> Result
 pub fn kill(engine: &Engine, args: &KillArgs, out: &mut impl Write) -> Result<()> {
     let signal = parse_signal(&args.signal)?;
     crate::commands::for_each(&args.containers, "containers", |name| {
-        engine.kill_container(name, signal)?;
+        engine.containers().kill(name, signal)?;
         writeln!(out, "{name}")?;
         Ok(())
     })
@@ -293,7 +301,7 @@ pub fn kill(engine: &Engine, args: &KillArgs, out: &mut impl Write) -> Result<()
 
 pub fn wait(engine: &Engine, args: &WaitArgs, out: &mut impl Write) -> Result<()> {
     crate::commands::for_each(&args.containers, "containers", |name| {
-        let code = engine.wait_container(name)?;
+        let code = engine.containers().wait(name)?;
         writeln!(out, "{code}")?;
         out.flush()?;
         Ok(())
@@ -301,8 +309,8 @@ pub fn wait(engine: &Engine, args: &WaitArgs, out: &mut impl Write) -> Result<()
 }
 
 pub fn logs(engine: &Engine, args: &LogsArgs, out: &mut impl Write) -> Result<()> {
-    let c = engine.container(&args.container)?;
-    let mut log = LogReader::new(engine.log_path(&c));
+    let c = engine.containers().get(&args.container)?;
+    let mut log = LogReader::new(engine.containers().log_path(&c));
     let first = match args.tail.as_str() {
         "all" => log.read_new()?,
         n => {
@@ -317,7 +325,8 @@ pub fn logs(engine: &Engine, args: &LogsArgs, out: &mut impl Write) -> Result<()
         return Ok(());
     }
     loop {
-        let running = matches!(engine.container(&c.id), Ok(now) if now.state == State::Running);
+        let running =
+            matches!(engine.containers().get(&c.id), Ok(now) if now.state == State::Running);
         let entries = log.read_new()?;
         print_entries(entries, args.timestamps, out)?;
         if !running {

@@ -25,7 +25,7 @@ pub fn proxying<T>(
     std::thread::scope(|scope| {
         scope.spawn(|| {
             for signal in signals.forever() {
-                if let Err(e) = engine.kill_container(id, signal) {
+                if let Err(e) = engine.containers().kill(id, signal) {
                     tracing::warn!("forwarding signal {signal} to container {id}: {e}");
                 }
             }

@@ -85,7 +85,7 @@ pub fn load(engine: &Engine, args: &LoadArgs, out: &mut impl Write) -> Result<()
         ),
         None => LoadSource::Stream(&mut stdin),
     };
-    let loaded = engine.load(source, &mut |e| events.on(e));
+    let loaded = engine.images().load(source, &mut |e| events.on(e));
     events.finish();
     loaded.with_context(|| format!("loading {source_name}"))?;
     for (id, tags) in &events.images {
@@ -120,9 +120,11 @@ pub fn save(engine: &Engine, args: &SaveArgs) -> Result<()> {
             to_new_dir(dir, |tmp| {
                 let format = SaveFormat::OciDir(tmp.to_path_buf());
                 let mut sink = io::sink();
-                engine.save(&args.images, &format, compression, &mut sink, &mut |e| {
-                    events.on(e)
-                })?;
+                engine
+                    .images()
+                    .save(&args.images, &format, compression, &mut sink, &mut |e| {
+                        events.on(e)
+                    })?;
                 Ok(())
             })
         }
@@ -132,9 +134,11 @@ pub fn save(engine: &Engine, args: &SaveArgs) -> Result<()> {
                 _ => SaveFormat::DockerArchive,
             };
             to_output(args.output.as_deref(), |out| {
-                engine.save(&args.images, &format, compression, out, &mut |e| {
-                    events.on(e)
-                })?;
+                engine
+                    .images()
+                    .save(&args.images, &format, compression, out, &mut |e| {
+                        events.on(e)
+                    })?;
                 Ok(())
             })
         }
@@ -145,7 +149,7 @@ pub fn save(engine: &Engine, args: &SaveArgs) -> Result<()> {
 
 pub fn export(engine: &Engine, args: &ExportArgs) -> Result<()> {
     to_output(args.output.as_deref(), |out| {
-        Ok(engine.export(&args.name, out)?)
+        Ok(engine.containers().export(&args.name, out)?)
     })
     .with_context(|| format!("exporting writable layer {}", args.name))
 }

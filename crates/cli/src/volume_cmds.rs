@@ -82,12 +82,12 @@ pub fn run(engine: &Engine, command: &VolumeCommand, out: &mut impl Write) -> Re
                     None => (l.clone(), String::new()),
                 })
                 .collect();
-            let v = engine.create_volume(args.name.as_deref(), labels)?;
+            let v = engine.volumes().create(args.name.as_deref(), labels)?;
             writeln!(out, "{}", v.name)?;
             Ok(())
         }
         VolumeCommand::Ls(args) => {
-            let volumes = engine.volumes()?;
+            let volumes = engine.volumes().list()?;
             if !args.quiet {
                 writeln!(out, "{:<15} VOLUME NAME", "DRIVER")?;
             }
@@ -109,8 +109,8 @@ pub fn run(engine: &Engine, command: &VolumeCommand, out: &mut impl Write) -> Re
             let mut list = Vec::new();
             let mut missing = None;
             for name in names {
-                match engine.volume(name) {
-                    Ok(v) => list.push(v.to_docker_json()),
+                match engine.volumes().inspect(name) {
+                    Ok(v) => list.push(strata_api::render::volume(&v)),
                     Err(e) => {
                         eprintln!("strata: error: {e}");
                         missing = Some(e);
@@ -127,7 +127,7 @@ pub fn run(engine: &Engine, command: &VolumeCommand, out: &mut impl Write) -> Re
             }
         }
         VolumeCommand::Rm(args) => for_each(&args.names, "volumes", |name| {
-            engine.remove_volume(name, args.force)?;
+            engine.volumes().remove(name, args.force)?;
             writeln!(out, "{name}")?;
             Ok(())
         }),
@@ -135,7 +135,7 @@ pub fn run(engine: &Engine, command: &VolumeCommand, out: &mut impl Write) -> Re
             if !args.force {
                 confirm(args.all)?;
             }
-            let report = engine.prune_volumes(args.all, &|_| false)?;
+            let report = engine.volumes().prune(args.all, &|_| false)?;
             if !report.removed.is_empty() {
                 writeln!(out, "Deleted Volumes:")?;
                 for name in &report.removed {

@@ -18,7 +18,6 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use strata_storage::error::IoContext;
 
 use crate::error::{Error, Result};
@@ -52,21 +51,6 @@ pub struct Volume {
     pub labels: BTreeMap<String, String>,
     /// Made for one container (`-v /path`, an image's VOLUME), removed with `rm -v`.
     pub anonymous: bool,
-}
-
-impl Volume {
-    /// Docker's `volume inspect` shape.
-    pub fn to_docker_json(&self) -> Value {
-        json!({
-            "CreatedAt": self.created_at,
-            "Driver": LOCAL_DRIVER,
-            "Labels": self.labels,
-            "Mountpoint": self.mountpoint.display().to_string(),
-            "Name": self.name,
-            "Options": {},
-            "Scope": "local",
-        })
-    }
 }
 
 /// What `volume prune` removed.

@@ -41,8 +41,12 @@ pub async fn summaries(state: &AppState, all: bool) -> ApiResult<Vec<ContainerSu
         .daemon
         .run(move |e| {
             let mut rows = Vec::new();
-            for c in e.containers(all)? {
-                let config = e.container_config(&c).unwrap_or_default();
+            let listing = match all {
+                true => strata_engine::Listing::All,
+                false => strata_engine::Listing::Running,
+            };
+            for c in e.containers().list(listing)? {
+                let config = e.containers().config(&c).unwrap_or_default();
                 rows.push(summary(&c, &config));
             }
             Ok(rows)

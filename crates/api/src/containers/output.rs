@@ -184,9 +184,9 @@ pub async fn logs(
     let (id, tty, path) = state
         .daemon
         .run(move |e| {
-            let c = e.container(&id)?;
-            let tty = e.container_config(&c)?.tty;
-            Ok((c.id.clone(), tty, e.log_path(&c)))
+            let c = e.containers().get(&id)?;
+            let tty = e.containers().config(&c)?.tty;
+            Ok((c.id.clone(), tty, e.containers().log_path(&c)))
         })
         .await?;
     let follow = Follow {
@@ -234,10 +234,10 @@ pub async fn attach(
     let (c, config, mut log) = state
         .daemon
         .run(move |e| {
-            let c = e.container(&id)?;
-            let config = e.container_config(&c)?;
+            let c = e.containers().get(&id)?;
+            let config = e.containers().config(&c)?;
             // Opened now: a `--rm` container's log is read to its end even once removed.
-            let log = LogReader::create(e.log_path(&c))?;
+            let log = LogReader::create(e.containers().log_path(&c))?;
             Ok((c, config, log))
         })
         .await?;

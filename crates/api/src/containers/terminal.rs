@@ -46,7 +46,7 @@ fn connect(daemon: &Daemon, c: &Container) -> Option<UnixStream> {
         let now = daemon.with_engine(|e| -> crate::error::ApiResult<_> {
             let now = record(e, &c.id)?;
             let stream = match &now {
-                Some(now) => e.attach_terminal(now).ok(),
+                Some(now) => e.containers().attach_terminal(now).ok(),
                 None => None,
             };
             Ok((now, stream))

@@ -1,6 +1,6 @@
 //! A container's configuration (`containers/<id>/config.json`): what `create` was asked for,
 //! with the image's defaults filled in, and the parsing and checks of the flags that make it
-//! (sizes like `64m`, CPUs like `0.5`, mount specs), shared by the CLI and later the API.
+//! (sizes like `64m`, CPUs like `0.5`, mount specs), shared by the CLI and the API.
 
 use std::collections::BTreeMap;
 

@@ -1,17 +1,9 @@
-//! The metadata error type. Stores wrap it in their own; [`Error::kind`] says what sort of
+//! The metadata error type. Stores wrap it in their own; its [`Kind`] says what sort of
 //! failure it is without matching message text.
 
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+use strata_sys::error::{ErrorKind, Kind};
 
-/// What sort of failure an [`Error`] is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    NotFound,
-    Conflict,
-    /// The database is damaged or was written by a newer strata.
-    Corrupt,
-    Internal,
-}
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -36,20 +28,24 @@ impl Error {
             cause,
         }
     }
+}
 
-    pub fn kind(&self) -> Kind {
+/// A row not found, a constraint violated and a damaged database keep those kinds; the
+/// rest is a failure of the database itself.
+impl Kind for Error {
+    fn kind(&self) -> ErrorKind {
         match self {
-            Error::Db(rusqlite::Error::QueryReturnedNoRows) => Kind::NotFound,
+            Error::Db(rusqlite::Error::QueryReturnedNoRows) => ErrorKind::NotFound,
             Error::Db(e)
                 if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) =>
             {
-                Kind::Conflict
+                ErrorKind::Conflict
             }
             Error::Db(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseCorrupt) => {
-                Kind::Corrupt
+                ErrorKind::Corrupt
             }
-            Error::Corrupt(_) => Kind::Corrupt,
-            Error::Db(_) | Error::Io { .. } => Kind::Internal,
+            Error::Corrupt(_) => ErrorKind::Corrupt,
+            Error::Db(_) | Error::Io { .. } => ErrorKind::Internal,
         }
     }
 }

@@ -21,7 +21,7 @@ mod tests;
 mod tx;
 
 pub use db::{Db, DB_FILE, LOCK_FILE};
-pub use error::{Error, Kind, Result};
+pub use error::{Error, Result};
 pub use lock::LockGuard;
 pub use schema::Component;
 pub use tx::{Deferred, Tx};

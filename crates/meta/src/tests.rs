@@ -1,4 +1,5 @@
 use super::*;
+use strata_sys::Kind;
 
 const V1: &str = "CREATE TABLE things(name TEXT PRIMARY KEY);";
 const V2: &str = "ALTER TABLE things ADD COLUMN size INTEGER NOT NULL DEFAULT 0;";
@@ -72,7 +73,7 @@ fn a_newer_version_than_known_is_refused() {
     let db = Db::open(dir.path()).unwrap();
     db.migrate(&things(&[V1, V2])).unwrap();
     let e = db.migrate(&things(&[V1])).unwrap_err();
-    assert_eq!(e.kind(), Kind::Corrupt);
+    assert_eq!(e.kind(), strata_sys::ErrorKind::Corrupt);
     let text = e.to_string();
     assert!(
         text.contains("things tables are at schema version 2, this strata knows 1"),

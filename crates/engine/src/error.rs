@@ -1,5 +1,8 @@
 //! The engine's error: whatever the layer or image store said, passed through unchanged so
-//! the message keeps naming the object and the remedy.
+//! the message keeps naming the object and the remedy; the engine's own failed system calls
+//! as [`Error::Io`], with what it was doing.
+
+use std::path::Path;
 
 use strata_storage::error::{ErrorKind, Kind};
 
@@ -28,6 +31,13 @@ pub enum Error {
     /// Engine records that contradict each other; the message gives the remedy.
     #[error("{0}")]
     Corrupt(String),
+    /// A system call of the engine's own failed on a named object. The errno is part of the
+    /// message, not a separate source, so that error chains print it once.
+    #[error("{context}: {cause}{}", strata_sys::error::remedy(cause))]
+    Io {
+        context: String,
+        cause: std::io::Error,
+    },
 }
 
 impl From<strata_meta::Error> for Error {
@@ -37,6 +47,13 @@ impl From<strata_meta::Error> for Error {
 }
 
 impl Error {
+    pub fn io(context: impl Into<String>, cause: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            cause,
+        }
+    }
+
     /// The exit code a `run` front end reports, as Docker does: 127 for a command not found
     /// in the container, 126 for one that cannot be executed, 125 for everything else.
     pub fn exit_code(&self) -> i32 {
@@ -73,7 +90,31 @@ impl Kind for Error {
             Error::NotFound(_) | Error::NoSuchContainer(_) => ErrorKind::NotFound,
             Error::Conflict(_) => ErrorKind::Conflict,
             Error::Corrupt(_) => ErrorKind::Corrupt,
+            Error::Io { .. } => ErrorKind::Internal,
         }
+    }
+}
+
+/// Adds "what we were doing, on which object" to the engine's io errors.
+pub(crate) trait IoContext<T> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T>;
+    fn ctx_path(self, what: &str, path: &Path) -> Result<T>
+    where
+        Self: Sized,
+    {
+        self.ctx(|| format!("{what} {}", path.display()))
+    }
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| Error::io(context(), e))
+    }
+}
+
+impl<T> IoContext<T> for rustix::io::Result<T> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| Error::io(context(), e.into()))
     }
 }
 
@@ -96,5 +137,15 @@ mod tests {
         assert_eq!(refused.kind(), ErrorKind::Internal);
         let signal = Error::from(strata_sys::signal::parse_signal("NOPE").unwrap_err());
         assert_eq!(signal.kind(), ErrorKind::Invalid);
+    }
+
+    #[test]
+    fn io_errors_read_as_the_storage_errors_they_were() {
+        let cause = || std::io::Error::from_raw_os_error(28);
+        let engine = Error::io("writing /x", cause());
+        let storage = strata_storage::Error::io("writing /x", cause());
+        assert_eq!(engine.to_string(), storage.to_string());
+        assert_eq!(engine.kind(), storage.kind());
+        assert_eq!(engine.exit_code(), 125);
     }
 }

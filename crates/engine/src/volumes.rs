@@ -17,8 +17,8 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 
+use crate::error::IoContext;
 use serde::{Deserialize, Serialize};
-use strata_storage::error::IoContext;
 
 use crate::error::{Error, Result};
 use crate::names;
@@ -128,9 +128,7 @@ impl<'e> Volumes<'e> {
         let data = dir.join("_data");
         match std::fs::DirBuilder::new().mode(0o755).create(&data) {
             Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
-                return Err(
-                    strata_storage::Error::io(format!("creating {}", data.display()), e).into(),
-                )
+                return Err(Error::io(format!("creating {}", data.display()), e))
             }
             _ => {}
         }
@@ -182,13 +180,7 @@ impl<'e> Volumes<'e> {
                     ..Default::default()
                 }
             }
-            Err(e) => {
-                return Err(strata_storage::Error::io(
-                    format!("reading {}", record_path.display()),
-                    e,
-                )
-                .into())
-            }
+            Err(e) => return Err(Error::io(format!("reading {}", record_path.display()), e)),
         };
         Ok(Some(Volume {
             name: name.to_string(),
@@ -205,11 +197,7 @@ impl<'e> Volumes<'e> {
         let entries = match std::fs::read_dir(&base) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => {
-                return Err(
-                    strata_storage::Error::io(format!("listing {}", base.display()), e).into(),
-                )
-            }
+            Err(e) => return Err(Error::io(format!("listing {}", base.display()), e)),
         };
         let mut list = Vec::new();
         for entry in entries {
@@ -267,11 +255,10 @@ impl<'e> Volumes<'e> {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => {
-                return Err(strata_storage::Error::io(
+                return Err(Error::io(
                     format!("removing volume {name} ({})", dir.display()),
                     e,
-                )
-                .into())
+                ))
             }
         }
         strata_storage::fs::sync_dir(&base)?;

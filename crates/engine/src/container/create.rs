@@ -15,8 +15,8 @@
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 
+use crate::error::IoContext;
 use strata_image::Image;
-use strata_storage::error::IoContext;
 use strata_storage::layer_store::ParentWhenUnused;
 
 use super::lock::CreationLock;

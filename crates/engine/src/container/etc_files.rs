@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use strata_storage::error::IoContext;
+use crate::error::IoContext;
 use strata_sys::atomic::{write_atomic, Durability::Unsynced};
 
 use super::config::{ContainerConfig, NetworkMode};

@@ -7,8 +7,8 @@
 
 use std::path::PathBuf;
 
+use crate::error::IoContext;
 use strata_runtime::{resolve_user, ContainerSpec, Runtime};
-use strata_storage::error::IoContext;
 
 use super::tty::{self, TerminalProcess};
 use super::{Containers, State};

@@ -75,10 +75,7 @@ pub fn init_tar() -> Result<Vec<u8>> {
 }
 
 fn tar_error(path: &str, e: std::io::Error) -> Error {
-    Error::Storage(strata_storage::Error::io(
-        format!("building the init layer tar (entry {path})"),
-        e,
-    ))
+    Error::io(format!("building the init layer tar (entry {path})"), e)
 }
 
 /// The init layer on `image_top`, created unless one with its chainID exists. It is kept

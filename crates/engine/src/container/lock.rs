@@ -5,8 +5,8 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::error::IoContext;
 use rustix::fs::{flock, FlockOperation};
-use strata_storage::error::IoContext;
 
 use crate::error::{Error, Result};
 
@@ -38,11 +38,10 @@ impl CreationLock {
                     continue;
                 }
                 Err(e) => {
-                    return Err(strata_storage::Error::io(
+                    return Err(Error::io(
                         format!("creating the creation lock {}", path.display()),
                         e,
-                    )
-                    .into())
+                    ))
                 }
             };
             flock(&file, FlockOperation::LockExclusive).ctx_path("locking", &path)?;
@@ -69,11 +68,7 @@ impl CreationLock {
         match flock(&file, FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => Ok(Some(CreationLock { path, _file: file })),
             Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
-            Err(e) => Err(strata_storage::Error::io(
-                format!("locking {}", path.display()),
-                e.into(),
-            )
-            .into()),
+            Err(e) => Err(Error::io(format!("locking {}", path.display()), e.into())),
         }
     }
 }

@@ -9,10 +9,10 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use crate::error::IoContext;
 use serde::{Deserialize, Serialize};
-use strata_storage::error::IoContext;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Docker's maximum log line; longer lines are split.
 const MAX_LINE: usize = 16 * 1024;
@@ -124,13 +124,7 @@ impl LogReader {
             match File::open(&self.path) {
                 Ok(f) => self.file = Some(BufReader::new(f)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-                Err(e) => {
-                    return Err(strata_storage::Error::io(
-                        format!("opening {}", self.path.display()),
-                        e,
-                    )
-                    .into())
-                }
+                Err(e) => return Err(Error::io(format!("opening {}", self.path.display()), e)),
             }
         }
         let file = self.file.as_mut().expect("opened above");
@@ -222,14 +216,12 @@ impl LogWaiter {
                 Ok(n) if n > 0 => return Ok(true),
                 Ok(_) => {}
                 Err(rustix::io::Errno::INTR) => return Ok(false),
-                Err(e) => {
-                    return Err(strata_storage::Error::io("waiting for the log", e.into()).into())
-                }
+                Err(e) => return Err(Error::io("waiting for the log", e.into())),
             }
             let size = self
                 .log
                 .metadata()
-                .map_err(|e| strata_storage::Error::io("reading the log's size", e))?
+                .map_err(|e| Error::io("reading the log's size", e))?
                 .len();
             if size != self.seen.replace(size) {
                 return Ok(false);

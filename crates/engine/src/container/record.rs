@@ -3,8 +3,8 @@
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 
+use crate::error::IoContext;
 use serde::Serialize;
-use strata_storage::error::IoContext;
 
 use super::{store, ContainerConfig, Containers};
 use crate::error::{Error, Result};
@@ -139,9 +139,7 @@ impl Containers<'_> {
             {
                 Ok(ContainerConfig::default())
             }
-            Err(e) => {
-                Err(strata_storage::Error::io(format!("reading {}", path.display()), e).into())
-            }
+            Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
         }
     }
 

@@ -6,7 +6,7 @@ use super::start::monitor_lock;
 use super::start::teardown::Release;
 use std::collections::BTreeSet;
 
-use strata_storage::error::IoContext;
+use crate::error::IoContext;
 use strata_storage::layer_store::ParentWhenUnused;
 
 use super::lock::CreationLock;

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use super::Container;
 use crate::container::Containers;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 impl Containers<'_> {
     /// The FIFO `-i` containers read their stdin from, created if missing.
@@ -29,10 +29,9 @@ pub(crate) fn make_fifo(path: &Path) -> Result<()> {
         0,
     ) {
         Ok(()) | Err(rustix::io::Errno::EXIST) => Ok(()),
-        Err(e) => Err(strata_storage::Error::io(
+        Err(e) => Err(Error::io(
             format!("creating FIFO {}", path.display()),
             e.into(),
-        )
-        .into()),
+        )),
     }
 }

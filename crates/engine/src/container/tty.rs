@@ -19,8 +19,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::error::IoContext;
 use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
-use strata_storage::error::IoContext;
 
 use super::{logs, Container};
 use crate::container::Containers;
@@ -72,9 +72,7 @@ impl ConsoleSocket {
             Ok(l) => l,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&dir);
-                return Err(
-                    strata_storage::Error::io(format!("binding {}", path.display()), e).into(),
-                );
+                return Err(Error::io(format!("binding {}", path.display()), e));
             }
         };
         Ok(ConsoleSocket {
@@ -348,7 +346,7 @@ impl Containers<'_> {
 /// is reparented to it and can be waited for.
 pub(crate) fn become_subreaper() -> Result<()> {
     rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
-        .map_err(|e| strata_storage::Error::io("becoming a child subreaper", e.into()).into())
+        .map_err(|e| Error::io("becoming a child subreaper", e.into()))
 }
 
 /// Reads `pid_file` as written by the runtime.

@@ -14,8 +14,8 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::error::IoContext;
 use rustix::fs::OFlags;
-use strata_storage::error::IoContext;
 
 use super::{parse_volume, store, Container, Containers, Listing};
 use crate::error::{Error, Result};
@@ -86,7 +86,6 @@ pub fn ensure(root: &Path, name: &str, rootfs: &Path, destination: &str) -> Resu
     let filled = populate(rootfs, destination, &staging).and_then(|()| {
         std::fs::rename(&staging, &data)
             .ctx(|| format!("renaming {} to {}", staging.display(), data.display()))
-            .map_err(Error::from)
     });
     if let Err(e) = filled {
         let _ = strata_storage::fs::remove_tree(&staging);

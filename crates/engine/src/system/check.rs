@@ -11,7 +11,7 @@ use strata_storage::layer_store::{LayerStore, Problem};
 
 use super::System;
 use crate::container::{creation_in_progress, Container, Containers, Listing, State};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::names::is_id;
 
 /// What `strata check` found.
@@ -141,10 +141,10 @@ impl System<'_> {
         let dir = self.stores.layers.root().join("containers");
         let mut leftovers = BTreeSet::new();
         for entry in std::fs::read_dir(&dir)
-            .map_err(|e| strata_storage::Error::io(format!("listing {}", dir.display()), e))?
+            .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?
         {
             let name = entry
-                .map_err(|e| strata_storage::Error::io(format!("listing {}", dir.display()), e))?
+                .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?
                 .file_name();
             let name = name.to_string_lossy().into_owned();
             let id = name

@@ -7,7 +7,7 @@ use strata_runtime::NetworkMode;
 
 use super::super::{etc_files, runtime_spec, Container, ContainerConfig};
 use super::hooks::Prepared;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Writes the bundle of `c` on `rootfs`; its directory.
 pub(super) fn write(
@@ -26,9 +26,7 @@ pub(super) fn write(
     let bundle = dir.join("bundle");
     match std::fs::create_dir(&bundle) {
         Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
-            return Err(
-                strata_storage::Error::io(format!("creating {}", bundle.display()), e).into(),
-            )
+            return Err(Error::io(format!("creating {}", bundle.display()), e))
         }
         _ => {}
     }

@@ -64,9 +64,7 @@ pub(crate) fn monitor_lock(dir: &Path, block: bool) -> Result<Option<File>> {
         Ok(f) => f,
         // No directory: no monitor either.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(strata_storage::Error::io(format!("opening {}", path.display()), e).into())
-        }
+        Err(e) => return Err(Error::io(format!("opening {}", path.display()), e)),
     };
     let op = if block {
         FlockOperation::LockExclusive
@@ -76,8 +74,6 @@ pub(crate) fn monitor_lock(dir: &Path, block: bool) -> Result<Option<File>> {
     match flock(&file, op) {
         Ok(()) => Ok(Some(file)),
         Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
-        Err(e) => {
-            Err(strata_storage::Error::io(format!("locking {}", path.display()), e.into()).into())
-        }
+        Err(e) => Err(Error::io(format!("locking {}", path.display()), e.into())),
     }
 }

@@ -9,10 +9,10 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::error::IoContext;
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
 use rustix::process::{pidfd_open, Pid, PidfdFlags, WaitOptions};
-use strata_storage::error::IoContext;
 
 use crate::error::{Error, Result};
 
@@ -57,7 +57,7 @@ fn read_pid(path: &Path) -> Result<Option<i32>> {
             .map(Some)
             .map_err(|e| Error::Corrupt(format!("{}: {e}", path.display()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(strata_storage::Error::io(format!("reading {}", path.display()), e).into()),
+        Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
     }
 }
 
@@ -68,7 +68,7 @@ fn readable_within(fd: &OwnedFd, timeout: Duration) -> Result<bool> {
     match poll(&mut fds, Some(&timeout)) {
         Ok(n) => Ok(n > 0),
         Err(Errno::INTR) => Ok(false),
-        Err(e) => Err(strata_storage::Error::io("waiting for the runtime", e.into()).into()),
+        Err(e) => Err(Error::io("waiting for the runtime", e.into())),
     }
 }
 
@@ -83,9 +83,7 @@ fn reap(pid: Pid) -> Result<i32> {
                 })
             }
             Ok(None) | Err(Errno::INTR) => continue,
-            Err(e) => {
-                return Err(strata_storage::Error::io("waiting for the runtime", e.into()).into())
-            }
+            Err(e) => return Err(Error::io("waiting for the runtime", e.into())),
         }
     }
 }

@@ -9,13 +9,13 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use crate::error::IoContext;
 use strata_runtime::{Io, Runtime};
-use strata_storage::error::IoContext;
 
 use super::super::{logs, tty, Container, ContainerConfig};
 use super::pid_file::{self, Launch};
 use super::Attach;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Where a container's output goes, and where its input comes from.
 pub(super) struct Streams {
@@ -149,7 +149,7 @@ pub(super) fn start(runtime: &Runtime, id: &str) -> Result<()> {
 fn remove_if_present(path: &Path) -> Result<()> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(strata_storage::Error::io(format!("removing {}", path.display()), e).into())
+            Err(Error::io(format!("removing {}", path.display()), e))
         }
         _ => Ok(()),
     }

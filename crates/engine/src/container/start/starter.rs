@@ -9,7 +9,7 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-use strata_storage::error::IoContext;
+use crate::error::IoContext;
 
 use super::super::stdio::make_fifo;
 use super::super::{Container, State};
@@ -119,10 +119,9 @@ impl Containers<'_> {
         // Its own process group: no signal meant for our terminal's foreground (Ctrl-C,
         // a hangup) reaches it, and it outlives us. Not a session of its own, which only a
         // hook run between fork and exec could make: without one, the spawn is a vfork
-        // (`posix_spawn`) instead of a fork of this process, a millisecond less from a daemon.
+        // (`posix_spawn`) instead of a fork of this process, cheaper from a large daemon.
         cmd.process_group(0);
-        Ok(cmd
-            .spawn()
-            .ctx(|| format!("running the monitor {}", opts.monitor.display()))?)
+        cmd.spawn()
+            .ctx(|| format!("running the monitor {}", opts.monitor.display()))
     }
 }

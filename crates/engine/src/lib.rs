@@ -7,7 +7,7 @@
 //! of object, [`Engine::images`], [`Engine::containers`], [`Engine::volumes`],
 //! [`Engine::layers`] (the writable layers `strata mount` makes) and [`Engine::system`]
 //! (the store as a whole). A service is a borrowing view (`Containers<'e>`) over the one
-//! shared [`Stores`], not an owned object: making one costs nothing, no service opens or
+//! shared `Stores`, not an owned object: making one costs nothing, no service opens or
 //! holds anything of its own, and the daemon shares one `Arc<Engine>` across requests
 //! without a second layer of `Arc`s. Services depend one way only: system on the others;
 //! images on containers (`rmi` and `commit` ask which containers use an image); containers
@@ -61,7 +61,7 @@ pub struct Engine {
 }
 
 /// What every service works on: the stores, opened once by [`Engine::open`].
-pub struct Stores {
+pub(crate) struct Stores {
     /// The metadata database the stores share, for transactions that span them.
     db: Arc<Db>,
     layers: Arc<LayerStore>,

@@ -10,6 +10,9 @@ packages=(
   skopeo umoci     # interop tests read and write OCI layouts with them (skipped when absent)
   docker.io        # the docker CLI, driven against `strata daemon` by the API tests
   python3-docker   # docker-py, likewise (it indexes fields the docker CLI does not need)
+  docker-registry  # distribution 2.8: crates/distribution's tests run it on a free port
+  apache2-utils    # htpasswd, for those tests' basic-auth registry
+  openssl          # the test CA and certificates of the TLS registry tests
   build-essential  # cc for the bundled SQLite and zstd
   pkg-config
   tar gzip zstd    # GNU tar is the speed reference in bench/

@@ -15,7 +15,7 @@ use strata_engine::CommitOptions;
 
 use crate::error::{ApiError, ApiResult};
 use crate::params::{json_body, Query, MAX_JSON_BODY};
-use crate::state::AppState;
+use crate::state::{AppState, Blocking};
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/commit", post(commit))
@@ -63,7 +63,7 @@ async fn commit(
     // Docker pauses unless told not to.
     let pause = query.get("pause").is_none() || query.flag("pause");
     let image = state
-        .engines
+        .daemon
         .run(move |e| {
             let options = CommitOptions {
                 reference: reference.as_deref(),

@@ -17,7 +17,7 @@ use strata_storage::ChangeKind;
 
 use crate::error::{ApiError, ApiResult};
 use crate::params::Query;
-use crate::state::AppState;
+use crate::state::{AppState, Blocking};
 use crate::stream::{blocking_body, blocking_reader};
 
 pub fn routes() -> Router<AppState> {
@@ -37,7 +37,7 @@ async fn changes(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<Value>>> {
     let changes = state
-        .engines
+        .daemon
         .run(move |e| Ok(e.container_changes(&id)?))
         .await?;
     Ok(Json(
@@ -58,9 +58,9 @@ async fn changes(
 /// `GET /containers/{id}/export`: the merged filesystem as a tar, streamed.
 async fn export(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let c = crate::containers::container(&state, &id).await?;
-    let engines = state.engines.clone();
+    let daemon = state.daemon.clone();
     blocking_body("application/x-tar", move |out| {
-        engines.with_engine(|e| Ok(e.export(&c.id, out)?))
+        daemon.with_engine(|e| Ok(e.export(&c.id, out)?))
     })
     .await
 }
@@ -77,7 +77,7 @@ fn path_param(query: &Query) -> ApiResult<String> {
 async fn stat(state: &AppState, id: &str, path: &str) -> ApiResult<PathStat> {
     let (id, path) = (id.to_string(), path.to_string());
     state
-        .engines
+        .daemon
         .run(move |e| Ok(e.container_path_stat(&id, &path)?))
         .await
 }
@@ -153,9 +153,9 @@ async fn get_archive(
 ) -> ApiResult<Response> {
     let path = path_param(&query)?;
     let stat = stat(&state, &id, &path).await?;
-    let engines = state.engines.clone();
+    let daemon = state.daemon.clone();
     let mut response = blocking_body("application/x-tar", move |out| {
-        engines.with_engine(|e| {
+        daemon.with_engine(|e| {
             let options = CopyOptions {
                 archive: true,
                 follow: false,
@@ -194,7 +194,7 @@ async fn put_archive(
     };
     let mut reader = blocking_reader(body);
     state
-        .engines
+        .daemon
         .run(move |e| {
             Ok(e.copy_to_container(&id, HostSource::Stream(&mut reader), &path, options)?)
         })

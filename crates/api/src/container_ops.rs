@@ -13,7 +13,7 @@ use strata_engine::State as RunState;
 
 use crate::error::{ApiError, ApiResult};
 use crate::params::Query;
-use crate::state::AppState;
+use crate::state::{AppState, Blocking};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -37,7 +37,7 @@ async fn top(
         .unwrap_or("-ef")
         .to_string();
     let pids = state
-        .engines
+        .daemon
         .run(move |e| Ok(e.container_pids(&id)?))
         .await?;
     let output = tokio::task::spawn_blocking(move || {
@@ -99,7 +99,7 @@ async fn prune(State(state): State<AppState>, query: Query) -> ApiResult<Json<Va
         .map(|u| until_nanos(u))
         .collect::<ApiResult<Vec<i64>>>()?;
     let (deleted, reclaimed) = state
-        .engines
+        .daemon
         .run(move |e| {
             let mut deleted = Vec::new();
             let mut reclaimed = 0u64;
@@ -193,7 +193,7 @@ fn until_nanos(text: &str) -> ApiResult<i64> {
 /// `POST /containers/{id}/pause`: 204; 409 if it does not run.
 async fn pause(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
     state
-        .engines
+        .daemon
         .run(move |e| Ok(e.pause_container(&id)?))
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -202,7 +202,7 @@ async fn pause(State(state): State<AppState>, Path(id): Path<String>) -> ApiResu
 /// `POST /containers/{id}/unpause`.
 async fn unpause(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
     state
-        .engines
+        .daemon
         .run(move |e| Ok(e.unpause_container(&id)?))
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -220,7 +220,7 @@ async fn rename(
         .ok_or_else(|| ApiError::bad_request("give the new name: name=NEW"))?
         .to_string();
     state
-        .engines
+        .daemon
         .run(move |e| Ok(e.rename_container(&id, &name)?))
         .await?;
     Ok(StatusCode::NO_CONTENT)

@@ -8,8 +8,6 @@ mod list;
 mod output;
 mod terminal;
 
-pub use terminal::Terminals;
-
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -24,7 +22,7 @@ use strata_engine::{Container, Engine, State as RunState};
 
 use crate::error::{ApiError, ApiResult};
 use crate::params::{json_request, Query};
-use crate::state::AppState;
+use crate::state::{AppState, Blocking};
 
 pub use list::summaries;
 
@@ -60,7 +58,7 @@ async fn create(
         .filter(|n| !n.is_empty())
         .map(str::to_string);
     let c = state
-        .engines
+        .daemon
         .run(move |e| Ok(e.create_container(&image, config, name.as_deref())?))
         .await?;
     Ok((
@@ -75,7 +73,7 @@ async fn inspect(
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let mut value = state
-        .engines
+        .daemon
         .run(move |e| Ok(e.inspect_container(&id)?))
         .await?;
     create::complete_inspect(&mut value);
@@ -94,15 +92,15 @@ async fn start(State(state): State<AppState>, Path(id): Path<String>) -> ApiResu
 
 /// Starts `c` through its monitor, which this daemon then reaps to learn the exit code.
 pub(crate) async fn start_container(state: &AppState, c: Container) -> ApiResult<()> {
-    let attach_stdin = state.take_stdin_attach(&c.id);
+    let attach_stdin = state.daemon.take_stdin_attach(&c.id);
     let options = StartOptions {
         monitor: state.monitor_binary.clone(),
         attach_stdin,
     };
-    state.monitors.forget(&c.id);
-    let monitors = state.monitors.clone();
+    state.daemon.monitors.forget(&c.id);
+    let monitors = state.daemon.monitors.clone();
     state
-        .engines
+        .daemon
         .run(move |e| {
             let started = e.start_container(&c.id, &options).map_err(start_error)?;
             monitors.watch(c.id.clone(), started.monitor);
@@ -137,7 +135,7 @@ async fn stop(
         return Ok(StatusCode::NOT_MODIFIED);
     }
     state
-        .engines
+        .daemon
         .run(move |e| Ok(e.stop_container(&c.id, timeout)?))
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -161,7 +159,7 @@ async fn restart(
 ) -> ApiResult<StatusCode> {
     let timeout = stop_timeout(&query)?;
     let stopped = state
-        .engines
+        .daemon
         .run(move |e| Ok(e.stop_container(&id, timeout)?))
         .await?;
     start_container(&state, stopped).await?;
@@ -179,7 +177,7 @@ async fn kill(
         None => 9,
     };
     state
-        .engines
+        .daemon
         .run(move |e| Ok(e.kill_container(&id, signal)?))
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -193,7 +191,7 @@ async fn remove(
 ) -> ApiResult<StatusCode> {
     let (force, volumes) = (query.flag("force"), query.flag("v"));
     state
-        .engines
+        .daemon
         .run(move |e| Ok(e.remove_container(&id, force, volumes)?))
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -201,7 +199,7 @@ async fn remove(
 
 pub(crate) async fn container(state: &AppState, id: &str) -> ApiResult<Container> {
     let id = id.to_string();
-    state.engines.run(move |e| Ok(e.container(&id)?)).await
+    state.daemon.run(move |e| Ok(e.container(&id)?)).await
 }
 
 /// The record of `id`, `None` once removed.
@@ -261,12 +259,12 @@ async fn wait(
 
 /// Waits for `condition` on `c` (as it was when the request came); its exit code.
 async fn wait_for(state: &AppState, c: &Container, condition: Condition) -> ApiResult<i64> {
-    let mut changed = state.monitors.subscribe();
+    let mut changed = state.daemon.monitors.subscribe();
     let mut last_code = c.exit_code;
     let mut gone_since: Option<std::time::Instant> = None;
     loop {
         let id = c.id.clone();
-        let now = state.engines.run(move |e| record(e, &id)).await?;
+        let now = state.daemon.run(move |e| record(e, &id)).await?;
         match now {
             Some(now) => {
                 last_code = now.exit_code.or(last_code);
@@ -283,7 +281,7 @@ async fn wait_for(state: &AppState, c: &Container, condition: Condition) -> ApiR
             None => {
                 // Removed (by `--rm`, or `rm`): the code comes from the monitor we reaped,
                 // which may be a moment behind the removal it made.
-                if let Some(code) = state.monitors.exit_code(&c.id) {
+                if let Some(code) = state.daemon.monitors.exit_code(&c.id) {
                     return Ok(code);
                 }
                 let since = *gone_since.get_or_insert_with(std::time::Instant::now);

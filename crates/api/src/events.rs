@@ -11,7 +11,7 @@
 //! 1024) for `since`.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -27,10 +27,15 @@ use tokio::sync::broadcast;
 
 use crate::error::{ApiError, ApiResult};
 use crate::params::{Filters, Query};
-use crate::state::AppState;
+use crate::state::{AppState, Blocking};
 
+/// The routes, with the hub their listeners share (one per router, so per daemon).
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/events", get(events))
+    let hub = Arc::new(Hub::new());
+    Router::new().route(
+        "/events",
+        get(move |state, query| events(state, hub.clone(), query)),
+    )
 }
 
 const POLL: Duration = Duration::from_millis(100);
@@ -240,15 +245,15 @@ struct Hub {
     watching: Mutex<bool>,
 }
 
-static HUB: LazyLock<Arc<Hub>> = LazyLock::new(|| {
-    Arc::new(Hub {
-        sender: broadcast::channel(256).0,
-        kept: Mutex::new(VecDeque::new()),
-        watching: Mutex::new(false),
-    })
-});
-
 impl Hub {
+    fn new() -> Hub {
+        Hub {
+            sender: broadcast::channel(256).0,
+            kept: Mutex::new(VecDeque::new()),
+            watching: Mutex::new(false),
+        }
+    }
+
     fn subscribe(self: &Arc<Self>, state: &AppState) -> broadcast::Receiver<Event> {
         let receiver = self.sender.subscribe();
         let mut watching = self.watching.lock().unwrap_or_else(|p| p.into_inner());
@@ -261,9 +266,9 @@ impl Hub {
     }
 
     async fn watch(self: Arc<Self>, state: AppState) {
-        let engines = state.engines.clone();
-        let exit_of = |id: &str| state.monitors.exit_code(id);
-        let mut last = engines.run(snapshot).await.unwrap_or_default();
+        let daemon = state.daemon.clone();
+        let exit_of = |id: &str| state.daemon.monitors.exit_code(id);
+        let mut last = daemon.run(snapshot).await.unwrap_or_default();
         loop {
             tokio::time::sleep(POLL).await;
             {
@@ -273,7 +278,7 @@ impl Hub {
                     return;
                 }
             }
-            let Ok(now) = engines.run(snapshot).await else {
+            let Ok(now) = daemon.run(snapshot).await else {
                 continue;
             };
             let time = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
@@ -309,12 +314,11 @@ fn time_param(query: &Query, key: &str) -> ApiResult<Option<i64>> {
 }
 
 /// `GET /events?since=&until=&filters=`: JSON lines as events happen; ends at `until`.
-async fn events(State(state): State<AppState>, query: Query) -> ApiResult<Response> {
+async fn events(State(state): State<AppState>, hub: Arc<Hub>, query: Query) -> ApiResult<Response> {
     let filters = query.filters()?;
     filters.only(&["type", "event", "container", "image", "volume"])?;
     let since = time_param(&query, "since")?;
     let until = time_param(&query, "until")?;
-    let hub = HUB.clone();
     let mut receiver = hub.subscribe(&state);
     let past: Vec<Event> = match since {
         Some(since) => hub

@@ -6,14 +6,13 @@
 //! container's spec); its exit code is recorded before the stream ends, so a client that
 //! inspects the instance when its output ends (the docker CLI) reads the code.
 //!
-//! Instances live in this daemon's memory, as Docker's do: they do not outlive it. They are
-//! kept in a process-wide table (one daemon per process) rather than in `AppState`.
+//! Instances live in the daemon's state ([`strata_engine::daemon::Execs`]), as Docker's do:
+//! they do not outlive it.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::process::Stdio;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
@@ -27,6 +26,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::json;
 use strata_engine::container::exec::ExecOptions;
 use strata_engine::container::tty;
+use strata_engine::daemon::{ExecRequest, Instance};
 use strata_engine::State as RunState;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -43,47 +43,11 @@ pub fn routes() -> Router<AppState> {
         .route("/exec/{id}/resize", post(resize))
 }
 
-struct Instance {
-    id: String,
-    container_id: String,
-    config: ExecConfig,
-    run: Mutex<Run>,
-}
-
-#[derive(Default)]
-struct Run {
-    started: bool,
-    running: bool,
-    exit_code: Option<i64>,
-    pid: Option<i64>,
-    /// The terminal of a `Tty` exec, for resizes.
-    master: Option<Arc<File>>,
-}
-
-impl Instance {
-    fn run(&self) -> std::sync::MutexGuard<'_, Run> {
-        self.run.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn finish(&self, code: i64) {
-        let mut run = self.run();
-        run.running = false;
-        run.exit_code = Some(code);
-        run.master = None;
-    }
-}
-
-static EXECS: LazyLock<Mutex<HashMap<String, Arc<Instance>>>> = LazyLock::new(Default::default);
-
-/// Beyond this many instances, finished ones are forgotten.
-const MAX_INSTANCES: usize = 1024;
-
-fn instance(id: &str) -> ApiResult<Arc<Instance>> {
-    EXECS
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
+fn instance(state: &AppState, id: &str) -> ApiResult<Arc<Instance>> {
+    state
+        .daemon
+        .execs
         .get(id)
-        .cloned()
         .ok_or_else(|| ApiError::not_found(format!("No such exec instance: {id}")))
 }
 
@@ -105,17 +69,17 @@ async fn create(
         )));
     }
     let exec_id = random_id();
-    let instance = Arc::new(Instance {
-        id: exec_id.clone(),
-        container_id: c.id,
-        config,
-        run: Mutex::default(),
-    });
-    let mut execs = EXECS.lock().unwrap_or_else(|p| p.into_inner());
-    if execs.len() >= MAX_INSTANCES {
-        execs.retain(|_, i| !i.run().started || i.run().running);
-    }
-    execs.insert(exec_id.clone(), instance);
+    let request = ExecRequest {
+        cmd: config.cmd.unwrap_or_default(),
+        env: config.env.unwrap_or_default(),
+        working_dir: config.working_dir,
+        user: config.user,
+        tty: config.tty.unwrap_or(false),
+        attach_stdin: config.attach_stdin.unwrap_or(false),
+        attach_stdout: config.attach_stdout,
+        attach_stderr: config.attach_stderr,
+    };
+    state.daemon.execs.insert(exec_id.clone(), c.id, request);
     Ok((StatusCode::CREATED, Json(json!({ "Id": exec_id }))))
 }
 
@@ -130,10 +94,13 @@ fn getrandom_fill(bytes: &mut [u8]) -> std::io::Result<()> {
 }
 
 /// `GET /exec/{id}/json`.
-async fn inspect(Path(id): Path<String>) -> ApiResult<Json<ExecInspectResponse>> {
-    let i = instance(&id)?;
+async fn inspect(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ExecInspectResponse>> {
+    let i = instance(&state, &id)?;
     let run = i.run();
-    let cmd = i.config.cmd.clone().unwrap_or_default();
+    let cmd = i.request.cmd.clone();
     let (entrypoint, arguments) = match cmd.split_first() {
         Some((first, rest)) => (first.clone(), rest.to_vec()),
         None => (String::new(), Vec::new()),
@@ -146,22 +113,26 @@ async fn inspect(Path(id): Path<String>) -> ApiResult<Json<ExecInspectResponse>>
         exit_code: run.exit_code,
         process_config: Some(ProcessConfig {
             privileged: Some(false),
-            user: Some(i.config.user.clone().unwrap_or_default()),
-            tty: Some(i.config.tty.unwrap_or(false)),
+            user: Some(i.request.user.clone().unwrap_or_default()),
+            tty: Some(i.request.tty),
             entrypoint: Some(entrypoint),
             arguments: Some(arguments),
         }),
-        open_stdin: Some(i.config.attach_stdin.unwrap_or(false)),
-        open_stderr: Some(i.config.attach_stderr.unwrap_or(false)),
-        open_stdout: Some(i.config.attach_stdout.unwrap_or(false)),
+        open_stdin: Some(i.request.attach_stdin),
+        open_stderr: Some(i.request.attach_stderr.unwrap_or(false)),
+        open_stdout: Some(i.request.attach_stdout.unwrap_or(false)),
         container_id: Some(i.container_id.clone()),
         pid: Some(run.pid.unwrap_or(0)),
     }))
 }
 
 /// `POST /exec/{id}/resize?h=&w=`.
-async fn resize(Path(id): Path<String>, query: Query) -> ApiResult<StatusCode> {
-    let i = instance(&id)?;
+async fn resize(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    query: Query,
+) -> ApiResult<StatusCode> {
+    let i = instance(&state, &id)?;
     let size = |key: &str| -> ApiResult<u16> {
         let v = query.int(key)?.unwrap_or(0);
         u16::try_from(v).map_err(|_| ApiError::bad_request(format!("invalid {key} {v}")))
@@ -188,7 +159,7 @@ async fn start(
     Path(id): Path<String>,
     mut req: Request,
 ) -> ApiResult<Response> {
-    let i = instance(&id)?;
+    let i = instance(&state, &id)?;
     let headers = req.headers().clone();
     let body = std::mem::take(req.body_mut());
     let bytes = axum::body::to_bytes(body, MAX_JSON_BODY)
@@ -211,11 +182,11 @@ async fn start(
         run.running = true;
     }
     let detach = start.detach.unwrap_or(false);
-    let tty = i.config.tty.unwrap_or(false) || start.tty.unwrap_or(false);
+    let tty = i.request.tty || start.tty.unwrap_or(false);
     let instance = i.clone();
-    let engines = state.engines.clone();
+    let daemon = state.daemon.clone();
     let streams = tokio::task::spawn_blocking(move || {
-        engines.with_engine(|e| launch(e, &instance, tty, detach))
+        daemon.with_engine(|e| launch(e, &instance, tty, detach))
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))?;
@@ -275,16 +246,16 @@ fn launch(
     tty: bool,
     detach: bool,
 ) -> ApiResult<Streams> {
-    let argv = i.config.cmd.clone().unwrap_or_default();
+    let argv = i.request.cmd.clone();
     let options = ExecOptions {
-        env: i.config.env.clone().unwrap_or_default(),
-        workdir: i.config.working_dir.clone().filter(|w| !w.is_empty()),
-        user: i.config.user.clone().filter(|u| !u.is_empty()),
+        env: i.request.env.clone(),
+        workdir: i.request.working_dir.clone().filter(|w| !w.is_empty()),
+        user: i.request.user.clone().filter(|u| !u.is_empty()),
         tty,
         detach: false,
     };
     let (tx, rx) = mpsc::channel::<Bytes>(16);
-    let want_stdin = i.config.attach_stdin.unwrap_or(false) && !detach;
+    let want_stdin = i.request.attach_stdin && !detach;
     if tty && !detach {
         let terminal = engine.exec_terminal(&i.container_id, &argv, &options)?;
         let master = Arc::new(terminal.master);
@@ -322,8 +293,8 @@ fn launch(
     };
     let io = strata_runtime::Io {
         stdin: piped(want_stdin),
-        stdout: piped(i.config.attach_stdout.unwrap_or(true)),
-        stderr: piped(i.config.attach_stderr.unwrap_or(true)),
+        stdout: piped(i.request.attach_stdout.unwrap_or(true)),
+        stderr: piped(i.request.attach_stderr.unwrap_or(true)),
     };
     let mut spawned = engine.spawn_exec(&i.container_id, &argv, &options, io)?;
     // The runtime writes the pid as it starts the process: for inspect, if soon enough.

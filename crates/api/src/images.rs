@@ -22,7 +22,7 @@ use strata_image::Image;
 
 use crate::error::{ApiError, ApiResult};
 use crate::params::{Filters, Query};
-use crate::state::AppState;
+use crate::state::{AppState, Blocking};
 use crate::stream::{blocking_body, blocking_reader, json_lines, status_line, stream_line};
 
 pub fn routes() -> Router<AppState> {
@@ -43,7 +43,7 @@ async fn get_image(State(state): State<AppState>, Path(path): Path<String>) -> A
     if let Some(name) = path.strip_suffix("/json") {
         let name = name.to_string();
         let value = state
-            .engines
+            .daemon
             .run(move |e| Ok(inspect_value(e, &name)?))
             .await?;
         return Ok(Json(value).into_response());
@@ -67,7 +67,7 @@ async fn post_image(
         let source = name.to_string();
         let target = target_reference(&query)?;
         state
-            .engines
+            .daemon
             .run(move |e| Ok(e.tag(&source, &target)?))
             .await?;
         return Ok(StatusCode::CREATED.into_response());
@@ -102,7 +102,7 @@ async fn delete_image(
 ) -> ApiResult<Json<Vec<ImageDeleteResponseItem>>> {
     let force = query.flag("force");
     let lines = state
-        .engines
+        .daemon
         .run(move |e| Ok(e.remove_image(&name, force)?))
         .await?;
     Ok(Json(
@@ -140,7 +140,7 @@ fn inspect_value(engine: &Engine, name: &str) -> strata_engine::Result<serde_jso
 
 async fn history(state: &AppState, name: String) -> ApiResult<Vec<ImageHistoryResponseItem>> {
     let (rows, tags) = state
-        .engines
+        .daemon
         .run(move |e| {
             let image = resolve(e, &name)?;
             Ok((e.history(&name)?, tag_strings(&image)))
@@ -243,7 +243,7 @@ pub async fn summaries(state: &AppState) -> ApiResult<Vec<ImageSummary>> {
 /// Image summaries and the total size of all their layers (for `system/df`).
 pub async fn summaries_with_usage(state: &AppState) -> ApiResult<(Vec<ImageSummary>, i64)> {
     state
-        .engines
+        .daemon
         .run(|e| {
             let mut images = e.images()?;
             images.sort_by_key(|i| std::cmp::Reverse(i.created));
@@ -311,7 +311,7 @@ async fn create(State(state): State<AppState>, query: Query, body: Body) -> ApiR
     let changes: Vec<String> = query.all("changes");
     let mut reader = blocking_reader(body);
     let image = state
-        .engines
+        .daemon
         .run(move |e| {
             Ok(e.import(
                 &mut reader,
@@ -329,7 +329,7 @@ async fn create(State(state): State<AppState>, query: Query, body: Body) -> ApiR
 async fn load(State(state): State<AppState>, body: Body) -> ApiResult<Response> {
     let mut reader = blocking_reader(body);
     let images = state
-        .engines
+        .daemon
         .run(move |e| Ok(e.load(LoadSource::Stream(&mut reader), &mut |_| {})?))
         .await?;
     let mut lines = Vec::new();
@@ -358,7 +358,7 @@ async fn save(state: AppState, names: Vec<String>) -> ApiResult<Response> {
     // Checked first, so a missing image is a 404 and not a cut stream.
     let check = names.clone();
     state
-        .engines
+        .daemon
         .run(move |e| {
             for name in &check {
                 e.inspect_image(name)?;
@@ -366,9 +366,9 @@ async fn save(state: AppState, names: Vec<String>) -> ApiResult<Response> {
             Ok(())
         })
         .await?;
-    let engines = state.engines.clone();
+    let daemon = state.daemon.clone();
     blocking_body("application/x-tar", move |out| {
-        engines.with_engine(|e| {
+        daemon.with_engine(|e| {
             Ok(e.save(
                 &names,
                 &SaveFormat::DockerArchive,
@@ -391,7 +391,7 @@ async fn prune(State(state): State<AppState>, query: Query) -> ApiResult<Json<Im
         .iter()
         .any(|v| matches!(v.as_str(), "false" | "0"));
     let (items, reclaimed) = state
-        .engines
+        .daemon
         .run(move |e| {
             let mut items = Vec::new();
             let mut reclaimed = 0i64;

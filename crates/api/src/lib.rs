@@ -4,7 +4,7 @@
 //!
 //! One module per area of the API (`system`, `images`, `containers`, ...), each
 //! contributing a `routes()`; [`routes`] assembles them. Handlers are thin: they parse the
-//! request, call the synchronous engine on a blocking thread ([`state::Engines`]), and shape
+//! request, call the synchronous engine on a blocking thread ([`state::Blocking`]), and shape
 //! the answer with the `bollard-stubs` models of Docker's swagger.
 //!
 //! Not here: any container or storage logic (crate `strata-engine` and below), and running

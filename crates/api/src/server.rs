@@ -14,7 +14,9 @@ use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tower::Layer;
 
-use crate::state::{AppState, Engines, Monitors};
+use strata_engine::daemon::Daemon;
+
+use crate::state::AppState;
 
 /// How long requests in flight (a `logs -f`, a `wait`) may go on after a stop signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -37,13 +39,10 @@ pub enum ServeError {
 
 /// Serves the API until SIGTERM or SIGINT.
 pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
-    let engines = Arc::new(Engines::open(options.engine.clone())?);
+    let daemon = Arc::new(Daemon::open(options.engine.clone())?);
     let state = AppState {
-        engines,
-        monitors: Arc::new(Monitors::default()),
+        daemon,
         monitor_binary: options.monitor.clone(),
-        stdin_attaches: Default::default(),
-        terminals: Default::default(),
     };
     let mut listeners = Vec::new();
     for path in &options.sockets {

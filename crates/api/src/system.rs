@@ -15,7 +15,7 @@ use serde_json::json;
 use strata_engine::State as RunState;
 
 use crate::error::ApiResult;
-use crate::state::AppState;
+use crate::state::{AppState, Blocking};
 use crate::version::{API_VERSION, MIN_API_VERSION};
 
 pub fn routes() -> Router<AppState> {
@@ -101,7 +101,7 @@ async fn version() -> Json<SystemVersion> {
 
 async fn info(State(state): State<AppState>) -> ApiResult<Json<SystemInfo>> {
     let (info, containers) = state
-        .engines
+        .daemon
         .run(|engine| Ok((engine.info()?, engine.containers(true)?)))
         .await?;
     let count = |s: RunState| containers.iter().filter(|c| c.state == s).count() as i64;
@@ -227,7 +227,7 @@ fn operating_system() -> String {
 async fn disk_usage(State(state): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
     let (images, layers_size) = crate::images::summaries_with_usage(&state).await?;
     let containers = crate::containers::summaries(&state, true).await?;
-    let volumes = state.engines.run(crate::volumes::usage).await?;
+    let volumes = state.daemon.run(crate::volumes::usage).await?;
     Ok(Json(json!({
         "LayersSize": layers_size,
         "Images": images,

@@ -16,7 +16,7 @@ use strata_engine::{Engine, Volume};
 
 use crate::error::{ApiError, ApiResult};
 use crate::params::{json_request, Filters, Query};
-use crate::state::AppState;
+use crate::state::{AppState, Blocking};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -31,7 +31,7 @@ async fn list(State(state): State<AppState>, query: Query) -> ApiResult<Json<Val
     let filters = query.filters()?;
     filters.only(&["dangling", "name", "label", "driver"])?;
     let volumes = state
-        .engines
+        .daemon
         .run(move |e| {
             let mut list = Vec::new();
             for v in e.volumes()? {
@@ -79,7 +79,7 @@ async fn create(State(state): State<AppState>, body: Body) -> ApiResult<(StatusC
     let name = request.name.filter(|n| !n.is_empty());
     let labels = request.labels.unwrap_or_default().into_iter().collect();
     let volume = state
-        .engines
+        .daemon
         .run(move |e| Ok(e.create_volume(name.as_deref(), labels)?))
         .await?;
     Ok((StatusCode::CREATED, Json(volume.to_docker_json())))
@@ -90,7 +90,7 @@ async fn inspect(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let volume = state.engines.run(move |e| Ok(e.volume(&name)?)).await?;
+    let volume = state.daemon.run(move |e| Ok(e.volume(&name)?)).await?;
     Ok(Json(volume.to_docker_json()))
 }
 
@@ -102,7 +102,7 @@ async fn remove(
 ) -> ApiResult<StatusCode> {
     let force = query.flag("force");
     state
-        .engines
+        .daemon
         .run(move |e| Ok(e.remove_volume(&name, force)?))
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -119,7 +119,7 @@ async fn prune(State(state): State<AppState>, query: Query) -> ApiResult<Json<Va
         .iter()
         .any(|v| matches!(v.as_str(), "true" | "1"));
     let report = state
-        .engines
+        .daemon
         .run(move |e| {
             let keep = |v: &Volume| {
                 !filters.accepts("label", |l| label_matches(&v.labels, l))

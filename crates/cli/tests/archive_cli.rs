@@ -85,7 +85,7 @@ fn check_changed_config(config: &Value) {
 fn import_applies_changes_and_message(driver: &'static str) {
     let Some(s) = Store::new(driver) else { return };
     let id = import_with_changes(&s);
-    let layers = LayerStore::open(&s.root, driver, &[]).unwrap();
+    let layers = std::sync::Arc::new(LayerStore::open(&s.root, driver, &[]).unwrap());
     let images = ImageStore::open(&layers).unwrap();
     let config = images.config(&id).unwrap();
     check_changed_config(&serde_json::from_slice(&config.bytes).unwrap());

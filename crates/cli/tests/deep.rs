@@ -53,7 +53,8 @@ fn check_every_layer(merged: &Path, depth: usize) {
 /// Layers 0..count, each adding `fileNNN` on the previous one, and an image `deep:N` for each
 /// depth in [`DEPTHS`].
 fn build_chain(root: &Path, count: usize) {
-    let layers = LayerStore::open(root, "overlay2", &[]).expect("opening the store");
+    let layers =
+        std::sync::Arc::new(LayerStore::open(root, "overlay2", &[]).expect("opening the store"));
     let images = ImageStore::open(&layers).unwrap();
     let start = std::time::Instant::now();
     let mut diff_ids: Vec<Digest> = Vec::new();

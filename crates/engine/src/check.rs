@@ -42,12 +42,7 @@ impl Engine {
                 .unwrap_or_else(|| DEFAULT_DRIVER.into()),
         };
         let layers = LayerStore::open_unrecovered(&options.root, &driver, &options.driver_options)?;
-        ImageStore::open(&layers)?;
-        let engine = Engine {
-            layers,
-            options: options.clone(),
-            creations: Default::default(),
-        };
+        let engine = Engine::assemble(layers, options)?;
         engine.prepare_containers()?;
         Ok(engine)
     }
@@ -55,9 +50,9 @@ impl Engine {
     /// Every problem of the store; `quick` skips re-hashing layer contents.
     pub fn check(&self, quick: bool) -> Result<CheckReport> {
         let mut problems = self.layers.check(quick)?;
-        let images = self.images_store()?;
+        let images = &self.images;
         problems.extend(self.layers.check_refs(ImageStore::layer_holds, false)?);
-        problems.extend(self.check_images(&images)?);
+        problems.extend(self.check_images(images)?);
         problems.extend(self.check_containers()?);
         let unused_layers = self.layers.layers()?.iter().filter(|l| l.refs == 0).count();
         Ok(CheckReport {
@@ -77,7 +72,7 @@ impl Engine {
                 p.object, p.detail
             ));
         }
-        let images = self.images_store()?;
+        let images = &self.images;
         match images.remove_orphan_blobs()? {
             0 => {}
             n => done.push(format!("{n} config blobs of no image removed")),
@@ -99,7 +94,7 @@ impl Engine {
             .collect())
     }
 
-    fn check_images(&self, images: &ImageStore<'_>) -> Result<Vec<Problem>> {
+    fn check_images(&self, images: &ImageStore) -> Result<Vec<Problem>> {
         let mut problems = Vec::new();
         for image in images.images()? {
             let object = format!("image {}", image.id);

@@ -53,7 +53,7 @@ impl Engine {
                 c.short_id()
             )));
         }
-        let images = self.images_store()?;
+        let images = &self.images;
         let image = images.image(&c.image)?;
         let base = images.config(&image.id)?;
         let settings = self.container_config(&c)?;

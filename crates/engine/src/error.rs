@@ -25,6 +25,12 @@ pub enum Error {
     Corrupt(String),
 }
 
+impl From<strata_meta::Error> for Error {
+    fn from(e: strata_meta::Error) -> Self {
+        Error::Storage(e.into())
+    }
+}
+
 impl Error {
     /// The exit code a `run` front end reports, as Docker does: 127 for a command not found
     /// in the container, 126 for one that cannot be executed, 125 for everything else.

@@ -38,7 +38,7 @@ pub struct PruneReport {
 impl Engine {
     /// `history IMAGE`: one row per history entry, newest first, sizes from the layers.
     pub fn history(&self, name: &str) -> Result<Vec<HistoryRow>> {
-        let images = self.images_store()?;
+        let images = &self.images;
         let image = images.resolve(name)?;
         let config = images.config(&image.id)?;
         let sizes = self.layer_sizes(&config)?;
@@ -82,12 +82,12 @@ impl Engine {
     /// `tag SOURCE TARGET`.
     pub fn tag(&self, source: &str, target: &str) -> Result<()> {
         let reference: Reference = target.parse()?;
-        Ok(self.images_store()?.tag(source, &reference)?)
+        Ok(self.images.tag(source, &reference)?)
     }
 
     /// `image inspect NAME`: Docker's JSON shape.
     pub fn inspect_image(&self, name: &str) -> Result<Value> {
-        let images = self.images_store()?;
+        let images = &self.images;
         let image = images.resolve(name)?;
         let config = images.config(&image.id)?;
         let c = json_of(&config);
@@ -133,7 +133,7 @@ impl Engine {
             None => None,
         };
         let data = match driver.diff_view(&layer.storage_id, parent.as_deref())? {
-            DiffView::Overlay { upper, lowers } => {
+            DiffView::Overlay { upper, lowers, .. } => {
                 let mut data = serde_json::Map::new();
                 if !lowers.is_empty() {
                     let lowers: Vec<String> =
@@ -146,7 +146,7 @@ impl Engine {
                 data.insert("WorkDir".into(), json!(dir.join("work")));
                 Value::Object(data)
             }
-            DiffView::Naive { layer, .. } => json!({ "Dir": layer }),
+            DiffView::FullCopy { layer, .. } => json!({ "Dir": layer }),
         };
         Ok(json!({"Name": driver.name(), "Data": data}))
     }
@@ -175,7 +175,7 @@ impl Engine {
             report.reclaimed += usage;
             report.containers.push(c.id);
         }
-        let images = self.images_store()?;
+        let images = &self.images;
         for image in images.images()? {
             if !image.tags.is_empty() || !self.containers_of_image(&image.id)?.is_empty() {
                 continue;

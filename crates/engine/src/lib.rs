@@ -8,6 +8,7 @@
 mod check;
 mod commit;
 pub mod container;
+pub mod daemon;
 mod error;
 mod images;
 pub mod volumes;
@@ -16,10 +17,12 @@ use container::names;
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::Serialize;
 use strata_image::archive::{LoadSource, Progress, SaveCompression, SaveFormat};
 use strata_image::{Image, ImageStore, Reference};
+use strata_meta::Db;
 use strata_storage::layer_store::{self, LayerStore, RwLayer};
 use strata_storage::{Change, DiffView};
 
@@ -43,7 +46,10 @@ pub struct EngineOptions {
 pub const DEFAULT_DRIVER: &str = "overlay2";
 
 pub struct Engine {
-    layers: LayerStore,
+    /// The metadata database the stores share, for transactions that span them.
+    db: Arc<Db>,
+    layers: Arc<LayerStore>,
+    images: ImageStore,
     /// How it was opened, for the monitors it spawns.
     options: EngineOptions,
     /// Creation locks of containers this process made and has not started yet: `prune` in
@@ -114,27 +120,30 @@ impl Engine {
                 .unwrap_or_else(|| DEFAULT_DRIVER.into()),
         };
         let layers = LayerStore::open(&options.root, &driver, &options.driver_options)?;
-        let images = ImageStore::open(&layers)?; // creates the image tables on first use
-                                                 // A config blob is written in its image's transaction and removed after an rmi's
-                                                 // commit: a kill between leaves a blob of no image. Looked for without the lock;
-                                                 // removed (after looking again) under it.
-        if !images.orphan_blobs()?.is_empty() {
-            let n = images.remove_orphan_blobs()?;
+        let engine = Engine::assemble(layers, options)?;
+        // A config blob is written in its image's transaction and removed after an rmi's
+        // commit: a kill between leaves a blob of no image. Looked for without the lock;
+        // removed (after looking again) under it.
+        if !engine.images.orphan_blobs()?.is_empty() {
+            let n = engine.images.remove_orphan_blobs()?;
             tracing::info!("store recovery: {n} config blobs of no image removed");
         }
-        drop(images);
-        let engine = Engine {
-            layers,
-            options: options.clone(),
-            creations: Default::default(),
-        };
         engine.open_containers()?;
         Ok(engine)
     }
 
-    /// The image store (a read-only check once its tables exist, as they do after `open`).
-    fn images_store(&self) -> Result<ImageStore<'_>> {
-        Ok(ImageStore::open(&self.layers)?)
+    /// The engine on an opened layer store: the other stores on its database, their tables
+    /// created on first use.
+    fn assemble(layers: LayerStore, options: &EngineOptions) -> Result<Engine> {
+        let layers = Arc::new(layers);
+        let images = ImageStore::open(&layers)?;
+        Ok(Engine {
+            db: layers.db().clone(),
+            layers,
+            images,
+            options: options.clone(),
+            creations: Default::default(),
+        })
     }
 
     /// `import`: a rootfs tarball (plain, gzip, zstd) as a one-layer image, with
@@ -149,10 +158,10 @@ impl Engine {
     ) -> Result<Image> {
         let reference = reference.map(str::parse::<Reference>).transpose()?;
         let changes = strata_image::parse_changes(changes)?;
-        let images = self.images_store()?;
+        let images = &self.images;
         Ok(strata_image::import_with_changes(
             &self.layers,
-            &images,
+            images,
             tar,
             reference.as_ref(),
             message,
@@ -170,7 +179,7 @@ impl Engine {
         let merged = self.layers.mount_rw(name)?;
         // The merged view is a full tree: walked as a layer with no parent, every entry is
         // written, fd-relative and without following symlinks.
-        let view = DiffView::Naive {
+        let view = DiffView::FullCopy {
             layer: merged,
             parent: None,
         };
@@ -190,10 +199,10 @@ impl Engine {
         source: LoadSource<'_>,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Vec<Image>> {
-        let images = self.images_store()?;
+        let images = &self.images;
         Ok(strata_image::archive::load(
             &self.layers,
-            &images,
+            images,
             source,
             progress,
         )?)
@@ -209,10 +218,10 @@ impl Engine {
         out: &mut dyn Write,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<()> {
-        let images = self.images_store()?;
+        let images = &self.images;
         Ok(strata_image::archive::save(
             &self.layers,
-            &images,
+            images,
             names,
             format,
             compression,
@@ -222,14 +231,14 @@ impl Engine {
     }
 
     pub fn images(&self) -> Result<Vec<Image>> {
-        Ok(self.images_store()?.images()?)
+        Ok(self.images.images()?)
     }
 
     /// `rmi`: the lines Docker prints (`Untagged: ...`, `Deleted: ...`).
     /// Refused while a container uses the image, unless `force` (the containers keep their
     /// layers).
     pub fn remove_image(&self, name_or_id: &str, force: bool) -> Result<Vec<String>> {
-        let images = self.images_store()?;
+        let images = &self.images;
         let image = images.resolve(name_or_id)?;
         if !force {
             let users = self.containers_of_image(&image.id)?;
@@ -287,7 +296,7 @@ impl Engine {
                 });
             }
         }
-        let image = self.images_store()?.resolve(target)?;
+        let image = self.images.resolve(target)?;
         let name = self.create_rw_for(&image, name)?;
         match self.layers.mount_rw(&name) {
             Ok(path) => Ok(Mounted {
@@ -349,9 +358,9 @@ impl Engine {
     }
 
     pub fn rw_layers(&self) -> Result<Vec<RwSummary>> {
-        let images = self.images_store()?;
+        let images = &self.images;
         let layers = self.layers.rw_layers()?;
-        Ok(layers.into_iter().map(|l| summarize(&images, l)).collect())
+        Ok(layers.into_iter().map(|l| summarize(images, l)).collect())
     }
 
     /// `inspect NAME`: the layer's record and where its directories are.
@@ -365,20 +374,20 @@ impl Engine {
         let mounts = driver.mounts(&layer.storage_id)?;
         let mut data = std::collections::BTreeMap::new();
         match driver.diff_view(&layer.storage_id, parent_sid.as_deref())? {
-            DiffView::Overlay { upper, lowers } => {
+            DiffView::Overlay { upper, lowers, .. } => {
                 let lowers: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
                 if !lowers.is_empty() {
                     data.insert("LowerDir".into(), lowers.join(":"));
                 }
                 data.insert("UpperDir".into(), upper.display().to_string());
-                let merged = driver.mount_point(&layer.storage_id);
+                let merged = driver.dirs(&layer.storage_id).mount_point;
                 data.insert("MergedDir".into(), merged.display().to_string());
                 if let Some(work) = mount_option(&mounts, "workdir=") {
                     data.insert("WorkDir".into(), work.to_string());
                 }
             }
-            DiffView::Naive { .. } => {
-                let dir = driver.mount_point(&layer.storage_id);
+            DiffView::FullCopy { .. } => {
+                let dir = driver.dirs(&layer.storage_id).mount_point;
                 data.insert("Dir".into(), dir.display().to_string());
             }
         }
@@ -405,7 +414,7 @@ fn mount_option<'a>(mounts: &'a [strata_storage::Mount], key: &str) -> Option<&'
         .find_map(|o| o.strip_prefix(key))
 }
 
-fn summarize(images: &ImageStore<'_>, layer: RwLayer) -> RwSummary {
+fn summarize(images: &ImageStore, layer: RwLayer) -> RwSummary {
     let image = match layer.image.as_deref().map(|id| images.image(id)) {
         Some(Ok(img)) => match img.tags.first() {
             Some(tag) => tag.to_string(),

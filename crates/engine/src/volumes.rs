@@ -267,7 +267,7 @@ impl Engine {
             )));
         }
         // Under the store lock: no container can be created with it meanwhile.
-        self.layers.write(|tx| {
+        self.db.write(|tx| {
             let containers = crate::container::all_on(tx.sql())?;
             let users = self.users_among(&containers, name);
             if let (Some(first), false) = (users.first(), force) {

@@ -22,6 +22,12 @@ pub enum Error {
     BadConfig { digest: String, why: String },
 }
 
+impl From<strata_meta::Error> for Error {
+    fn from(e: strata_meta::Error) -> Self {
+        Error::Storage(e.into())
+    }
+}
+
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
         Error::Storage(e.into())

@@ -14,7 +14,7 @@ use crate::store::{Image, ImageStore};
 /// diffID is the digest of the uncompressed tar, whatever its source (file or stdin).
 pub fn import(
     layers: &LayerStore,
-    images: &ImageStore<'_>,
+    images: &ImageStore,
     tar: &mut dyn Read,
     reference: Option<&Reference>,
     comment: Option<&str>,
@@ -26,7 +26,7 @@ pub fn import(
 /// `docker import --change`).
 pub fn import_with_changes(
     layers: &LayerStore,
-    images: &ImageStore<'_>,
+    images: &ImageStore,
     tar: &mut dyn Read,
     reference: Option<&Reference>,
     comment: Option<&str>,

@@ -8,6 +8,7 @@
 //! # use strata_storage::layer_store::LayerStore;
 //! # use strata_image::{ImageStore, Reference};
 //! let layers = LayerStore::open("/var/lib/strata".as_ref(), "overlay2", &[])?;
+//! let layers = std::sync::Arc::new(layers);
 //! let images = ImageStore::open(&layers)?;
 //! let tar = std::fs::File::open("rootfs.tar")?;
 //! let reference: Reference = "busybox:latest".parse()?;
@@ -29,4 +30,4 @@ pub use config::{new_config, ImageConfig};
 pub use error::{Error, Result};
 pub use import::{import, import_with_changes};
 pub use reference::Reference;
-pub use store::{Image, ImageStore, Removal};
+pub use store::{Image, ImageStore, Removal, IMAGES};

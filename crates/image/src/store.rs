@@ -1,5 +1,5 @@
 //! The image store: config blobs under `blobs/sha256/`, and the `images` and `tags` tables in
-//! the layer store's database, changed in the same transactions as layer reference counts.
+//! the shared metadata database, changed in the same transactions as layer reference counts.
 //!
 //! Order of a new image: config blob written and made durable first, then one transaction
 //! (image row, a reference on its top layer, tags). A crash before the commit leaves at most
@@ -9,16 +9,24 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use rusqlite::{params, Connection, OptionalExtension};
-use strata_storage::layer_store::{LayerStore, Tx};
+use strata_meta::{Component, Db, Tx};
+use strata_storage::layer_store::LayerStore;
 use strata_storage::{error::IoContext, Digest};
 
 use crate::config::ImageConfig;
 use crate::error::{Error, Result};
 use crate::reference::Reference;
 
-const SCHEMA: &str = "
+/// The image store's tables.
+pub const IMAGES: Component = Component {
+    name: "images",
+    migrations: &[IMAGES_V1],
+};
+
+const IMAGES_V1: &str = "
 CREATE TABLE IF NOT EXISTS images (
     id        TEXT PRIMARY KEY,   -- sha256:<hex> of the config bytes
     top_layer TEXT,               -- chainID of the top layer, NULL for an image without layers
@@ -31,8 +39,6 @@ CREATE TABLE IF NOT EXISTS tags (
 );
 CREATE INDEX IF NOT EXISTS tags_by_image ON tags(image_id);
 ";
-
-const SCHEMA_VERSION: i64 = 1;
 
 /// An image as the store lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,21 +62,29 @@ impl Image {
 /// What `rmi` did, line by line, as Docker prints it (`Untagged: ...`, `Deleted: ...`).
 pub type Removal = Vec<String>;
 
-pub struct ImageStore<'a> {
-    layers: &'a LayerStore,
+pub struct ImageStore {
+    /// Images take references on their top layers in their own transactions.
+    layers: Arc<LayerStore>,
+    db: Arc<Db>,
     blobs: PathBuf,
 }
 
-impl<'a> ImageStore<'a> {
-    /// Opens the image store of `layers`, creating its tables and blob directory on first
-    /// use (the check is a read: opening an existing store takes no lock).
-    pub fn open(layers: &'a LayerStore) -> Result<ImageStore<'a>> {
+impl ImageStore {
+    /// Opens the image store on `layers`' database, creating its tables and blob directory
+    /// on first use (the check is a read: opening an existing store takes no lock).
+    pub fn open(layers: &Arc<LayerStore>) -> Result<ImageStore> {
+        let db = layers.db().clone();
         let blobs = layers.root().join("blobs").join("sha256");
-        if !layers.read(schema_ready)? {
+        let version = db.read(|conn| strata_meta::schema::version(conn, IMAGES.name))?;
+        if version != Some(IMAGES.version()) {
             std::fs::create_dir_all(&blobs).ctx_path("creating blob directory", &blobs)?;
-            layers.write(|tx| tx.ensure_schema("images", SCHEMA_VERSION, SCHEMA))?;
+            db.migrate(&IMAGES)?;
         }
-        Ok(ImageStore { layers, blobs })
+        Ok(ImageStore {
+            layers: layers.clone(),
+            db,
+            blobs,
+        })
     }
 
     /// Stores `config` as an image whose top layer is `top_layer`, and points `tags` at it
@@ -84,12 +98,12 @@ impl<'a> ImageStore<'a> {
         check_top_layer(config, top_layer)?;
         let id = config.digest.to_string();
         let created = chrono::Utc::now().timestamp();
-        self.layers.write(|tx| {
+        self.db.write(|tx| {
             self.write_blob(&config.digest, &config.bytes)?;
             let exists = image_row(tx.sql(), &id)?.is_some();
             if !exists {
                 let size = match top_layer {
-                    Some(top) => chain_size(tx, top)?,
+                    Some(top) => self.chain_size(tx, top)?,
                     None => 0,
                 };
                 tx.sql().execute(
@@ -97,7 +111,7 @@ impl<'a> ImageStore<'a> {
                     params![id, top_layer.map(|d| d.to_string()), created, size as i64],
                 )?;
                 if let Some(top) = top_layer {
-                    tx.retain_layer(top)?;
+                    self.layers.retain_in(tx, top)?;
                 }
             }
             for tag in tags {
@@ -110,7 +124,7 @@ impl<'a> ImageStore<'a> {
 
     /// Every image, newest first.
     pub fn images(&self) -> Result<Vec<Image>> {
-        self.layers.read(|conn| {
+        self.db.read(|conn| {
             let mut stmt = conn.prepare("SELECT id FROM images ORDER BY created DESC, id")?;
             let ids = stmt
                 .query_map([], |r| r.get::<_, String>(0))?
@@ -121,12 +135,12 @@ impl<'a> ImageStore<'a> {
 
     /// The image with full ID `id`.
     pub fn image(&self, id: &str) -> Result<Image> {
-        self.layers.read(|conn| load_image(conn, id))
+        self.db.read(|conn| load_image(conn, id))
     }
 
     /// Finds an image by `name[:tag]`, full ID, or unique ID prefix, as Docker does.
     pub fn resolve(&self, name_or_id: &str) -> Result<Image> {
-        let id = self.layers.read(|conn| resolve_id(conn, name_or_id))?;
+        let id = self.db.read(|conn| resolve_id(conn, name_or_id))?;
         self.image(&id)
     }
 
@@ -152,7 +166,7 @@ impl<'a> ImageStore<'a> {
 
     /// Points `reference` at the image `name_or_id`.
     pub fn tag(&self, name_or_id: &str, reference: &Reference) -> Result<()> {
-        self.layers.write(|tx| {
+        self.db.write(|tx| {
             // Resolved under the lock: an image removed meanwhile is "no such image", not a
             // foreign-key failure.
             let id = resolve_id(tx.sql(), name_or_id)?;
@@ -163,7 +177,7 @@ impl<'a> ImageStore<'a> {
     /// `rmi`: a tag of an image with other tags is only untagged; otherwise the image goes,
     /// and its top layer is released. Refused while writable layers use it, unless `force`.
     pub fn remove(&self, name_or_id: &str, force: bool) -> Result<Removal> {
-        self.layers.write(|tx| {
+        self.db.write(|tx| {
             let id = resolve_id(tx.sql(), name_or_id)?;
             let image = load_image(tx.sql(), &id)?;
             let by_tag = name_or_id.parse::<Reference>().ok().filter(|r| image.tags.contains(r));
@@ -180,7 +194,7 @@ impl<'a> ImageStore<'a> {
                     image.tags.len()
                 )));
             }
-            let users = tx.rw_layers_of_image(&id)?;
+            let users = self.layers.rw_layers_of_image_in(tx, &id)?;
             if !users.is_empty() && !force {
                 return Err(Error::Conflict(format!(
                     "unable to remove image {name_or_id} ({}): writable layers use it ({}); remove them first (strata rm) or use -f",
@@ -195,13 +209,25 @@ impl<'a> ImageStore<'a> {
                 .execute("DELETE FROM tags WHERE image_id = ?1", [&id])?;
             tx.sql().execute("DELETE FROM images WHERE id = ?1", [&id])?;
             if let Some(top) = &image.top_layer {
-                tx.release_layer(top)?;
+                self.layers.release_in(tx, top)?;
             }
             let blob = self.blob_path(&id)?;
             tx.on_commit(move || remove_blob(&blob));
             lines.push(format!("Deleted: {id}"));
             Ok(lines)
         })
+    }
+
+    /// Sum of the tar sizes of `top` and every layer below it.
+    fn chain_size(&self, tx: &Tx<'_>, top: &Digest) -> Result<u64> {
+        let mut size = 0;
+        let mut next = Some(top.clone());
+        while let Some(chain) = next {
+            let layer = self.layers.layer_in(tx, &chain)?;
+            size += layer.size;
+            next = layer.parent;
+        }
+        Ok(size)
     }
 
     fn blob_path(&self, id: &str) -> Result<PathBuf> {
@@ -223,7 +249,7 @@ impl<'a> ImageStore<'a> {
 }
 
 /// Consistency of the image tables and blobs, for `strata check` and recovery.
-impl ImageStore<'_> {
+impl ImageStore {
     /// References images hold on layers: one on each image's top layer, read on `conn` (so
     /// the caller can count them in the transaction that counts the layers' other users).
     pub fn layer_holds(conn: &Connection) -> Result<HashMap<Digest, u64>> {
@@ -247,13 +273,13 @@ impl ImageStore<'_> {
     /// Config blobs no image row names (a create or `rmi` interrupted between its blob and
     /// its transaction). Read without the lock: exact only while no image is being made.
     pub fn orphan_blobs(&self) -> Result<Vec<PathBuf>> {
-        self.layers.read(|conn| self.orphans_in(conn))
+        self.db.read(|conn| self.orphans_in(conn))
     }
 
     /// Removes [`ImageStore::orphan_blobs`], under the store lock (blobs are only written
     /// under it, in the transaction that inserts their row). Returns how many went.
     pub fn remove_orphan_blobs(&self) -> Result<usize> {
-        self.layers.write(|tx| {
+        self.db.write(|tx| {
             let orphans = self.orphans_in(tx.sql())?;
             for path in &orphans {
                 std::fs::remove_file(path).ctx_path("removing orphan blob", path)?;
@@ -281,7 +307,7 @@ impl ImageStore<'_> {
 
     /// Tags that name no image (only a damaged database has them: the schema forbids it).
     pub fn dangling_tags(&self) -> Result<Vec<String>> {
-        self.layers.read(|conn| {
+        self.db.read(|conn| {
             let mut stmt = conn.prepare(
                 "SELECT reference FROM tags WHERE image_id NOT IN (SELECT id FROM images) ORDER BY reference",
             )?;
@@ -293,7 +319,7 @@ impl ImageStore<'_> {
     }
 
     pub fn remove_dangling_tags(&self) -> Result<usize> {
-        self.layers.write(|tx| {
+        self.db.write(|tx| {
             Ok(tx.sql().execute(
                 "DELETE FROM tags WHERE image_id NOT IN (SELECT id FROM images)",
                 [],
@@ -308,17 +334,6 @@ fn remove_blob(path: &std::path::Path) {
     if let Err(e) = std::fs::remove_file(path) {
         tracing::warn!("removing config blob {}: {e}", path.display());
     }
-}
-
-fn schema_ready(conn: &Connection) -> Result<bool> {
-    let found: Option<i64> = conn
-        .query_row(
-            "SELECT version FROM schema_version WHERE component = 'images'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?;
-    Ok(found == Some(SCHEMA_VERSION))
 }
 
 fn set_tag(tx: &Tx<'_>, tag: &Reference, id: &str) -> Result<()> {
@@ -361,18 +376,6 @@ fn check_top_layer(config: &ImageConfig, top_layer: Option<&Digest>) -> Result<(
             show(top_layer)
         ),
     })
-}
-
-/// Sum of the tar sizes of `top` and every layer below it.
-fn chain_size(tx: &Tx<'_>, top: &Digest) -> Result<u64> {
-    let mut size = 0;
-    let mut next = Some(top.clone());
-    while let Some(chain) = next {
-        let layer = tx.layer(&chain)?;
-        size += layer.size;
-        next = layer.parent;
-    }
-    Ok(size)
 }
 
 fn image_row(conn: &Connection, id: &str) -> Result<Option<(Option<String>, i64, i64)>> {

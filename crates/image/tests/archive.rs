@@ -171,12 +171,12 @@ fn oci(f: &Fixture, layer_type: &str) -> Members {
 
 struct Store {
     dir: tempfile::TempDir,
-    layers: LayerStore,
+    layers: std::sync::Arc<LayerStore>,
 }
 
 fn store() -> Store {
     let dir = tempfile::tempdir().unwrap();
-    let layers = LayerStore::open(dir.path(), "vfs", &[]).unwrap();
+    let layers = std::sync::Arc::new(LayerStore::open(dir.path(), "vfs", &[]).unwrap());
     Store { dir, layers }
 }
 

@@ -73,7 +73,7 @@ fn tar_files(bytes: &[u8]) -> BTreeMap<String, Vec<u8>> {
 
 struct Store {
     dir: tempfile::TempDir,
-    layers: LayerStore,
+    layers: std::sync::Arc<LayerStore>,
 }
 
 impl Store {
@@ -82,7 +82,7 @@ impl Store {
             .prefix("strata-interop-")
             .tempdir()
             .unwrap();
-        let layers = LayerStore::open(dir.path(), "vfs", &[]).unwrap();
+        let layers = std::sync::Arc::new(LayerStore::open(dir.path(), "vfs", &[]).unwrap());
         Store { dir, layers }
     }
 
@@ -90,7 +90,7 @@ impl Store {
     fn reopen(self) -> Store {
         let Store { dir, layers } = self;
         drop(layers);
-        let layers = LayerStore::open(dir.path(), "vfs", &[]).unwrap();
+        let layers = std::sync::Arc::new(LayerStore::open(dir.path(), "vfs", &[]).unwrap());
         Store { dir, layers }
     }
 

@@ -65,7 +65,7 @@ fn small_tar(stamp: &str) -> Vec<u8> {
 
 /// The child's work loop; never returns (it is killed).
 fn churn(root: &Path) -> ! {
-    let layers = LayerStore::open(root, "vfs", &[]).unwrap();
+    let layers = std::sync::Arc::new(LayerStore::open(root, "vfs", &[]).unwrap());
     let images = ImageStore::open(&layers).unwrap();
     for n in 0u64.. {
         let stamp = format!("{}-{n}", std::process::id());
@@ -143,7 +143,7 @@ fn kill9_leaves_a_consistent_store() {
         recovered.0 += orphans;
         recovered.1 += tmp;
     }
-    let layers = LayerStore::open(dir.path(), "vfs", &[]).unwrap();
+    let layers = std::sync::Arc::new(LayerStore::open(dir.path(), "vfs", &[]).unwrap());
     eprintln!(
         "kill -9: {KILLS} kills in {:.1}s; recovery removed {} orphan dirs and {} tmp entries; \
          {} layers, {} images at the end; {} problems",
@@ -160,7 +160,7 @@ fn kill9_leaves_a_consistent_store() {
 /// Reopens the store (running recovery) and records every disagreement between rows and
 /// disk. Returns what recovery removed.
 fn check(root: &Path, kill: usize, problems: &mut Vec<String>) -> (usize, usize) {
-    let layers = LayerStore::open(root, "vfs", &[]).unwrap();
+    let layers = std::sync::Arc::new(LayerStore::open(root, "vfs", &[]).unwrap());
     let images = ImageStore::open(&layers).unwrap();
     let report = layers.recovery_report().clone();
     let mut problem = |p: String| problems.push(format!("after kill {kill}: {p}"));
@@ -184,7 +184,7 @@ fn check(root: &Path, kill: usize, problems: &mut Vec<String>) -> (usize, usize)
         problem(format!("row for {id} has no dir"));
     }
     for l in &rows {
-        let files = layers.driver().diff_dir(&l.storage_id).join("files");
+        let files = layers.driver().dirs(&l.storage_id).diff.join("files");
         let n = std::fs::read_dir(&files).map(|d| d.count()).unwrap_or(0);
         if n != FILES {
             problem(format!("layer {} has {n} of {FILES} files", l.chain_id));

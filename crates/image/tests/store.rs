@@ -25,7 +25,7 @@ fn reference(s: &str) -> Reference {
 #[test]
 fn resolve_by_tag_id_and_prefix() {
     let dir = tempfile::tempdir().unwrap();
-    let layers = LayerStore::open(dir.path(), "vfs", &[]).unwrap();
+    let layers = std::sync::Arc::new(LayerStore::open(dir.path(), "vfs", &[]).unwrap());
     let images = ImageStore::open(&layers).unwrap();
     let tar = tar_of("hello", b"world");
     let img = strata_image::import(
@@ -79,7 +79,7 @@ fn resolve_by_tag_id_and_prefix() {
 #[test]
 fn tags_move_and_rmi_respects_writable_layers() {
     let dir = tempfile::tempdir().unwrap();
-    let layers = LayerStore::open(dir.path(), "vfs", &[]).unwrap();
+    let layers = std::sync::Arc::new(LayerStore::open(dir.path(), "vfs", &[]).unwrap());
     let images = ImageStore::open(&layers).unwrap();
     let a = strata_image::import(
         &layers,
@@ -125,7 +125,7 @@ fn tags_move_and_rmi_respects_writable_layers() {
     // Reopening finds everything as it was.
     drop(images);
     drop(layers);
-    let layers = LayerStore::open(dir.path(), "vfs", &[]).unwrap();
+    let layers = std::sync::Arc::new(LayerStore::open(dir.path(), "vfs", &[]).unwrap());
     let images = ImageStore::open(&layers).unwrap();
     let all = images.images().unwrap();
     assert_eq!(all.len(), 1);
@@ -139,7 +139,7 @@ fn tags_move_and_rmi_respects_writable_layers() {
 #[test]
 fn rmi_removes_the_config_blob_and_every_stored_tag_spelling() {
     let dir = tempfile::tempdir().unwrap();
-    let layers = LayerStore::open(dir.path(), "vfs", &[]).unwrap();
+    let layers = std::sync::Arc::new(LayerStore::open(dir.path(), "vfs", &[]).unwrap());
     let images = ImageStore::open(&layers).unwrap();
     let img = strata_image::import(
         &layers,
@@ -158,6 +158,7 @@ fn rmi_removes_the_config_blob_and_every_stored_tag_spelling() {
     // A row written before names were normalised: it parses to `old:latest`, a spelling
     // that is not the one stored.
     layers
+        .db()
         .write(|tx| {
             tx.sql().execute(
                 "INSERT INTO tags (reference, image_id) VALUES ('docker.io/library/old:latest', ?1)",
@@ -171,6 +172,7 @@ fn rmi_removes_the_config_blob_and_every_stored_tag_spelling() {
     assert_eq!(lines.last().unwrap(), &format!("Deleted: {}", img.id));
     assert!(!blob.exists(), "the config blob goes with the image");
     let left: i64 = layers
+        .db()
         .read(|c| {
             Ok::<_, strata_storage::Error>(
                 c.query_row("SELECT count(*) FROM tags", [], |r| r.get(0))?,

@@ -30,5 +30,5 @@ pub mod user;
 
 pub use error::{Error, Result};
 pub use runc::{wait_exit_code, ExecProcess, Io, RunProcess, Runtime, State, Status};
-pub use spec::{write_bundle, ContainerSpec, EtcFiles, MountSpec, Network, Resources};
+pub use spec::{write_bundle, ContainerSpec, EtcFiles, MountSpec, NetworkMode, Resources};
 pub use user::{resolve_user, UserSpec};

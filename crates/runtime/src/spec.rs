@@ -12,6 +12,7 @@ use oci_spec::runtime::{
     MountBuilder, PosixRlimitBuilder, PosixRlimitType, Process, ProcessBuilder, RootBuilder, Spec,
     SpecBuilder, UserBuilder,
 };
+use serde::{Deserialize, Serialize};
 
 use crate::defaults;
 use crate::error::{Error, Result};
@@ -22,14 +23,46 @@ pub const CPU_PERIOD: u64 = 100_000;
 /// Docker refuses memory limits below this: the container could not even start.
 pub const MIN_MEMORY: i64 = 6 * 1024 * 1024;
 
-/// Which network namespace the container gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Network {
+/// Which network namespace a container gets: the one network-mode type, stored in the
+/// container's configuration (`--network`) and set in its spec.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkMode {
     /// A new namespace with only `lo` (`--network none`).
     #[default]
     None,
     /// The host's namespace (`--network host`).
     Host,
+    /// An existing namespace the container joins by path (`/proc/<pid>/ns/net`, a bind mount
+    /// under `/run/netns`), as a start hook prepares one before the runtime creates the
+    /// container.
+    Path(PathBuf),
+}
+
+impl std::str::FromStr for NetworkMode {
+    type Err = Error;
+    /// The modes a user names; a namespace path comes from a start hook, not from a flag.
+    fn from_str(s: &str) -> Result<NetworkMode> {
+        match s {
+            "none" => Ok(NetworkMode::None),
+            "host" => Ok(NetworkMode::Host),
+            _ => Err(Error::Invalid(format!(
+                "invalid network value {s:?}: supported modes are none and host (no bridge \
+                 networking yet)"
+            ))),
+        }
+    }
+}
+
+impl NetworkMode {
+    /// Docker's name of the mode (`HostConfig.NetworkMode`).
+    pub fn as_str(&self) -> &str {
+        match self {
+            NetworkMode::None => "none",
+            NetworkMode::Host => "host",
+            NetworkMode::Path(_) => "path",
+        }
+    }
 }
 
 /// A mount added to the container (`-v`, `--tmpfs`). Targets are absolute container paths.
@@ -91,7 +124,7 @@ pub struct ContainerSpec {
     /// Empty means the first 12 characters of the id, as Docker does.
     pub hostname: String,
     pub terminal: bool,
-    pub network: Network,
+    pub network: NetworkMode,
     pub mounts: Vec<MountSpec>,
     pub resources: Resources,
     pub etc_files: EtcFiles,
@@ -112,7 +145,7 @@ impl ContainerSpec {
             user: UserSpec::default(),
             hostname: String::new(),
             terminal: false,
-            network: Network::None,
+            network: NetworkMode::None,
             mounts: Vec::new(),
             resources: Resources::default(),
             etc_files: EtcFiles::default(),
@@ -173,19 +206,30 @@ impl ContainerSpec {
     }
 
     fn linux(&self) -> Result<oci_spec::runtime::Linux> {
-        let mut kinds = vec![
+        let kinds = vec![
             LinuxNamespaceType::Mount,
             LinuxNamespaceType::Pid,
             LinuxNamespaceType::Uts,
             LinuxNamespaceType::Ipc,
         ];
-        if self.network == Network::None {
-            kinds.push(LinuxNamespaceType::Network);
-        }
-        let namespaces = kinds
+        let mut namespaces = kinds
             .into_iter()
             .map(|typ| LinuxNamespaceBuilder::default().typ(typ).build())
             .collect::<Result<Vec<_>, _>>()?;
+        match &self.network {
+            NetworkMode::Host => {}
+            NetworkMode::None => namespaces.push(
+                LinuxNamespaceBuilder::default()
+                    .typ(LinuxNamespaceType::Network)
+                    .build()?,
+            ),
+            NetworkMode::Path(path) => namespaces.push(
+                LinuxNamespaceBuilder::default()
+                    .typ(LinuxNamespaceType::Network)
+                    .path(path.clone())
+                    .build()?,
+            ),
+        }
         let cgroups_path = self
             .cgroups_path
             .clone()

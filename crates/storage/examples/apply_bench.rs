@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use strata_storage::archive;
 use strata_storage::digest::HashingWriter;
-use strata_storage::driver::DiffFormat;
 use strata_storage::fs::Root;
+use strata_storage::layout::DiffFormat;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -18,8 +18,8 @@ fn main() {
         std::process::exit(2);
     };
     let format = match rest.first().map(String::as_str) {
-        Some("naive") => DiffFormat::Naive,
-        _ => DiffFormat::Overlay,
+        Some("naive") => DiffFormat::FullCopy,
+        _ => DiffFormat::OVERLAY_TRUSTED,
     };
     let record = rest.iter().any(|a| a == "record");
     std::fs::create_dir_all(dir).unwrap();

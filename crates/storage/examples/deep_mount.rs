@@ -7,7 +7,8 @@
 
 use std::time::{Duration, Instant};
 
-use strata_storage::driver::{self, Driver};
+use strata_storage::archive;
+use strata_storage::driver::{self, Driver, Durability, LayerKind};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -49,12 +50,13 @@ fn build_stack(driver: &dyn Driver, layers: usize) -> Result<(), Box<dyn std::er
     let mut parent: Option<String> = None;
     for i in 0..layers {
         let id = format!("layer-{i}");
-        driver.create(&id, parent.as_deref(), false)?;
-        driver.apply(&id, &mut &tiny_tar(i)?[..], None)?;
+        driver.create(&id, parent.as_deref(), LayerKind::ReadOnly)?;
+        let dirs = driver.dirs(&id);
+        archive::apply(&dirs.diff, dirs.format, &mut &tiny_tar(i)?[..])?;
         parent = Some(id);
     }
     let top = parent.ok_or("need at least one layer")?;
-    driver.create("container", Some(&top), true)?;
+    driver.create("container", Some(&top), LayerKind::Writable)?;
     Ok(())
 }
 
@@ -81,7 +83,7 @@ fn time_mounts(
     for _ in 0..6 {
         driver.unmount("container")?;
         let started = Instant::now();
-        let merged = driver.mount("container")?;
+        let merged = driver.mount("container", Durability::Durable)?;
         times.push(started.elapsed());
         let visible = std::fs::read_dir(&merged)?.count();
         if visible != layers {

@@ -6,34 +6,15 @@ use std::fmt;
 use std::os::fd::BorrowedFd;
 use std::path::Path;
 
-use crate::walk::{DiffSink, Node};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum ChangeKind {
-    /// `C`: exists in the parent and was modified (or is the parent of a change).
-    Modified,
-    /// `A`: did not exist in the parent.
-    Added,
-    /// `D`: existed in the parent and was deleted.
-    Deleted,
-}
+use crate::fs::EntryMeta;
+use crate::layout::{ChangeKind, DiffView};
+use crate::walk::{naive_diff, DiffSink};
 
 /// One changed path, absolute inside the layer (`/etc/passwd`).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Change {
     pub path: String,
     pub kind: ChangeKind,
-}
-
-impl ChangeKind {
-    /// The letter `docker diff` prints.
-    pub fn letter(self) -> char {
-        match self {
-            ChangeKind::Modified => 'C',
-            ChangeKind::Added => 'A',
-            ChangeKind::Deleted => 'D',
-        }
-    }
 }
 
 impl fmt::Display for Change {
@@ -55,15 +36,15 @@ impl fmt::Display for Change {
 /// An opaque directory (deleted and re-created in this layer) that existed below is `C`, and
 /// each name it hid directly below it is `D`: the same listing a full-copy diff gives, and the
 /// one Docker 20.10's overlay2 gives (checked by `bench/docker-parity.sh`).
-pub fn changes(view: &crate::driver::DiffView) -> crate::Result<Vec<Change>> {
+pub fn changes(view: &DiffView) -> crate::Result<Vec<Change>> {
     let mut found = Found::default();
     match view {
-        crate::driver::DiffView::Overlay { upper, lowers } => {
-            overlay::changes(upper, lowers, &mut found)?
-        }
-        crate::driver::DiffView::Naive { layer, parent } => {
-            crate::walk::naive_diff(layer, parent.as_deref(), &mut found)?
-        }
+        DiffView::Overlay {
+            upper,
+            lowers,
+            xattrs,
+        } => overlay::changes(upper, lowers, *xattrs, &mut found)?,
+        DiffView::FullCopy { layer, parent } => naive_diff(layer, parent.as_deref(), &mut found)?,
     }
     Ok(found.finish())
 }
@@ -110,7 +91,7 @@ impl DiffSink for Found {
     fn present(
         &mut self,
         kind: ChangeKind,
-        node: &Node,
+        node: &EntryMeta,
         _: Option<(BorrowedFd<'_>, &OsStr)>,
     ) -> crate::Result<()> {
         self.add(&node.rel, kind);
@@ -135,20 +116,32 @@ mod overlay {
     use super::{ChangeKind, Found};
     use crate::error::{IoContext, Result};
     use crate::fs::{self, Entry};
+    use crate::layout::{is_whiteout, OverlayXattrs};
 
-    pub(super) fn changes(upper: &Path, lowers: &[PathBuf], found: &mut Found) -> Result<()> {
+    pub(super) fn changes(
+        upper: &Path,
+        lowers: &[PathBuf],
+        xattrs: OverlayXattrs,
+        found: &mut Found,
+    ) -> Result<()> {
         let root = fs::open_dir_path(upper)?;
         let lower_fds = lowers
             .iter()
             .map(|l| fs::open_dir_path(l))
             .collect::<Result<Vec<_>>>()?;
-        let mut w = Walk { found, upper };
+        let mut w = Walk {
+            found,
+            upper,
+            xattrs,
+        };
         w.dir(root.as_fd(), &lower_fds, Path::new(""))
     }
 
     struct Walk<'a> {
         found: &'a mut Found,
         upper: &'a Path,
+        /// The namespace of the opaque markers.
+        xattrs: OverlayXattrs,
     }
 
     impl Walk<'_> {
@@ -164,7 +157,7 @@ mod overlay {
             let entries = fs::read_dir(dir).ctx(|| at(rel))?;
             for e in &entries {
                 let child = rel.join(&e.name);
-                if fs::is_whiteout(&e.stat) {
+                if is_whiteout(&e.stat) {
                     self.found.add(&child, ChangeKind::Deleted);
                     continue;
                 }
@@ -192,8 +185,9 @@ mod overlay {
             child: &Path,
         ) -> Result<()> {
             let at = format!("{}/{}", self.upper.display(), child.display());
-            let opaque = fs::is_opaque(dir, &e.name).ctx(|| format!("reading xattrs of {at}"))?;
-            let lower_dirs = lower_dirs(lowers, &e.name)
+            let opaque = fs::is_opaque(dir, &e.name, self.xattrs)
+                .ctx(|| format!("reading xattrs of {at}"))?;
+            let lower_dirs = lower_dirs(lowers, &e.name, self.xattrs)
                 .ctx(|| format!("opening the lower directories under {at}"))?;
             match below {
                 None => self.found.add(child, ChangeKind::Added),
@@ -236,7 +230,7 @@ mod overlay {
                 for le in fs::read_dir(lower.as_fd()).ctx(at)? {
                     // The topmost lower that has a name decides: a whiteout there means gone.
                     if decided.insert(le.name.clone())
-                        && !fs::is_whiteout(&le.stat)
+                        && !is_whiteout(&le.stat)
                         && !in_upper.contains(&le.name)
                     {
                         self.found.add(&child.join(&le.name), ChangeKind::Deleted);
@@ -251,7 +245,7 @@ mod overlay {
     fn find(lowers: &[OwnedFd], name: &std::ffi::OsStr) -> std::io::Result<Option<Stat>> {
         for lower in lowers {
             if let Some(st) = fs::lstat_at(lower.as_fd(), name)? {
-                return Ok((!fs::is_whiteout(&st)).then_some(st));
+                return Ok((!is_whiteout(&st)).then_some(st));
             }
         }
         Ok(None)
@@ -259,14 +253,18 @@ mod overlay {
 
     /// The directories `name` in `lowers` that show through: down to the first opaque one, and
     /// not past a non-directory (which hides everything below it).
-    fn lower_dirs(lowers: &[OwnedFd], name: &std::ffi::OsStr) -> std::io::Result<Vec<OwnedFd>> {
+    fn lower_dirs(
+        lowers: &[OwnedFd],
+        name: &std::ffi::OsStr,
+        xattrs: OverlayXattrs,
+    ) -> std::io::Result<Vec<OwnedFd>> {
         let mut out = Vec::new();
         for lower in lowers {
             match fs::lstat_at(lower.as_fd(), name)? {
                 None => continue,
                 Some(st) if fs::is_dir(&st) => {
                     out.push(fs::open_dir_at(lower.as_fd(), name)?);
-                    if fs::is_opaque(lower.as_fd(), name)? {
+                    if fs::is_opaque(lower.as_fd(), name, xattrs)? {
                         break;
                     }
                 }

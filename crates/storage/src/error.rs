@@ -54,6 +54,18 @@ impl Error {
     }
 }
 
+/// The metadata database's errors keep their kind: not found, conflict, corrupt, or a
+/// failure of the database itself.
+impl From<strata_meta::Error> for Error {
+    fn from(e: strata_meta::Error) -> Self {
+        match e {
+            strata_meta::Error::Db(e) => Error::Db(e),
+            strata_meta::Error::Io { context, cause } => Error::Io { context, cause },
+            strata_meta::Error::Corrupt(why) => Error::Corrupt(why),
+        }
+    }
+}
+
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
         Error::Db(e)

@@ -15,12 +15,14 @@
 //! opened by path, with [`Root::open`] or [`open_dir_path`].
 
 pub mod copy;
+mod entry_meta;
 mod node;
 mod privileges;
 mod usage;
 pub mod writeback;
 mod xattr;
 
+pub use entry_meta::{entry_meta, EntryMeta};
 pub use node::{open_path_at, Node};
 pub use privileges::{Privileges, Skipped};
 pub use usage::disk_usage;
@@ -294,11 +296,6 @@ pub fn file_type(st: &Stat) -> FileType {
 
 pub fn is_dir(st: &Stat) -> bool {
     file_type(st) == FileType::Directory
-}
-
-/// An overlay whiteout: a 0/0 character device.
-pub fn is_whiteout(st: &Stat) -> bool {
-    file_type(st) == FileType::CharacterDevice && st.st_rdev == 0
 }
 
 /// The identity of an inode, for keeping hard links together.

@@ -1,54 +1,24 @@
 //! The parallel walk of a full-copy (vfs) layer tree against its parent tree ([`naive_diff`])
-//! that both export and change listing use, and the [`Node`] it reports: an entry with what
-//! a diff compares or an archive records.
+//! that both export and change listing use, reporting each difference as an
+//! [`EntryMeta`].
 //!
 //! Every entry is reached with the fd-relative primitives of [`crate::fs`] (directories
 //! opened with `O_NOFOLLOW`, entries `lstat`ed, xattrs read with the `l*` calls), so no
 //! symlink inside a layer is ever followed, whatever it points at.
 
 use std::cmp::Ordering;
-use std::ffi::{OsStr, OsString};
-use std::io;
+use std::ffi::OsStr;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{FileType, Stat};
-
-use crate::archive::whiteout::WHITEOUT_PREFIX;
-use crate::changes::ChangeKind;
 use crate::error::{IoContext, Result};
-use crate::fs::{self, file_type, is_dir, open_dir_at, read_dir, Entry};
-
-/// An entry with everything a diff compares or an archive records about it.
-pub struct Node {
-    /// Path relative to the layer root, without a leading `/`.
-    pub rel: PathBuf,
-    pub stat: Stat,
-    /// Sorted by name.
-    pub xattrs: Vec<(OsString, Vec<u8>)>,
-    /// Target of a symlink.
-    pub link: Option<OsString>,
-}
-
-/// Reads everything about `entry` (in `dir`, at `rel`) that diffs and archives need.
-pub fn node(dir: BorrowedFd<'_>, entry: &Entry, rel: PathBuf) -> io::Result<Node> {
-    let link = match file_type(&entry.stat) {
-        FileType::Symlink => Some(fs::read_link_at(dir, &entry.name)?),
-        _ => None,
-    };
-    let xattrs = fs::xattrs(dir, &entry.name)?;
-    Ok(Node {
-        rel,
-        stat: entry.stat,
-        xattrs,
-        link,
-    })
-}
+use crate::fs::{self, entry_meta, is_dir, open_dir_at, read_dir, Entry, EntryMeta};
+use crate::layout::{ChangeKind, WHITEOUT_PREFIX};
 
 /// Whether two nodes differ in anything a layer records. Directory size and mtime are not
 /// compared: they change with their contents, which are compared on their own (as Docker).
-pub fn same_node(a: &Node, b: &Node) -> bool {
+pub fn same_node(a: &EntryMeta, b: &EntryMeta) -> bool {
     let (sa, sb) = (&a.stat, &b.stat);
     let meta = sa.st_mode == sb.st_mode
         && sa.st_uid == sb.st_uid
@@ -71,7 +41,7 @@ pub trait DiffSink {
     fn present(
         &mut self,
         kind: ChangeKind,
-        node: &Node,
+        node: &EntryMeta,
         src: Option<(BorrowedFd<'_>, &OsStr)>,
     ) -> Result<()>;
     /// `rel` existed in the parent and is gone from the layer (its children are not listed).
@@ -107,7 +77,7 @@ struct NaiveWalk<'a> {
     sink: &'a mut dyn DiffSink,
     /// Unchanged directories entered but not yet reported; reported when a change is found
     /// inside them so that a tar always has a change's parents before it.
-    pending: Vec<Node>,
+    pending: Vec<EntryMeta>,
     layer: &'a Path,
 }
 
@@ -170,7 +140,7 @@ impl NaiveWalk<'_> {
     ) -> Result<()> {
         let child = rel.join(&e.name);
         let here = || format!("reading {}/{}", self.layer.display(), child.display());
-        let node = node(dir, e, child.clone()).ctx(here)?;
+        let node = entry_meta(dir, e, child.clone()).ctx(here)?;
         let old_node = match old {
             Some((fd, oe)) => Some(node_of(fd, oe, child.clone())?),
             None => None,
@@ -213,7 +183,7 @@ impl NaiveWalk<'_> {
     }
 }
 
-fn node_of(dir: BorrowedFd<'_>, e: &Entry, rel: PathBuf) -> Result<Node> {
+fn node_of(dir: BorrowedFd<'_>, e: &Entry, rel: PathBuf) -> Result<EntryMeta> {
     let what = rel.display().to_string();
-    node(dir, e, rel).ctx(|| format!("reading the parent's {what}"))
+    entry_meta(dir, e, rel).ctx(|| format!("reading the parent's {what}"))
 }

@@ -7,7 +7,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
 use common::{apply, gzip, is_root, sha256, snapshot, xattr, zstd, Sandbox, Tar};
-use strata_storage::driver::DiffFormat;
+use strata_storage::layout::DiffFormat;
 use tar::EntryType;
 
 const LONG: &str = "a-directory-name-that-is-long/and-a-file-name-that-is-even-longer-than-that-one-so-the-whole-path-is-over-100-chars.txt";
@@ -59,7 +59,7 @@ fn rich_tar() -> Vec<u8> {
 fn entry_kinds_modes_owners_times_xattrs_and_names() {
     let sb = Sandbox::new();
     let tar = rich_tar();
-    let report = apply(&sb.layer, DiffFormat::Overlay, &tar).unwrap();
+    let report = apply(&sb.layer, DiffFormat::OVERLAY_TRUSTED, &tar).unwrap();
     assert_eq!(report.diff_id.to_string(), sha256(&tar));
     assert_eq!(report.tar_size, tar.len() as u64);
     let l = &sb.layer;
@@ -119,7 +119,7 @@ fn device_nodes_are_created_as_devices() {
         0o660,
         (7, 9),
     );
-    apply(&sb.layer, DiffFormat::Naive, &t.bytes()).unwrap();
+    apply(&sb.layer, DiffFormat::FullCopy, &t.bytes()).unwrap();
     let null = std::fs::symlink_metadata(sb.layer.join("dev/null")).unwrap();
     assert!(null.file_type().is_char_device());
     assert_eq!(
@@ -156,7 +156,7 @@ fn gzip_zstd_and_plain_give_the_same_tree_and_diff_id() {
     let mut results = Vec::new();
     for data in [tar.clone(), gzip(&tar), zstd(&tar)] {
         let sb = Sandbox::new();
-        let report = apply(&sb.layer, DiffFormat::Overlay, &data).unwrap();
+        let report = apply(&sb.layer, DiffFormat::OVERLAY_TRUSTED, &data).unwrap();
         results.push((
             report.diff_id.to_string(),
             report.tar_size,
@@ -173,7 +173,7 @@ fn diff_id_covers_bytes_after_the_end_of_archive() {
     let mut tar = Tar::new().file("a", b"a", 0o644).bytes();
     tar.extend_from_slice(&[0u8; 8192]); // GNU tar pads to 10 KiB records
     let sb = Sandbox::new();
-    let report = apply(&sb.layer, DiffFormat::Overlay, &gzip(&tar)).unwrap();
+    let report = apply(&sb.layer, DiffFormat::OVERLAY_TRUSTED, &gzip(&tar)).unwrap();
     assert_eq!(
         (report.diff_id.to_string(), report.tar_size),
         (sha256(&tar), tar.len() as u64)
@@ -183,7 +183,7 @@ fn diff_id_covers_bytes_after_the_end_of_archive() {
 #[test]
 fn empty_layer_has_the_well_known_diff_id() {
     let sb = Sandbox::new();
-    let report = apply(&sb.layer, DiffFormat::Overlay, &[0u8; 1024]).unwrap();
+    let report = apply(&sb.layer, DiffFormat::OVERLAY_TRUSTED, &[0u8; 1024]).unwrap();
     let expected = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
     assert_eq!((report.diff_id.as_str(), report.entries), (expected, 0));
 }
@@ -207,7 +207,7 @@ fn later_duplicate_entries_win() {
         .file("real", b"now a file", 0o644)
         .dir("real", 0o755)
         .file("via/b", b"b", 0o644);
-    apply(&sb.layer, DiffFormat::Naive, &t.bytes()).unwrap();
+    apply(&sb.layer, DiffFormat::FullCopy, &t.bytes()).unwrap();
     assert_eq!(std::fs::read(sb.layer.join("real/b")).unwrap(), b"b");
     assert!(!sb.layer.join("real/a").exists());
     assert_eq!(std::fs::read(sb.layer.join("x")).unwrap(), b"second");
@@ -238,7 +238,7 @@ fn overlay_whiteouts_become_char_devices_and_opaque_xattrs() {
         .dir("o", 0o755)
         .file("o/.wh..wh..opq", b"", 0o644)
         .file("o/new", b"n", 0o644);
-    let report = apply(&sb.layer, DiffFormat::Overlay, &t.bytes()).unwrap();
+    let report = apply(&sb.layer, DiffFormat::OVERLAY_TRUSTED, &t.bytes()).unwrap();
     assert_eq!(report.entries, 5);
     let wh = std::fs::symlink_metadata(sb.layer.join("a/gone")).unwrap();
     assert!(wh.file_type().is_char_device() && wh.rdev() == 0);
@@ -262,7 +262,7 @@ fn naive_whiteouts_delete_and_opaque_dirs_keep_only_this_layer() {
         .file("o/old", b"o", 0o644)
         .dir("o/olddir", 0o755)
         .bytes();
-    apply(&sb.layer, DiffFormat::Naive, &parent).unwrap();
+    apply(&sb.layer, DiffFormat::FullCopy, &parent).unwrap();
     let mut t = Tar::new();
     t.file("a/.wh.gone", b"", 0o644)
         .file("a/.wh.gonedir", b"", 0o644)
@@ -271,7 +271,7 @@ fn naive_whiteouts_delete_and_opaque_dirs_keep_only_this_layer() {
         .file("o/early", b"e", 0o644)
         .file("o/.wh..wh..opq", b"", 0o644)
         .file("o/new", b"n", 0o644);
-    apply(&sb.layer, DiffFormat::Naive, &t.bytes()).unwrap();
+    apply(&sb.layer, DiffFormat::FullCopy, &t.bytes()).unwrap();
     let names = |d: &str| {
         let mut v: Vec<_> = std::fs::read_dir(sb.layer.join(d))
             .unwrap()
@@ -303,7 +303,7 @@ fn naive_opaque_marker_after_this_layers_children() {
         .dir("o/ro", 0o555)
         .file("o/ro/z", b"z", 0o644)
         .bytes();
-    apply(&sb.layer, DiffFormat::Naive, &parent).unwrap();
+    apply(&sb.layer, DiffFormat::FullCopy, &parent).unwrap();
     // Applied at once after the parent: the boundary falls within the same clock tick.
     let layer = Tar::new()
         .dir("o", 0o700)
@@ -317,7 +317,7 @@ fn naive_opaque_marker_after_this_layers_children() {
         .file("o/.wh..wh..opq", b"", 0o644)
         .file("o/new", b"n", 0o644)
         .bytes();
-    apply(&sb.layer, DiffFormat::Naive, &layer).unwrap();
+    apply(&sb.layer, DiffFormat::FullCopy, &layer).unwrap();
     let names = |d: &str| {
         let mut v: Vec<_> = std::fs::read_dir(sb.layer.join(d))
             .unwrap()
@@ -357,7 +357,7 @@ fn sparse_entries_stay_sparse() {
     let tar = b.into_inner().unwrap();
     assert!(tar.len() < 1 << 20, "the builder wrote a sparse entry");
     let sb = Sandbox::new();
-    apply(&sb.layer, DiffFormat::Overlay, &tar).unwrap();
+    apply(&sb.layer, DiffFormat::OVERLAY_TRUSTED, &tar).unwrap();
     let md = std::fs::metadata(sb.layer.join("big")).unwrap();
     assert_eq!(md.len(), 64 << 20);
     assert!(

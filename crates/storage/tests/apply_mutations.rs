@@ -11,7 +11,7 @@ mod common;
 use std::path::PathBuf;
 
 use common::{apply, Sandbox};
-use strata_storage::driver::DiffFormat;
+use strata_storage::layout::DiffFormat;
 
 struct Rng(u64);
 
@@ -102,9 +102,9 @@ fn mutated_seed_tars_never_panic_or_escape() {
     for i in 0..count {
         let input = mutate(&mut rng, &seeds);
         let format = if i % 2 == 0 {
-            DiffFormat::Naive
+            DiffFormat::FullCopy
         } else {
-            DiffFormat::Overlay
+            DiffFormat::OVERLAY_TRUSTED
         };
         let sb = Sandbox::new();
         match apply(&sb.layer, format, &input) {

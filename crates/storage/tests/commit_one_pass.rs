@@ -88,7 +88,7 @@ fn overlay2_commit_diff_id_is_the_layer_tar_digest() {
     );
 
     // The copy holds what the container wrote, holes kept.
-    let copy = store.driver().diff_dir(&layer.storage_id);
+    let copy = store.driver().dirs(&layer.storage_id).diff;
     let sparse = std::fs::metadata(copy.join("sparse")).unwrap();
     assert_eq!(sparse.len(), 3 << 20);
     assert!(sparse.blocks() * 512 < 1 << 20, "holes stay holes");
@@ -102,7 +102,8 @@ fn overlay2_commit_diff_id_is_the_layer_tar_digest() {
         std::fs::read(
             store
                 .driver()
-                .diff_dir(&store.rw_layer("box").unwrap().storage_id)
+                .dirs(&store.rw_layer("box").unwrap().storage_id)
+                .diff
                 .join("big")
         )
         .unwrap()

@@ -8,14 +8,14 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use common::{apply, gzip, is_root, xattr, zstd, Sandbox, Tar};
-use strata_storage::driver::DiffFormat;
+use strata_storage::layout::DiffFormat;
 use strata_storage::Error;
 use tar::EntryType::{Link, Regular};
 
 /// Applies `tar` in both formats to fresh sandboxes; returns the results for the caller to
 /// judge, after checking that nothing outside changed.
 fn attempt(tar: &[u8], host_paths: &[&str]) -> Vec<(Sandbox, strata_storage::Result<u64>)> {
-    [DiffFormat::Overlay, DiffFormat::Naive]
+    [DiffFormat::OVERLAY_TRUSTED, DiffFormat::FullCopy]
         .into_iter()
         .map(|format| {
             let sb = Sandbox::new();
@@ -80,7 +80,7 @@ fn writing_through_a_symlink_to_root_stays_inside() {
         .raw(Regular, b"evil/etc/strata-hostile-sym", b"", b"x")
         .bytes();
     let tar_parent = Tar::new().dir("etc", 0o755).bytes();
-    for format in [DiffFormat::Overlay, DiffFormat::Naive] {
+    for format in [DiffFormat::OVERLAY_TRUSTED, DiffFormat::FullCopy] {
         let sb = Sandbox::new();
         apply(&sb.layer, format, &tar_parent).unwrap();
         apply(&sb.layer, format, &tar).unwrap();
@@ -149,7 +149,7 @@ fn an_entry_replaces_a_symlink_instead_of_writing_through_it() {
         .symlink("d", sb.outside.to_str().unwrap())
         .dir("d", 0o777)
         .bytes();
-    apply(&sb.layer, DiffFormat::Naive, &tar).unwrap();
+    apply(&sb.layer, DiffFormat::FullCopy, &tar).unwrap();
     assert_eq!(std::fs::read(sb.layer.join("f")).unwrap(), b"replaced");
     assert!(std::fs::symlink_metadata(sb.layer.join("d"))
         .unwrap()
@@ -223,7 +223,7 @@ fn whiteouts_cannot_reach_outside() {
         .raw(Regular, b"abs/etc/.wh.passwd", b"", b"")
         .bytes();
     let sb = Sandbox::new();
-    apply(&sb.layer, DiffFormat::Naive, &tar).unwrap();
+    apply(&sb.layer, DiffFormat::FullCopy, &tar).unwrap();
     sb.assert_outside_untouched();
     assert!(Path::new("/etc/passwd").exists());
     if is_root() {
@@ -233,7 +233,7 @@ fn whiteouts_cannot_reach_outside() {
             .raw(Regular, b"abs/.wh.passwd", b"", b"")
             .bytes();
         let sb = Sandbox::new();
-        apply(&sb.layer, DiffFormat::Overlay, &tar).unwrap();
+        apply(&sb.layer, DiffFormat::OVERLAY_TRUSTED, &tar).unwrap();
         assert!(std::fs::symlink_metadata(sb.layer.join("passwd")).is_ok());
         sb.assert_outside_untouched();
     }

@@ -104,7 +104,7 @@ fn round_trips(driver: &str) {
     let out = layer_tar(&store, &layer.chain_id).unwrap();
     assert_eq!(Digest::of_bytes(&out), layer.diff_id);
     assert!(out == tar, "{driver}: bytes differ");
-    let holey = store.driver().diff_dir(&layer.storage_id).join("holey");
+    let holey = store.driver().dirs(&layer.storage_id).diff.join("holey");
     let blocks = std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(holey).unwrap());
     assert!(
         blocks * 512 <= 64 << 10,
@@ -120,7 +120,10 @@ fn round_trips(driver: &str) {
 
     // Compressed inputs give back their uncompressed bytes. (An image holds `base`, so that
     // removing the layer on it does not take it along.)
-    store.write(|tx| tx.retain_layer(&base.chain_id)).unwrap();
+    store
+        .db()
+        .write(|tx| store.retain_in(tx, &base.chain_id))
+        .unwrap();
     for input in [gzip(&tar), zstd(&tar)] {
         store.remove_if_unused(&layer.chain_id).unwrap();
         let again = store
@@ -141,7 +144,7 @@ fn round_trips(driver: &str) {
     assert!(layer_tar(&store, &layer.chain_id).unwrap() == tar);
 
     // Changed on disk after the load: refused, naming the file.
-    let diff = store.driver().diff_dir(&layer.storage_id);
+    let diff = store.driver().dirs(&layer.storage_id).diff;
     std::fs::write(diff.join("opaque/kept"), b"changed!").unwrap();
     let err = layer_tar(&store, &layer.chain_id).unwrap_err().to_string();
     assert!(

@@ -11,7 +11,8 @@ use std::time::Instant;
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, Timespec, Timestamps, XattrFlags};
 use sha2::{Digest as _, Sha256};
-use strata_storage::driver::{self, DiffView};
+use strata_storage::driver::{self, Durability, LayerKind};
+use strata_storage::layout::{DiffView, OverlayXattrs};
 use strata_storage::{archive, changes};
 
 fn root() -> bool {
@@ -116,8 +117,8 @@ fn vfs_copy_preserves_everything() {
     }
     let store = tempfile::tempdir().unwrap();
     let d = driver::open("vfs", store.path(), &[]).unwrap();
-    d.create("a", None, false).unwrap();
-    let a = d.diff_dir("a");
+    d.create("a", None, LayerKind::ReadOnly).unwrap();
+    let a = d.dirs("a").diff;
     write(&a.join("dir/file"), "hello");
     fs::set_permissions(a.join("dir/file"), fs::Permissions::from_mode(0o4755)).unwrap();
     rfs::chownat(
@@ -159,12 +160,12 @@ fn vfs_copy_preserves_everything() {
     set_mtime(&a.join("dir"), 1_000_002);
 
     let t = Instant::now();
-    d.create("b", Some("a"), true).unwrap();
+    d.create("b", Some("a"), LayerKind::Writable).unwrap();
     println!(
         "vfs copy of the tree (1 GiB sparse file included): {:?}",
         t.elapsed()
     );
-    let b = d.diff_dir("b");
+    let b = d.dirs("b").diff;
     let m = fs::symlink_metadata(b.join("dir/file")).unwrap();
     assert_eq!(
         (m.mode() & 0o7777, m.uid(), m.gid(), m.mtime()),
@@ -226,7 +227,7 @@ fn vfs_copy_preserves_everything() {
     );
     assert_eq!(d.mounts("a").unwrap()[0].options, ["rbind", "ro"]);
     assert_eq!(d.mounts("b").unwrap()[0].options, ["rbind", "rw"]);
-    assert_eq!(d.mount("b").unwrap(), b);
+    assert_eq!(d.mount("b", Durability::Durable).unwrap(), b);
     assert!(!d.is_mounted("b").unwrap());
     // The copy, exported against its parent, has no changes; then a write shows.
     let view = d.diff_view("b", Some("a")).unwrap();
@@ -241,24 +242,28 @@ fn vfs_housekeeping() {
     let d = driver::open("vfs", store.path(), &[]).unwrap();
     println!("vfs status: {:?}", d.status());
     assert_eq!(d.status()[0].0, "Backing Filesystem");
-    d.create("x", None, true).unwrap();
-    assert!(d.create("x", None, true).is_err());
-    assert!(d.create("y", Some("missing"), true).is_err());
+    d.create("x", None, LayerKind::Writable).unwrap();
+    assert!(d.create("x", None, LayerKind::Writable).is_err());
+    assert!(d.create("y", Some("missing"), LayerKind::Writable).is_err());
     // The id rule all drivers share: a bad id is a Conflict, whatever is wrong with it.
     let long = "a".repeat(129);
     for bad in ["../evil", "", ".hidden", "l", "a/b", "a b", long.as_str()] {
-        let err = d.create(bad, None, true).unwrap_err();
+        let err = d.create(bad, None, LayerKind::Writable).unwrap_err();
         assert!(
             matches!(err, strata_storage::Error::Conflict(_)),
             "{bad:?}: {err}"
         );
     }
-    d.create(&"a".repeat(128), None, false).unwrap();
+    d.create(&"a".repeat(128), None, LayerKind::ReadOnly)
+        .unwrap();
     d.remove(&"a".repeat(128)).unwrap();
-    assert_eq!(d.mount_point("x"), d.mount("x").unwrap());
+    assert_eq!(
+        d.dirs("x").mount_point,
+        d.mount("x", Durability::Durable).unwrap()
+    );
     fs::create_dir(store.path().join("vfs/dir/.tmp-z-1234")).unwrap();
     assert_eq!(d.list().unwrap(), ["x"]);
-    d.cleanup().unwrap();
+    d.maintenance().unwrap().cleanup().unwrap();
     assert!(!store.path().join("vfs/dir/.tmp-z-1234").exists());
     d.remove("x").unwrap();
     d.remove("x").unwrap();
@@ -286,6 +291,7 @@ fn export_overlay_upper_converts_whiteouts() {
     let view = DiffView::Overlay {
         upper: upper.clone(),
         lowers: vec![],
+        xattrs: OverlayXattrs::Trusted,
     };
     let bytes = export(&view);
     let rows = read_tar(&bytes);
@@ -338,6 +344,7 @@ fn export_is_deterministic() {
         let view = DiffView::Overlay {
             upper: up,
             lowers: vec![],
+            xattrs: OverlayXattrs::Trusted,
         };
         let first = export(&view);
         assert_eq!(sha(&first), sha(&export(&view)), "same tree exported twice");
@@ -361,16 +368,16 @@ fn export_is_deterministic() {
 fn naive_export_and_changes() {
     let store = tempfile::tempdir().unwrap();
     let d = driver::open("vfs", store.path(), &[]).unwrap();
-    d.create("a", None, false).unwrap();
-    let a = d.diff_dir("a");
+    d.create("a", None, LayerKind::ReadOnly).unwrap();
+    let a = d.dirs("a").diff;
     write(&a.join("etc/passwd"), "root");
     write(&a.join("etc/gone"), "g");
     write(&a.join("etc/keep"), "k");
     write(&a.join("olddir/x/y"), "y");
     write(&a.join("usr/bin/tool"), "t");
     set_mtime(&a.join("etc/passwd"), 1_000);
-    d.create("b", Some("a"), true).unwrap();
-    let b = d.diff_dir("b");
+    d.create("b", Some("a"), LayerKind::Writable).unwrap();
+    let b = d.dirs("b").diff;
     write(&b.join("etc/new"), "n");
     write(&b.join("etc/passwd"), "root+");
     fs::remove_file(b.join("etc/gone")).unwrap();
@@ -432,6 +439,7 @@ fn overlay_changes_like_docker_diff() {
     let view = DiffView::Overlay {
         upper,
         lowers: vec![l1, l2],
+        xattrs: OverlayXattrs::Trusted,
     };
     assert_eq!(
         listing(&view),
@@ -470,6 +478,7 @@ fn overlay_changes_are_flat_in_the_image_size() {
     let view = DiffView::Overlay {
         upper,
         lowers: vec![lower],
+        xattrs: OverlayXattrs::Trusted,
     };
     let t0 = Instant::now();
     let list = listing(&view);

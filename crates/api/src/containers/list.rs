@@ -12,7 +12,7 @@ use strata_engine::{Container, ContainerConfig, State as RunState};
 
 use crate::error::ApiResult;
 use crate::params::{Filters, Query};
-use crate::state::AppState;
+use crate::state::{AppState, Blocking};
 
 pub async fn list(
     State(state): State<AppState>,
@@ -37,7 +37,7 @@ pub async fn list(
 /// The containers (running ones only unless `all`), newest first.
 pub async fn summaries(state: &AppState, all: bool) -> ApiResult<Vec<ContainerSummary>> {
     state
-        .engines
+        .daemon
         .run(move |e| {
             let mut rows = Vec::new();
             for c in e.containers(all)? {

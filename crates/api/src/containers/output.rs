@@ -24,7 +24,9 @@ use tokio::sync::mpsc;
 use super::{record, POLL};
 use crate::error::{ApiError, ApiResult};
 use crate::params::Query;
-use crate::state::{AppState, Engines, Monitors};
+use strata_engine::daemon::{Daemon, Monitors};
+
+use crate::state::{AppState, Blocking};
 use crate::stream::blocking_body;
 
 const MULTIPLEXED: &str = "application/vnd.docker.multiplexed-stream";
@@ -97,7 +99,7 @@ impl Follow {
     /// went away).
     fn run(
         mut self,
-        engines: &Engines,
+        daemon: &Daemon,
         monitors: &Monitors,
         first: Vec<LogEntry>,
         send: &mut dyn FnMut(Vec<u8>) -> std::io::Result<()>,
@@ -116,7 +118,7 @@ impl Follow {
             let done = match self.end {
                 End::Now => true,
                 end => {
-                    let now = engines.with_engine(|e| record(e, &self.id))?;
+                    let now = daemon.with_engine(|e| record(e, &self.id))?;
                     match (end, now) {
                         (_, None) => true,
                         (End::Stopped, Some(c)) => c.state != RunState::Running,
@@ -180,7 +182,7 @@ pub async fn logs(
     };
     let (since, until) = (seconds(&query, "since")?, seconds(&query, "until")?);
     let (id, tty, path) = state
-        .engines
+        .daemon
         .run(move |e| {
             let c = e.container(&id)?;
             let tty = e.container_config(&c)?.tty;
@@ -202,15 +204,15 @@ pub async fn logs(
             End::Now
         },
     };
-    let engines = state.engines.clone();
-    let monitors = state.monitors.clone();
+    let daemon = state.daemon.clone();
+    let monitors = state.daemon.monitors.clone();
     blocking_body(if tty { RAW } else { MULTIPLEXED }, move |out| {
         let mut follow = follow;
         let first = match tail {
             Some(n) => follow.log.tail(n)?,
             None => follow.log.read_new()?,
         };
-        follow.run(&engines, &monitors, first, &mut |chunk| {
+        follow.run(&daemon, &monitors, first, &mut |chunk| {
             out.write_all(&chunk)?;
             out.flush()
         })
@@ -230,7 +232,7 @@ pub async fn attach(
 ) -> ApiResult<Response> {
     let logs = query.flag("logs");
     let (c, config, mut log) = state
-        .engines
+        .daemon
         .run(move |e| {
             let c = e.container(&id)?;
             let config = e.container_config(&c)?;
@@ -252,7 +254,7 @@ pub async fn attach(
     let first = if logs { entries? } else { Vec::new() };
     let stdin = query.flag("stdin") && config.open_stdin;
     if stdin && c.state != RunState::Running {
-        state.expect_stdin_attach(&c.id);
+        state.daemon.expect_stdin_attach(&c.id);
     }
     let follow = Follow {
         id: c.id.clone(),
@@ -281,10 +283,10 @@ pub async fn attach(
         .get(header::UPGRADE)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"tcp"));
     let (tx, rx) = mpsc::channel::<Bytes>(16);
-    let engines = state.engines.clone();
-    let monitors = state.monitors.clone();
+    let daemon = state.daemon.clone();
+    let monitors = state.daemon.monitors.clone();
     tokio::task::spawn_blocking(move || {
-        let result = follow.run(&engines, &monitors, first, &mut |chunk| {
+        let result = follow.run(&daemon, &monitors, first, &mut |chunk| {
             tx.blocking_send(Bytes::from(chunk))
                 .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
         });
@@ -323,7 +325,7 @@ use tokio_stream::StreamExt as _;
 /// The stdin FIFO of container `id` (the engine creates it at start).
 fn state_fifo(id: &str, state: &AppState) -> PathBuf {
     state
-        .engines
+        .daemon
         .options()
         .root
         .join("containers")
@@ -400,7 +402,7 @@ fn attach_terminal(
     }
     if c.state != RunState::Running {
         // Its monitor holds the output for us until we connect.
-        state.expect_stdin_attach(&c.id);
+        state.daemon.expect_stdin_attach(&c.id);
     }
     let stdin = query.flag("stdin");
     let on_upgrade = hyper::upgrade::on(&mut req);

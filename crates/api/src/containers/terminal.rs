@@ -6,12 +6,11 @@
 
 use std::io::Read;
 use std::os::unix::net::UnixStream;
-use std::sync::{Arc, Mutex};
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use bytes::Bytes;
-use strata_engine::container::tty::{self, FRAME_DATA, FRAME_RESIZE};
+use strata_engine::container::tty::FRAME_DATA;
 use strata_engine::{Container, State as RunState};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -19,33 +18,9 @@ use tokio::sync::mpsc;
 use super::{record, POLL};
 use crate::error::{ApiError, ApiResult};
 use crate::params::Query;
-use crate::state::{AppState, Engines};
+use strata_engine::daemon::Daemon;
 
-/// The input side of attached terminals, by container ID, and sizes asked for before the
-/// connection was made.
-#[derive(Default)]
-pub struct Terminals {
-    inputs: Mutex<std::collections::HashMap<String, Arc<Mutex<UnixStream>>>>,
-    sizes: Mutex<std::collections::HashMap<String, (u16, u16)>>,
-}
-
-impl Terminals {
-    fn send(&self, id: &str, kind: u8, payload: &[u8]) -> bool {
-        let input = self
-            .inputs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .cloned();
-        match input {
-            Some(input) => {
-                let mut s = input.lock().unwrap_or_else(|p| p.into_inner());
-                tty::write_frame(&mut *s, kind, payload).is_ok()
-            }
-            None => false,
-        }
-    }
-}
+use crate::state::AppState;
 
 /// `POST /containers/{id}/resize?h=ROWS&w=COLS`.
 pub async fn resize(
@@ -59,23 +34,16 @@ pub async fn resize(
     };
     let (rows, cols) = (size("h")?, size("w")?);
     let c = super::container(&state, &id).await?;
-    let terminals = state.terminals.clone();
-    if !terminals.send(&c.id, FRAME_RESIZE, &tty::resize_payload(rows, cols)) {
-        terminals
-            .sizes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(c.id.clone(), (rows, cols));
-    }
+    state.daemon.terminals.resize(&c.id, rows, cols);
     Ok(StatusCode::OK)
 }
 
 /// Connects to `c`'s terminal once its monitor offers it (the client may attach before
 /// `start`); `None` if the run ended or never came within a minute.
-fn connect(engines: &Engines, c: &Container) -> Option<UnixStream> {
+fn connect(daemon: &Daemon, c: &Container) -> Option<UnixStream> {
     let finished_at = c.finished_at;
     for _ in 0..6000 {
-        let now = engines.with_engine(|e| {
+        let now = daemon.with_engine(|e| -> crate::error::ApiResult<_> {
             let now = record(e, &c.id)?;
             let stream = match &now {
                 Some(now) => e.attach_terminal(now).ok(),
@@ -105,29 +73,17 @@ pub async fn relay<IO>(state: AppState, c: Container, io: IO, stdin: bool)
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
 {
-    let engines = state.engines.clone();
+    let daemon = state.daemon.clone();
     let target = c.clone();
-    let Ok(Some(stream)) = tokio::task::spawn_blocking(move || connect(&engines, &target)).await
+    let Ok(Some(stream)) = tokio::task::spawn_blocking(move || connect(&daemon, &target)).await
     else {
         return;
     };
     let Ok(input) = stream.try_clone() else {
         return;
     };
-    let terminals = state.terminals.clone();
-    terminals
-        .inputs
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(c.id.clone(), Arc::new(Mutex::new(input)));
-    let pending = terminals
-        .sizes
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&c.id);
-    if let Some((rows, cols)) = pending {
-        terminals.send(&c.id, FRAME_RESIZE, &tty::resize_payload(rows, cols));
-    }
+    let terminals = state.daemon.terminals.clone();
+    terminals.attached(&c.id, input);
     let (mut reader, mut writer) = tokio::io::split(io);
     let (tx, mut rx) = mpsc::channel::<Bytes>(16);
     let mut output = stream;
@@ -176,9 +132,5 @@ where
     if let Some(task) = input_task {
         task.abort();
     }
-    terminals
-        .inputs
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&c.id);
+    terminals.detached(&c.id);
 }

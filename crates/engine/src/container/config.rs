@@ -11,39 +11,7 @@ use crate::error::{Error, Result};
 /// Docker refuses memory limits below 6 MiB: the container could not even start.
 pub const MIN_MEMORY: u64 = 6 * 1024 * 1024;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NetworkMode {
-    /// Its own network namespace with only a loopback interface.
-    #[default]
-    None,
-    /// The host's network namespace.
-    Host,
-}
-
-impl std::str::FromStr for NetworkMode {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<NetworkMode> {
-        match s {
-            "none" => Ok(NetworkMode::None),
-            "host" => Ok(NetworkMode::Host),
-            _ => Err(invalid(
-                "network",
-                s,
-                "supported modes are none and host (no bridge networking yet)",
-            )),
-        }
-    }
-}
-
-impl NetworkMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NetworkMode::None => "none",
-            NetworkMode::Host => "host",
-        }
-    }
-}
+pub use strata_runtime::NetworkMode;
 
 /// What a container runs and with which limits. After `create`, `cmd`, `entrypoint`, `env`,
 /// `workdir` and `user` hold the effective values (the image's where not overridden).

@@ -98,27 +98,27 @@ pub fn hostname(config: &ContainerConfig, id: &str) -> String {
 pub fn write_network_files(dir: &Path, config: &ContainerConfig, id: &str) -> Result<()> {
     let host = hostname(config, id);
     write_replacing(dir, "hostname", format!("{host}\n").as_bytes())?;
-    let hosts = match config.network {
+    let hosts = match &config.network {
         // The host's names resolve as on the host.
         NetworkMode::Host => {
             std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| DEFAULT_HOSTS.to_string())
         }
-        NetworkMode::None => format!("{DEFAULT_HOSTS}127.0.0.1\t{host}\n"),
+        NetworkMode::None | NetworkMode::Path(_) => format!("{DEFAULT_HOSTS}127.0.0.1\t{host}\n"),
     };
     write_replacing(dir, "hosts", hosts.as_bytes())?;
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     write_replacing(
         dir,
         "resolv.conf",
-        resolv_conf(&host_resolv, config.network).as_bytes(),
+        resolv_conf(&host_resolv, &config.network).as_bytes(),
     )
 }
 
 /// The host's resolv.conf for the container: as is with the host's network; otherwise
 /// without loopback nameservers (unreachable from another namespace), and Google's when
 /// none remain, as Docker does.
-pub fn resolv_conf(host: &str, network: NetworkMode) -> String {
-    if network == NetworkMode::Host {
+pub fn resolv_conf(host: &str, network: &NetworkMode) -> String {
+    if *network == NetworkMode::Host {
         return host.to_string();
     }
     let loopback = |line: &str| {
@@ -150,17 +150,17 @@ mod tests {
     #[test]
     fn loopback_resolvers_are_replaced_like_docker() {
         let local = "# systemd\nnameserver 127.0.0.53\noptions edns0\n";
-        let out = resolv_conf(local, NetworkMode::None);
+        let out = resolv_conf(local, &NetworkMode::None);
         assert!(!out.contains("127.0.0.53"), "{out}");
         assert!(out.contains("nameserver 8.8.8.8"), "{out}");
         assert!(out.contains("options edns0"), "{out}");
         let real = "nameserver 10.0.0.2\nnameserver ::1\n";
         assert_eq!(
-            resolv_conf(real, NetworkMode::None),
+            resolv_conf(real, &NetworkMode::None),
             "nameserver 10.0.0.2\n"
         );
-        assert_eq!(resolv_conf(local, NetworkMode::Host), local);
-        assert_eq!(resolv_conf("", NetworkMode::None), DEFAULT_NAMESERVERS);
+        assert_eq!(resolv_conf(local, &NetworkMode::Host), local);
+        assert_eq!(resolv_conf("", &NetworkMode::None), DEFAULT_NAMESERVERS);
     }
 
     #[test]

@@ -59,7 +59,7 @@ impl Engine {
         if c.name == new_name {
             return Ok(c);
         }
-        self.layers.write(|tx| {
+        self.db.write(|tx| {
             if let Some(other) = store::by_name(tx.sql(), new_name)? {
                 return Err(store::name_taken(new_name, &other));
             }

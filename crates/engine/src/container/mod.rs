@@ -18,16 +18,19 @@ pub mod exec;
 mod files;
 pub(crate) mod init_layer;
 mod inspect;
-mod launch;
 pub mod logs;
 mod manage;
 pub mod monitor;
 pub(crate) mod names;
+mod recover;
 mod run;
 mod spec;
+pub mod start;
+mod stop;
 mod store;
 pub mod tty;
 mod volumes;
+mod wait;
 
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
@@ -45,10 +48,12 @@ pub use config::{parse_cpus, parse_size, parse_volume, ContainerConfig, NetworkM
 pub use copy::PathStat;
 pub use files::write_atomic;
 pub use init_layer::init_tar;
-pub use run::{parse_signal, StartOptions, Started};
+pub use run::parse_signal;
+pub use start::starter::{StartOptions, Started};
 
 use crate::error::{Error, Result};
 use crate::Engine;
+use start::teardown::Release;
 
 /// A container's record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -136,7 +141,7 @@ impl Engine {
 
     /// The `containers` table and directory, without recovery (for `strata check`).
     pub(crate) fn prepare_containers(&self) -> Result<()> {
-        store::ensure_schema(&self.layers)?;
+        store::ensure_schema(&self.db)?;
         let dir = self.containers_dir();
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -175,14 +180,14 @@ impl Engine {
         let name = match name {
             Some(n) => {
                 let n = names::validate(n.strip_prefix('/').unwrap_or(n))?;
-                if let Some(other) = self.layers.read(|c| store::by_name(c, n))? {
+                if let Some(other) = self.db.read(|c| store::by_name(c, n))? {
                     return Err(store::name_taken(n, &other));
                 }
                 n.to_string()
             }
             None => self.generate_name()?,
         };
-        let images = self.images_store()?;
+        let images = &self.images;
         let img = images.resolve(image)?;
         let image_config = images.config(&img.id)?;
         if config.image.is_empty() {
@@ -281,7 +286,7 @@ impl Engine {
     fn generate_name(&self) -> Result<String> {
         for attempt in 0..16 {
             let name = names::generate_container_name(random_u64()?, attempt);
-            if self.layers.read(|c| store::by_name(c, &name))?.is_none() {
+            if self.db.read(|c| store::by_name(c, &name))?.is_none() {
                 return Ok(name);
             }
         }
@@ -333,7 +338,7 @@ impl Engine {
             started_at: None,
             finished_at: None,
         };
-        self.layers.write(|tx| {
+        self.db.write(|tx| {
             if generated_name {
                 container.name = store::free_name(tx.sql(), &container.name, |attempt| {
                     Ok(names::generate_container_name(random_u64()?, attempt))
@@ -347,12 +352,12 @@ impl Engine {
 
     /// A container by full ID, name, or unique ID prefix.
     pub fn container(&self, name_or_id: &str) -> Result<Container> {
-        self.layers.read(|c| store::resolve(c, name_or_id))
+        self.db.read(|c| store::resolve(c, name_or_id))
     }
 
     /// Running containers, or all with `all`; newest first.
     pub fn containers(&self, all: bool) -> Result<Vec<Container>> {
-        let list = self.layers.read(store::all)?;
+        let list = self.db.read(store::all)?;
         Ok(list
             .into_iter()
             .filter(|c| all || c.state == State::Running)
@@ -410,7 +415,7 @@ impl Engine {
         // lock first) waits, then finds the container gone, instead of running it on a
         // writable layer being removed.
         let dir = self.container_dir(&c.id);
-        let monitor = run::monitor_lock(&dir, false)?;
+        let monitor = start::monitor_lock(&dir, false)?;
         if monitor.is_none() && dir.is_dir() && self.container(&c.id).is_ok() {
             return Err(Error::Conflict(format!(
                 "cannot remove container /{} ({}): it is being started; stop it first or use rm -f",
@@ -432,8 +437,8 @@ impl Engine {
         removed
     }
 
-    /// Removes a container that no process runs: runtime state (and cgroups), the mount of
-    /// its writable layer, then the row, then the layer and the directory; then, with
+    /// Removes a container that no process runs: its start torn down (runtime state and
+    /// cgroups, hooks, every mount of its writable layer), then the row, then the layer and the directory; then, with
     /// `anonymous_volumes`, its anonymous volumes. Rows are the truth: once the row is gone,
     /// a crash leaves only what recovery at the next open sweeps (a writable layer and
     /// directory of an ID with no row), never a row whose layer is half removed. `rm` holds
@@ -442,19 +447,17 @@ impl Engine {
     /// it, waiting for the monitor).
     pub(crate) fn remove_stopped(&self, c: &Container, anonymous_volumes: bool) -> Result<()> {
         let config = self.container_config(c).ok();
-        if let Some(config) = &config {
-            if let Ok(runtime) = self.runtime_for(config) {
-                run::delete_runtime_state(&runtime, &c.id);
-            }
-        }
-        match self.layers.unmount_rw(&c.rw_layer, true) {
+        match self.teardown_start_of(c, config.as_ref(), Release::AllMounts) {
             Ok(()) | Err(strata_storage::Error::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }
         // The row and its writable layer's in one commit; the layer's dir goes after it.
-        self.layers.write(|tx| {
+        self.db.write(|tx| {
             store::delete(tx.sql(), &c.id)?;
-            match tx.remove_rw(&c.rw_layer, ParentWhenUnused::Keep) {
+            match self
+                .layers
+                .remove_rw_in(tx, &c.rw_layer, ParentWhenUnused::Keep)
+            {
                 Ok(()) | Err(strata_storage::Error::NotFound(_)) => Ok(()),
                 Err(e) => Err(Error::from(e)),
             }
@@ -478,7 +481,7 @@ impl Engine {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
             if let Some(lock) = CreationLock::try_take(&self.containers_dir(), &c.id)? {
-                let exists = self.layers.read(|conn| store::get(conn, &c.id))?.is_some();
+                let exists = self.db.read(|conn| store::get(conn, &c.id))?.is_some();
                 return Ok(exists.then_some(lock));
             }
             if std::time::Instant::now() > deadline {
@@ -500,13 +503,13 @@ impl Engine {
 
     /// IDs of the containers made from image `id`.
     pub(crate) fn containers_of_image(&self, id: &str) -> Result<Vec<String>> {
-        self.layers.read(|c| store::of_image(c, id))
+        self.db.read(|c| store::of_image(c, id))
     }
 
     /// See the module doc: sweeps abandoned creations, marks rows without data `dead`.
     pub(crate) fn recover_containers(&self) -> Result<()> {
         let dir = self.containers_dir();
-        let rows = self.layers.read(store::all)?;
+        let rows = self.db.read(store::all)?;
         let ids: BTreeSet<&str> = rows.iter().map(|c| c.id.as_str()).collect();
         let mut suspects = BTreeSet::new();
         for entry in std::fs::read_dir(&dir).ctx_path("listing", &dir)? {
@@ -545,7 +548,7 @@ impl Engine {
                         "writable layer"
                     }
                 );
-                self.layers
+                self.db
                     .write(|tx| store::set_state(tx.sql(), &c.id, State::Dead))?;
             }
         }
@@ -557,7 +560,7 @@ impl Engine {
         let Some(_lock) = CreationLock::try_take(&self.containers_dir(), id)? else {
             return Ok(()); // being created right now
         };
-        if self.layers.read(|c| store::get(c, id))?.is_some() {
+        if self.db.read(|c| store::get(c, id))?.is_some() {
             return Ok(()); // finished between our listing and the lock
         }
         tracing::info!("removing the leftovers of an interrupted creation of container {id}");

@@ -4,9 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use strata_runtime::{resolve_user, ContainerSpec, EtcFiles, MountSpec, Network, Resources};
+use strata_runtime::{resolve_user, ContainerSpec, EtcFiles, MountSpec, Resources};
 
-use super::config::{parse_volume, ContainerConfig, NetworkMode};
+use super::config::{parse_volume, ContainerConfig};
 use super::{files, volumes, Container};
 use crate::error::{Error, Result};
 
@@ -47,10 +47,7 @@ pub fn build(
     }
     spec.hostname = files::hostname(config, &c.id);
     spec.readonly_rootfs = config.read_only;
-    spec.network = match config.network {
-        NetworkMode::None => Network::None,
-        NetworkMode::Host => Network::Host,
-    };
+    spec.network = config.network.clone();
     spec.etc_files = EtcFiles {
         hostname: Some(dir.join("hostname")),
         hosts: Some(dir.join("hosts")),

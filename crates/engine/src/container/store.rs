@@ -3,12 +3,18 @@
 //! container was completely made". Lookups by full ID, name, or unique ID prefix.
 
 use rusqlite::{params, Connection, OptionalExtension};
-use strata_storage::layer_store::LayerStore;
+use strata_meta::{Component, Db};
 
 use super::{Container, State};
 use crate::error::{Error, Result};
 
-const SCHEMA: &str = "
+/// The container store's table.
+pub(crate) const CONTAINERS: Component = Component {
+    name: "containers",
+    migrations: &[CONTAINERS_V1],
+};
+
+const CONTAINERS_V1: &str = "
 CREATE TABLE IF NOT EXISTS containers (
     id          TEXT PRIMARY KEY,       -- 64 hex
     name        TEXT NOT NULL UNIQUE,   -- without Docker's leading '/'
@@ -23,27 +29,12 @@ CREATE TABLE IF NOT EXISTS containers (
 );
 ";
 
-const SCHEMA_VERSION: i64 = 1;
-
 const COLS: &str =
     "id, name, image, rw_layer, created, state, pid, exit_code, started_at, finished_at";
 
-pub(super) fn ensure_schema(layers: &LayerStore) -> Result<()> {
-    let ready = layers.read(|conn| {
-        let v: Option<i64> = conn
-            .query_row(
-                "SELECT version FROM schema_version WHERE component = 'containers'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(strata_storage::Error::from)?;
-        Ok::<_, Error>(v == Some(SCHEMA_VERSION))
-    })?;
-    if !ready {
-        layers.write(|tx| tx.ensure_schema("containers", SCHEMA_VERSION, SCHEMA))?;
-    }
-    Ok(())
+/// Creates or migrates the table (a read when it is up to date).
+pub(super) fn ensure_schema(db: &Db) -> Result<()> {
+    Ok(db.migrate(&CONTAINERS)?)
 }
 
 pub(super) fn insert(conn: &Connection, c: &Container) -> Result<()> {
@@ -274,7 +265,7 @@ mod tests {
     #[test]
     fn a_generated_name_taken_meanwhile_is_replaced_at_insert() {
         let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(SCHEMA).unwrap();
+        conn.execute_batch(CONTAINERS_V1).unwrap();
         insert(&conn, &row("a", "brave_turing")).unwrap();
         let mut tries = vec!["brave_turing2".to_string(), "calm_hopper".to_string()];
         insert(&conn, &row("b", "brave_turing2")).unwrap();

@@ -20,7 +20,6 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
-use strata_runtime::Runtime;
 use strata_storage::error::IoContext;
 
 use super::{logs, Container};
@@ -344,30 +343,6 @@ impl Engine {
             ))
         })
     }
-}
-
-/// `runc create` for a container with a terminal, and the relay of the master it sends
-/// (started before the container runs, so no output is lost).
-pub(crate) fn create_and_relay(
-    runtime: &Runtime,
-    id: &str,
-    bundle: &Path,
-    pid_file: &Path,
-    log: Arc<Mutex<File>>,
-    hold_for_client: bool,
-) -> Result<Vec<JoinHandle<()>>> {
-    let console = ConsoleSocket::new()?;
-    runtime.create(
-        id,
-        bundle,
-        pid_file,
-        Some(console.path()),
-        strata_runtime::Io::null(),
-    )?;
-    let master = console.receive()?;
-    let dir = bundle.parent().unwrap_or(bundle);
-    let relay = Relay::listen(dir)?;
-    Ok(vec![relay.spawn(master, log, hold_for_client)])
 }
 
 /// Makes the calling process a child subreaper, so a process the runtime starts detached

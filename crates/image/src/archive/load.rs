@@ -48,7 +48,7 @@ struct Planned {
 /// are not applied again.
 pub fn load(
     layers: &LayerStore,
-    images: &ImageStore<'_>,
+    images: &ImageStore,
     source: LoadSource<'_>,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Vec<Image>> {
@@ -242,7 +242,7 @@ fn apply_one(
 }
 
 fn create_images(
-    images: &ImageStore<'_>,
+    images: &ImageStore,
     planned: &[Planned],
     tops: &[Option<Digest>],
     progress: &mut dyn FnMut(Progress),

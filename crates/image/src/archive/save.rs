@@ -42,7 +42,7 @@ struct Blob {
 /// Saves `names` (tags or IDs) to `out` in `format` (for `OciDir`, `out` is unused).
 pub fn save(
     layers: &LayerStore,
-    images: &ImageStore<'_>,
+    images: &ImageStore,
     names: &[String],
     format: &SaveFormat,
     compression: SaveCompression,
@@ -76,7 +76,7 @@ pub fn save(
 
 /// Resolves `names`; the same image asked for twice is saved once, with both tags. A name
 /// that is a tag of the image becomes a tag in the archive; an ID adds none (as Docker).
-fn select(images: &ImageStore<'_>, names: &[String]) -> Result<Vec<Selected>> {
+fn select(images: &ImageStore, names: &[String]) -> Result<Vec<Selected>> {
     if names.is_empty() {
         return Err(Error::NotFound(
             "save needs at least one image name or ID".into(),

@@ -51,12 +51,44 @@ fn defaults_match_docker() {
 fn host_network_keeps_the_host_namespace() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = spec(dir.path());
-    s.network = Network::Host;
+    s.network = NetworkMode::Host;
     let oci = s.to_oci().unwrap();
     let namespaces = oci.linux().as_ref().unwrap().namespaces().clone().unwrap();
     assert!(namespaces
         .iter()
         .all(|n| n.typ() != LinuxNamespaceType::Network));
+}
+
+#[test]
+fn a_namespace_path_is_joined() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = spec(dir.path());
+    s.network = NetworkMode::Path("/run/netns/n1".into());
+    let oci = s.to_oci().unwrap();
+    let namespaces = oci.linux().as_ref().unwrap().namespaces().clone().unwrap();
+    let network: Vec<_> = namespaces
+        .iter()
+        .filter(|n| n.typ() == LinuxNamespaceType::Network)
+        .collect();
+    assert_eq!(network.len(), 1);
+    assert_eq!(
+        network[0].path().as_deref(),
+        Some(std::path::Path::new("/run/netns/n1"))
+    );
+}
+
+#[test]
+fn network_modes_parse_and_keep_their_stored_names() {
+    assert_eq!("none".parse::<NetworkMode>().unwrap(), NetworkMode::None);
+    assert_eq!("host".parse::<NetworkMode>().unwrap(), NetworkMode::Host);
+    assert!("bridge".parse::<NetworkMode>().is_err());
+    // Configs written before the type moved here hold these strings.
+    assert_eq!(
+        serde_json::to_string(&NetworkMode::Host).unwrap(),
+        "\"host\""
+    );
+    let none: NetworkMode = serde_json::from_str("\"none\"").unwrap();
+    assert_eq!(none, NetworkMode::None);
 }
 
 #[test]

@@ -20,26 +20,39 @@ use tar::EntryType;
 use super::decompress::{self, Compression};
 use super::header_limit::HeaderLimit;
 use super::tarsplit::{Capture, Recorder, SharedRecorder};
-use super::whiteout::WHITEOUT_PREFIX;
-use super::ApplyReport;
 
 mod data;
 mod epoch;
 mod meta;
 mod whiteouts;
-use crate::digest::HashingReader;
-use crate::driver::DiffFormat;
+use crate::digest::{Digest, HashingReader};
 use crate::error::{Error, IoContext, Result};
 use crate::fs::{self, Node, Privileges, Root, Skipped};
+use crate::layout::{DiffFormat, WHITEOUT_PREFIX};
 use epoch::Epoch;
 use meta::Meta;
 
-/// See [`super::apply`].
+/// What applying a layer tar produced.
+#[derive(Clone, Debug)]
+pub struct ApplyReport {
+    /// sha256 of the uncompressed tar stream: the layer's diffID.
+    pub diff_id: Digest,
+    /// Bytes of the uncompressed tar stream.
+    pub tar_size: u64,
+    /// Tar entries applied (whiteouts included).
+    pub entries: u64,
+}
+
+/// Applies the layer tar `input` (plain, gzip or zstd) into `target`, a layer directory in
+/// `format`. Every path is resolved inside `target`; nothing is written outside it.
 pub fn apply(target: &Path, format: DiffFormat, input: &mut dyn Read) -> Result<ApplyReport> {
     apply_with(target, format, input, None)
 }
 
-/// See [`super::apply_recording`].
+/// Like [`apply`], and writes to `tar_split` a compact record (zstd) of everything in the
+/// uncompressed stream that is not regular-file content, so that [`super::reassemble`] can
+/// later rebuild the exact bytes from it and the layer's files. The record is streamed:
+/// memory stays flat whatever the layer size.
 pub fn apply_recording(
     target: &Path,
     format: DiffFormat,
@@ -58,13 +71,16 @@ pub fn apply_recording(
     Ok(report)
 }
 
-/// See [`super::extract`]: a user's tar, whiteout names kept as plain files.
+/// Extracts the user's tar `input` (plain, gzip or zstd) into the directory `root`, as
+/// `docker cp` does: like [`apply`] (every path resolved inside `root`), except that names
+/// starting with `.wh.` are ordinary files, never whiteouts, and that every entry is owned
+/// by `owner` when one is given.
 pub fn extract(
     root: &Root,
     input: &mut dyn Read,
     owner: Option<(u32, u32)>,
 ) -> Result<ApplyReport> {
-    apply_in(root, DiffFormat::Naive, input, None, Some(owner))
+    apply_in(root, DiffFormat::FullCopy, input, None, Some(owner))
 }
 
 fn apply_with<'w>(
@@ -96,8 +112,8 @@ fn apply_in<'w>(
     let _writeback = fs::writeback::Writeback::start(root.as_fd());
     let mut applier = Applier::new(root, format, compression, recorder);
     applier.plain = plain;
-    if format == DiffFormat::Naive && plain.is_none() {
-        // Only a Naive opaque directory needs to tell the parent's files from this layer's.
+    if format == DiffFormat::FullCopy && plain.is_none() {
+        // Only a full-copy opaque directory needs to tell the parent's files from this layer's.
         applier.epoch = Some(Epoch::start(root)?);
     }
     for entry in archive
@@ -127,7 +143,7 @@ struct Applier<'r, 'w> {
     compression: Compression,
     /// The parent directory of the previous entry: archives list siblings together.
     parent_cache: Option<(PathBuf, Rc<OwnedFd>)>,
-    /// When this apply began, for Naive opaque directories (see [`epoch`]).
+    /// When this apply began, for full-copy opaque directories (see [`epoch`]).
     epoch: Option<Epoch>,
     /// Directory mtimes (and, unprivileged, modes), set at the end since creating children
     /// changes the mtime, and needs write permission.
@@ -344,7 +360,7 @@ impl<'r, 'w> Applier<'r, 'w> {
         )
     }
 
-    /// A hard link: the target is an earlier entry of this layer (or its lowers in Naive
+    /// A hard link: the target is an earlier entry of this layer (or its lowers in full-copy
     /// form), resolved inside the root; the link itself is never followed.
     fn hardlink(&mut self, rel: &Path, raw_target: &Path) -> Result<()> {
         let target = fs::normalize(raw_target)?;

@@ -5,7 +5,8 @@
 //! they have in the tar (so `.wh.x` sorts as `.wh.x`); directories end in `/` as Docker writes
 //! them. Headers carry mode, uid, gid, size and mtime in whole seconds; no atime, ctime, user
 //! or group names, which would make equal trees give different bytes. Xattrs go in PAX
-//! `SCHILY.xattr.<name>` records, except overlayfs' own `trusted.overlay.*`. The first path
+//! `SCHILY.xattr.<name>` records, except overlayfs' own (`trusted.overlay.*`, or the layer's
+//! [`DiffFormat::private_xattr_prefix`]). The first path
 //! of a multiply-linked inode is written as a file, later ones as hard links to it.
 //!
 //! [`export_copying`] writes the same tar for an overlay upper dir's copy while making the
@@ -21,23 +22,25 @@ use std::path::{Path, PathBuf};
 use rustix::fs::FileType;
 use tar::{EntryType, Header};
 
-use super::whiteout::{OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, OVERLAY_XATTR_PREFIX, WHITEOUT_PREFIX};
-use crate::changes::ChangeKind;
-use crate::driver::DiffView;
 use crate::error::{Error, IoContext, Result};
-use crate::fs::{self, copy::CopyObserver, copy::CopyOptions};
-use crate::walk::{self, DiffSink, Node};
+use crate::fs::{self, copy::CopyObserver, copy::CopyOptions, EntryMeta};
+use crate::layout::{
+    is_whiteout, ChangeKind, DiffFormat, DiffView, OverlayXattrs, OPAQUE_MARKER, WHITEOUT_PREFIX,
+};
+use crate::walk::{self, DiffSink};
 
 /// Writes the changes in `view` as an uncompressed OCI layer tar to `out`.
 pub fn export(view: &DiffView, out: &mut dyn Write) -> Result<()> {
-    let mut tar = TarOut::new(out);
+    let mut tar = TarOut::new(out, view.format());
     match view {
         // Only the upper dir is read: its content is exactly the layer's changes.
-        DiffView::Overlay { upper, .. } => {
+        DiffView::Overlay { upper, xattrs, .. } => {
             let root = fs::open_dir_path(upper)?;
-            overlay_dir(&mut tar, root.as_fd(), Path::new(""), upper)?;
+            overlay_dir(&mut tar, root.as_fd(), Path::new(""), upper, *xattrs)?;
         }
-        DiffView::Naive { layer, parent } => walk::naive_diff(layer, parent.as_deref(), &mut tar)?,
+        DiffView::FullCopy { layer, parent } => {
+            walk::naive_diff(layer, parent.as_deref(), &mut tar)?
+        }
     }
     tar.builder
         .finish()
@@ -47,9 +50,15 @@ pub fn export(view: &DiffView, out: &mut dyn Write) -> Result<()> {
 /// Copies the overlay upper dir `upper` into the empty dir `dst` as a lower layer (as
 /// [`fs::copy::copy_tree_with`] with `overlay_upper`) and writes to `out` the tar that
 /// [`export`] gives for `dst` afterwards, reading each file once. The two are equal only when
-/// the copy keeps everything: call it with full [`fs::Privileges`].
-pub fn export_copying(upper: &Path, dst: &Path, out: &mut dyn Write) -> Result<()> {
-    let mut tar = TarOut::new(out);
+/// the copy keeps everything: call it with full [`fs::Privileges`]. `xattrs`: the namespace
+/// of the upper's overlay markers.
+pub fn export_copying(
+    upper: &Path,
+    dst: &Path,
+    xattrs: OverlayXattrs,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let mut tar = TarOut::new(out, DiffFormat::Overlay { xattrs });
     let options = CopyOptions {
         overlay_upper: true,
     };
@@ -66,9 +75,9 @@ impl CopyObserver for TarOut<'_> {
         tar_name(e).into_vec()
     }
 
-    fn entry(&mut self, node: &Node, data: Option<&mut dyn Read>) -> io::Result<()> {
+    fn entry(&mut self, node: &EntryMeta, data: Option<&mut dyn Read>) -> io::Result<()> {
         let name = node.rel.file_name().unwrap_or_default();
-        if fs::is_whiteout(&node.stat) {
+        if is_whiteout(&node.stat) {
             let parent = node.rel.parent().unwrap_or(Path::new(""));
             return self.whiteout_io(&parent.join(whiteout_name(name)));
         }
@@ -76,7 +85,7 @@ impl CopyObserver for TarOut<'_> {
         let opaque = node
             .xattrs
             .iter()
-            .any(|(k, v)| k == OVERLAY_OPAQUE_XATTR && v == b"y");
+            .any(|(k, v)| k == self.opaque_xattr() && v == b"y");
         if fs::is_dir(&node.stat) && opaque {
             self.whiteout_io(&node.rel.join(OPAQUE_MARKER))?;
         }
@@ -86,33 +95,39 @@ impl CopyObserver for TarOut<'_> {
 
 /// The name `e` has in a layer tar, by which siblings are sorted.
 fn tar_name(e: &fs::Entry) -> OsString {
-    if fs::is_whiteout(&e.stat) {
+    if is_whiteout(&e.stat) {
         whiteout_name(&e.name)
     } else {
         e.name.clone()
     }
 }
 
-fn overlay_dir(tar: &mut TarOut<'_>, dir: BorrowedFd<'_>, rel: &Path, upper: &Path) -> Result<()> {
+fn overlay_dir(
+    tar: &mut TarOut<'_>,
+    dir: BorrowedFd<'_>,
+    rel: &Path,
+    upper: &Path,
+    xattrs: OverlayXattrs,
+) -> Result<()> {
     let here = |p: &Path| format!("exporting {}/{}", upper.display(), p.display());
     let mut entries = fs::read_dir(dir).ctx(|| here(rel))?;
     // Sort by the name each entry will have in the tar.
     entries.sort_by_cached_key(|e| tar_name(e).into_vec());
     for e in &entries {
         let child = rel.join(&e.name);
-        if fs::is_whiteout(&e.stat) {
+        if is_whiteout(&e.stat) {
             tar.whiteout(&rel.join(whiteout_name(&e.name)), here(&child))?;
             continue;
         }
-        let node = walk::node(dir, e, child.clone()).ctx(|| here(&child))?;
+        let node = fs::entry_meta(dir, e, child.clone()).ctx(|| here(&child))?;
         tar.entry(&node, Some((dir, &e.name)))
             .map_err(|e| ctx_err(e, here(&child)))?;
         if fs::is_dir(&e.stat) {
-            if fs::is_opaque(dir, &e.name).ctx(|| here(&child))? {
+            if fs::is_opaque(dir, &e.name, xattrs).ctx(|| here(&child))? {
                 tar.whiteout(&child.join(OPAQUE_MARKER), here(&child))?;
             }
             let sub = fs::open_dir_at(dir, &e.name).ctx(|| here(&child))?;
-            overlay_dir(tar, sub.as_fd(), &child, upper)?;
+            overlay_dir(tar, sub.as_fd(), &child, upper, xattrs)?;
         }
     }
     Ok(())
@@ -132,13 +147,15 @@ fn ctx_err(e: io::Error, what: String) -> Error {
 pub(super) struct TarOut<'a> {
     pub(super) builder: tar::Builder<&'a mut dyn Write>,
     links: HashMap<(u64, u64), PathBuf>,
+    /// The form of what is archived: which overlay xattrs are markers, not content.
+    format: DiffFormat,
 }
 
 impl DiffSink for TarOut<'_> {
     fn present(
         &mut self,
         _: ChangeKind,
-        node: &Node,
+        node: &EntryMeta,
         src: Option<(BorrowedFd<'_>, &OsStr)>,
     ) -> Result<()> {
         self.entry(node, src)
@@ -156,12 +173,21 @@ impl DiffSink for TarOut<'_> {
 }
 
 impl<'a> TarOut<'a> {
-    pub(super) fn new(out: &'a mut dyn Write) -> Self {
+    pub(super) fn new(out: &'a mut dyn Write, format: DiffFormat) -> Self {
         let mut builder = tar::Builder::new(out);
         builder.mode(tar::HeaderMode::Complete);
         TarOut {
             builder,
             links: HashMap::new(),
+            format,
+        }
+    }
+
+    /// The opaque marker's xattr in an overlay upper being copied.
+    fn opaque_xattr(&self) -> &'static str {
+        match self.format {
+            DiffFormat::Overlay { xattrs } => xattrs.opaque(),
+            DiffFormat::FullCopy => OverlayXattrs::Trusted.opaque(),
         }
     }
 
@@ -186,14 +212,14 @@ impl<'a> TarOut<'a> {
     /// Writes `node`; `src` (its dir and name) is needed to read a regular file's content.
     pub(super) fn entry(
         &mut self,
-        node: &Node,
+        node: &EntryMeta,
         src: Option<(BorrowedFd<'_>, &OsStr)>,
     ) -> io::Result<()> {
         self.entry_from(node, src.map_or(Data::None, |(d, n)| Data::At(d, n)))
     }
 
     /// Writes `node`, a regular file's content coming from `data`.
-    fn entry_from(&mut self, node: &Node, data: Data<'_>) -> io::Result<()> {
+    fn entry_from(&mut self, node: &EntryMeta, data: Data<'_>) -> io::Result<()> {
         let st = &node.stat;
         let ft = fs::file_type(st);
         if ft == FileType::Socket {
@@ -260,10 +286,13 @@ impl<'a> TarOut<'a> {
     }
 
     /// A PAX extended header with the node's xattrs, if it has any worth recording.
-    fn xattrs(&mut self, node: &Node) -> io::Result<()> {
+    fn xattrs(&mut self, node: &EntryMeta) -> io::Result<()> {
         let mut data = Vec::new();
         for (key, value) in &node.xattrs {
-            if key.as_bytes().starts_with(OVERLAY_XATTR_PREFIX.as_bytes()) {
+            if key
+                .as_bytes()
+                .starts_with(self.format.private_xattr_prefix().as_bytes())
+            {
                 continue;
             }
             let mut k = b"SCHILY.xattr.".to_vec();

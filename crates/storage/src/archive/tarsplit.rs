@@ -166,8 +166,10 @@ impl<R: Read> Read for Capture<'_, R> {
     }
 }
 
-/// Rebuilds the tar described by `record` into `out`, reading file content inside `root`
-/// (the layer's diff dir) without following any symlink. Returns the bytes written.
+/// Rebuilds, into `out`, the uncompressed tar a layer was applied from, from its tar-split
+/// `record` and the files inside `root` (the layer's diff dir), which are opened without
+/// following any symlink. A file changed since (size, type, gone) is an error naming it.
+/// Returns the bytes written; the caller checks their digest against the diffID.
 pub fn reassemble(record: &mut dyn Read, root: &Root, out: &mut dyn Write) -> Result<u64> {
     let mut dec = zstd::stream::read::Decoder::new(record)
         .map_err(|e| Error::io("starting to read a tar-split record", e))?;

@@ -14,7 +14,7 @@ use std::path::Path;
 use super::export::TarOut;
 use crate::error::{Error, IoContext, Result};
 use crate::fs::{self, Entry};
-use crate::walk::{self, Node};
+use crate::layout::DiffFormat;
 
 /// How [`archive_tree`] records entries.
 #[derive(Clone, Copy, Debug, Default)]
@@ -36,7 +36,8 @@ pub fn archive_tree(
     out: &mut dyn Write,
 ) -> Result<()> {
     let mut tree = Tree {
-        tar: TarOut::new(out),
+        // A plain tree, not a layer: overlay's default-namespace xattrs are still left out.
+        tar: TarOut::new(out, DiffFormat::FullCopy),
         options,
         what,
     };
@@ -102,7 +103,7 @@ impl Tree<'_, '_> {
 
     fn write(&mut self, dir: BorrowedFd<'_>, entry: &Entry, rel: &Path) -> Result<()> {
         let here = || format!("archiving {}: {}", self.what, rel.display());
-        let mut node: Node = walk::node(dir, entry, rel.to_path_buf()).ctx(here)?;
+        let mut node = fs::entry_meta(dir, entry, rel.to_path_buf()).ctx(here)?;
         if let Some((uid, gid)) = self.options.owner {
             node.stat.st_uid = uid;
             node.stat.st_gid = gid;

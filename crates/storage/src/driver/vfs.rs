@@ -4,7 +4,7 @@
 //!
 //! A new layer is copied into `<home>/dir/.tmp-<id>-<random>` and renamed into place, so a
 //! crash never leaves a half copy under a layer's name (ids never start with `.`, see
-//! [`check_id`]); [`Vfs::cleanup`] sweeps leftovers. Nothing is fsynced here: the caller
+//! [`check_id`]); [`Maintenance::cleanup`] sweeps leftovers. Nothing is fsynced here: the caller
 //! syncs the filesystem before publishing a layer (see [`Driver::create`]).
 //! Read-only layers are marked by an empty file `<home>/ro/<id>`, which only decides whether
 //! [`Driver::mounts`] says `ro` or `rw`.
@@ -16,6 +16,7 @@ use rustix::fs::{self as rfs, Mode};
 use super::*;
 use crate::error::IoContext;
 use crate::fs::{copy, remove_tree};
+use crate::layout::DiffFormat;
 
 /// Prefix of a copy in progress; the leading `.` keeps it apart from every valid id.
 const TMP_PREFIX: &str = ".tmp-";
@@ -39,6 +40,10 @@ impl Vfs {
         Ok(Vfs {
             home: home.to_path_buf(),
         })
+    }
+
+    fn diff_dir(&self, id: &str) -> PathBuf {
+        self.home.join("dir").join(id)
     }
 
     fn ro_marker(&self, id: &str) -> PathBuf {
@@ -104,8 +109,9 @@ impl Driver for Vfs {
         vec![("Backing Filesystem".into(), fs)]
     }
 
-    fn create(&self, id: &str, parent: Option<&str>, writable: bool) -> Result<()> {
+    fn create(&self, id: &str, parent: Option<&str>, kind: LayerKind) -> Result<()> {
         check_id(id)?;
+        let writable = kind == LayerKind::Writable;
         if self.diff_dir(id).symlink_metadata().is_ok() {
             return Err(Error::Conflict(format!("vfs layer {id} already exists")));
         }
@@ -134,6 +140,15 @@ impl Driver for Vfs {
         }
     }
 
+    /// The layer's directory is also where it is presented: nothing is mounted.
+    fn dirs(&self, id: &str) -> LayerDirs {
+        LayerDirs {
+            diff: self.diff_dir(id),
+            mount_point: self.diff_dir(id),
+            format: DiffFormat::FullCopy,
+        }
+    }
+
     fn list(&self) -> Result<Vec<String>> {
         let mut ids = Vec::new();
         let dir = self.home.join("dir");
@@ -145,6 +160,59 @@ impl Driver for Vfs {
         }
         ids.sort();
         Ok(ids)
+    }
+
+    fn mounts(&self, id: &str) -> Result<Vec<Mount>> {
+        let dir = self.existing(id)?;
+        let mode = if self.ro_marker(id).exists() {
+            "ro"
+        } else {
+            "rw"
+        };
+        Ok(vec![Mount {
+            fs_type: "bind".into(),
+            source: dir.to_string_lossy().into_owned(),
+            options: vec!["rbind".into(), mode.into()],
+        }])
+    }
+
+    /// The layer's directory is already its full tree: nothing to mount.
+    fn mount(&self, id: &str, _: Durability) -> Result<PathBuf> {
+        self.existing(id)
+    }
+
+    fn unmount(&self, id: &str) -> Result<()> {
+        check_id(id)
+    }
+
+    fn is_mounted(&self, id: &str) -> Result<bool> {
+        check_id(id)?;
+        Ok(false)
+    }
+
+    fn diff_view(&self, id: &str, parent: Option<&str>) -> Result<DiffView> {
+        let layer = self.existing(id)?;
+        let parent = parent.map(|p| self.existing(p)).transpose()?;
+        Ok(DiffView::FullCopy { layer, parent })
+    }
+
+    fn usage(&self, id: &str) -> Result<Usage> {
+        crate::fs::disk_usage(&self.existing(id)?)
+    }
+
+    fn maintenance(&self) -> Option<&dyn Maintenance> {
+        Some(self)
+    }
+}
+
+/// vfs keeps no records of its own to check: only scratch copies and markers to sweep.
+impl Maintenance for Vfs {
+    fn check_layer(&self, _: &str, _: Option<&str>) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+
+    fn repair_layer(&self, _: &str, _: Option<&str>) -> Result<()> {
+        Ok(())
     }
 
     fn cleanup(&self) -> Result<()> {
@@ -191,56 +259,6 @@ impl Driver for Vfs {
             }
         }
         Ok(found)
-    }
-
-    fn mounts(&self, id: &str) -> Result<Vec<Mount>> {
-        let dir = self.existing(id)?;
-        let mode = if self.ro_marker(id).exists() {
-            "ro"
-        } else {
-            "rw"
-        };
-        Ok(vec![Mount {
-            fs_type: "bind".into(),
-            source: dir.to_string_lossy().into_owned(),
-            options: vec!["rbind".into(), mode.into()],
-        }])
-    }
-
-    /// The layer's directory is already its full tree: nothing to mount.
-    fn mount(&self, id: &str) -> Result<PathBuf> {
-        self.existing(id)
-    }
-
-    fn mount_point(&self, id: &str) -> PathBuf {
-        self.diff_dir(id)
-    }
-
-    fn unmount(&self, id: &str) -> Result<()> {
-        check_id(id)
-    }
-
-    fn is_mounted(&self, id: &str) -> Result<bool> {
-        check_id(id)?;
-        Ok(false)
-    }
-
-    fn diff_dir(&self, id: &str) -> PathBuf {
-        self.home.join("dir").join(id)
-    }
-
-    fn diff_format(&self) -> DiffFormat {
-        DiffFormat::Naive
-    }
-
-    fn diff_view(&self, id: &str, parent: Option<&str>) -> Result<DiffView> {
-        let layer = self.existing(id)?;
-        let parent = parent.map(|p| self.existing(p)).transpose()?;
-        Ok(DiffView::Naive { layer, parent })
-    }
-
-    fn usage(&self, id: &str) -> Result<Usage> {
-        crate::fs::disk_usage(&self.existing(id)?)
     }
 }
 

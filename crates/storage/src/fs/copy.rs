@@ -22,8 +22,7 @@ use rustix::fs::{self as rfs, AtFlags, FileType, Mode, SeekFrom, Stat, Timespec}
 use rustix::io::Errno;
 
 use crate::error::{IoContext, Result};
-use crate::fs::{self, Entry, Node, Privileges, Skipped};
-use crate::walk;
+use crate::fs::{self, Entry, EntryMeta, Node, Privileges, Skipped};
 
 mod tee;
 
@@ -35,7 +34,7 @@ pub trait CopyObserver {
     /// created in the copy: a directory before its contents, a regular file before its data,
     /// which `data` streams (each byte read is also written to the copy; whatever is left
     /// unread is copied afterwards). A later path of a hard-linked file comes with no data.
-    fn entry(&mut self, node: &walk::Node, data: Option<&mut dyn Read>) -> io::Result<()>;
+    fn entry(&mut self, node: &EntryMeta, data: Option<&mut dyn Read>) -> io::Result<()>;
 }
 
 /// What a copy keeps beyond the faithful default.
@@ -189,7 +188,7 @@ impl Copier<'_, '_> {
         }
     }
 
-    fn observe(&mut self, node: &walk::Node, data: Option<&mut dyn Read>) -> io::Result<()> {
+    fn observe(&mut self, node: &EntryMeta, data: Option<&mut dyn Read>) -> io::Result<()> {
         match &mut self.observer {
             Some(o) => o.entry(node, data),
             None => Ok(()),
@@ -202,7 +201,7 @@ impl Copier<'_, '_> {
         src: BorrowedFd<'_>,
         dst: BorrowedFd<'_>,
         name: &OsStr,
-        node: &walk::Node,
+        node: &EntryMeta,
     ) -> io::Result<OwnedFd> {
         let from = fs::open_file_at(src, name)?;
         let to = OwnedFd::from(fs::create_file_at(dst, name, 0o600)?);
@@ -252,8 +251,8 @@ fn node(
     st: &Stat,
     xattrs: Vec<(OsString, Vec<u8>)>,
     link: Option<OsString>,
-) -> walk::Node {
-    walk::Node {
+) -> EntryMeta {
+    EntryMeta {
         rel: rel.to_path_buf(),
         stat: *st,
         xattrs,

@@ -8,8 +8,8 @@ use std::path::Path;
 use rustix::fs::{self as rfs, Stat};
 
 use super::{inode_key, is_dir, open_dir_at, open_dir_path, read_dir};
-use crate::driver::Usage;
 use crate::error::{IoContext, Result};
+use crate::layout::Usage;
 
 /// Bytes (allocated blocks) and inodes of the directory `root` (a trusted store path) and
 /// everything under it.

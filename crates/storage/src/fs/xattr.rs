@@ -11,7 +11,7 @@ use rustix::fs as rfs;
 use rustix::io::{Errno, Result};
 
 use super::node::proc_path;
-use crate::archive::whiteout::OVERLAY_OPAQUE_XATTR;
+use crate::layout::OverlayXattrs;
 
 fn entry_path(dir: BorrowedFd<'_>, name: &OsStr) -> PathBuf {
     proc_path(dir).join(name)
@@ -42,9 +42,10 @@ pub fn xattr(dir: BorrowedFd<'_>, name: &OsStr, key: &str) -> Result<Option<Vec<
     get_value(&entry_path(dir, name), OsStr::new(key))
 }
 
-/// Whether the directory `name` in `dir` is an overlay opaque directory.
-pub fn is_opaque(dir: BorrowedFd<'_>, name: &OsStr) -> Result<bool> {
-    Ok(xattr(dir, name, OVERLAY_OPAQUE_XATTR)?.as_deref() == Some(b"y"))
+/// Whether the directory `name` in `dir` is an overlay opaque directory, its marker in the
+/// namespace `xattrs`.
+pub fn is_opaque(dir: BorrowedFd<'_>, name: &OsStr, xattrs: OverlayXattrs) -> Result<bool> {
+    Ok(xattr(dir, name, xattrs.opaque())?.as_deref() == Some(b"y"))
 }
 
 fn list_names(path: &Path) -> Result<Vec<OsString>> {

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 
 use super::staging::{in_use, live_builders, INFLIGHT};
 use super::{db, Layer, LayerStore, RwLayer, TAR_SPLIT_DIR, TAR_SPLIT_SUFFIX};
-use crate::driver::DiffFormat;
 use crate::error::{Error, IoContext, Result};
 use crate::mountinfo;
 use crate::Digest;
@@ -154,7 +153,10 @@ impl LayerStore {
             if !on_disk.contains(sid) {
                 continue;
             }
-            for why in self.driver.check_layer(sid, parent_sid)? {
+            let Some(maintenance) = self.driver.maintenance() else {
+                continue;
+            };
+            for why in maintenance.check_layer(sid, parent_sid)? {
                 let object = format!("{object} ({})", self.driver.home().join(sid).display());
                 problems.push(Problem::new("driver-records", object, why));
             }
@@ -192,7 +194,11 @@ impl LayerStore {
             }
         }
         if live_builders(&self.tmp)? == 0 {
-            for (rel, why) in self.driver.leftovers()? {
+            let leftovers = match self.driver.maintenance() {
+                Some(m) => m.leftovers()?,
+                None => Vec::new(),
+            };
+            for (rel, why) in leftovers {
                 let path = self.driver.home().join(rel);
                 problems.push(Problem::new(
                     "driver-leftover",
@@ -208,9 +214,11 @@ impl LayerStore {
     fn check_mounts(&self, rws: &[RwLayer]) -> Result<Vec<Problem>> {
         let mut problems = Vec::new();
         let mut accounted = HashSet::new();
-        if self.driver.diff_format() == DiffFormat::Overlay {
-            for rw in rws {
-                let point = self.driver.mount_point(&rw.storage_id);
+        // A full-copy layer is presented as its own directory: no kernel mount to compare.
+        for rw in rws {
+            let dirs = self.driver.dirs(&rw.storage_id);
+            if dirs.format.is_overlay() {
+                let point = dirs.mount_point;
                 let mounted = self.driver.is_mounted(&rw.storage_id)?;
                 let object = format!("writable layer {}", rw.name);
                 if rw.mount_count > 0 && !mounted {
@@ -277,16 +285,16 @@ impl LayerStore {
     /// on them, and what `held` counts in the caller's own tables (images with the layer on
     /// top), all read in one transaction under the store lock. With `fix`, each count is
     /// set to its users (the problems returned are then the ones fixed).
-    pub fn check_refs<E: From<Error>>(
+    pub fn check_refs<E: From<Error> + From<strata_meta::Error>>(
         &self,
         held: impl FnOnce(&rusqlite::Connection) -> Result<HashMap<Digest, u64>, E>,
         fix: bool,
     ) -> Result<Vec<Problem>, E> {
-        self.write(|tx| {
-            let layers = db::layers(&tx.tx)?;
-            let mut users = held(&tx.tx)?;
+        self.db.write(|tx| {
+            let layers = db::layers(tx)?;
+            let mut users = held(tx)?;
             let parents = layers.iter().filter_map(|l| l.parent.clone());
-            let rw_parents = db::rws(&tx.tx)?.into_iter().filter_map(|r| r.parent);
+            let rw_parents = db::rws(tx)?.into_iter().filter_map(|r| r.parent);
             for p in parents.chain(rw_parents) {
                 *users.entry(p).or_default() += 1;
             }
@@ -305,7 +313,7 @@ impl LayerStore {
                     ),
                 ));
                 if fix {
-                    db::set_refs(&tx.tx, &l.chain_id, n)?;
+                    db::set_refs(tx, &l.chain_id, n)?;
                 }
             }
             Ok(problems)
@@ -341,21 +349,23 @@ impl LayerStore {
                 },
                 None => None,
             };
-            if on_disk.contains(sid) && !self.driver.check_layer(sid, parent_sid)?.is_empty() {
-                self.driver.repair_layer(sid, parent_sid)?;
+            let Some(maintenance) = self.driver.maintenance() else {
+                continue;
+            };
+            if on_disk.contains(sid) && !maintenance.check_layer(sid, parent_sid)?.is_empty() {
+                maintenance.repair_layer(sid, parent_sid)?;
                 done.push(format!(
                     "rebuilt the link and lower records of {}",
                     self.driver.home().join(sid).display()
                 ));
             }
         }
-        let accounted: HashSet<PathBuf> = match self.driver.diff_format() {
-            DiffFormat::Overlay => rws
-                .iter()
-                .map(|r| canonical(&self.driver.mount_point(&r.storage_id)))
-                .collect(),
-            DiffFormat::Naive => HashSet::new(),
-        };
+        let accounted: HashSet<PathBuf> = rws
+            .iter()
+            .map(|r| self.driver.dirs(&r.storage_id))
+            .filter(|dirs| dirs.format.is_overlay())
+            .map(|dirs| canonical(&dirs.mount_point))
+            .collect();
         for point in self.stray_mounts(&accounted)? {
             unmount(&point)?;
             done.push(format!("unmounted {}", point.display()));

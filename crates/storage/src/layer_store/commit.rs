@@ -16,15 +16,17 @@
 use std::io::Write;
 use std::path::Path;
 
+use super::create::Staged;
 use super::hash_thread::HashThread;
-use super::{Layer, LayerStore, Staged};
+use super::{Layer, LayerStore};
 use crate::archive;
 use crate::digest::{Digest, HashingWriter};
-use crate::driver::DiffFormat;
+use crate::driver::LayerKind;
 use crate::error::{Error, IoContext, Result};
 use crate::fs::copy::{copy_tree_with, CopyOptions};
 use crate::fs::writeback::Writeback;
 use crate::fs::Privileges;
+use crate::layout::{DiffFormat, OverlayXattrs};
 
 impl LayerStore {
     /// A new read-only layer on writable layer `name`'s parent holding exactly its changes.
@@ -43,27 +45,28 @@ impl LayerStore {
     pub fn commit_rw_onto(&self, name: &str, onto: Option<&Digest>) -> Result<Layer> {
         let rw = self.rw_layer(name)?;
         let parent_sid = self.parent_storage_id(onto)?;
-        if self.driver.diff_format() == DiffFormat::Naive && onto != rw.parent.as_ref() {
+        let format = self.driver.dirs(&rw.storage_id).format;
+        if format == DiffFormat::FullCopy && onto != rw.parent.as_ref() {
             // A vfs writable layer is a full tree of its own parent: on another parent only
             // its changes may go, and vfs has them only as a diff of two trees.
             return self.commit_naive_rebased(name, onto);
         }
         let staged = Staged::begin(self, &self.lock()?)?;
-        let hashed = match self.driver.diff_format() {
-            DiffFormat::Overlay => {
+        let hashed = match format {
+            DiffFormat::Overlay { xattrs } => {
                 self.driver
-                    .create(&staged.id, parent_sid.as_deref(), false)?;
+                    .create(&staged.id, parent_sid.as_deref(), LayerKind::ReadOnly)?;
                 let (from, to) = (
-                    self.driver.diff_dir(&rw.storage_id),
-                    self.driver.diff_dir(&staged.id),
+                    self.driver.dirs(&rw.storage_id).diff,
+                    self.driver.dirs(&staged.id).diff,
                 );
-                copy_upper(&from, &to).map_err(|e| commit_error(name, e))?
+                copy_upper(&from, &to, xattrs).map_err(|e| commit_error(name, e))?
             }
             // A vfs layer is its parent's tree with the changes applied: the writable
             // layer's own tree.
-            DiffFormat::Naive => {
+            DiffFormat::FullCopy => {
                 self.driver
-                    .create(&staged.id, Some(&rw.storage_id), false)
+                    .create(&staged.id, Some(&rw.storage_id), LayerKind::ReadOnly)
                     .map_err(|e| commit_error(name, e))?;
                 None
             }
@@ -97,7 +100,7 @@ impl LayerStore {
     /// export streamed into a hasher (nothing is written).
     fn hash_export(&self, id: &str, parent: Option<&str>) -> Result<(Digest, u64)> {
         let mut hashing = HashingWriter::new(std::io::sink());
-        self.driver.export(id, parent, &mut hashing)?;
+        archive::export(&self.driver.diff_view(id, parent)?, &mut hashing)?;
         let (_, digest, size) = hashing.finish();
         Ok((digest, size))
     }
@@ -106,8 +109,8 @@ impl LayerStore {
 /// Copies overlay upper dir `from` into the new layer dir `to`. With full privileges the copy
 /// keeps everything the export records, so the export is hashed in the same pass (each file
 /// read once) and returned as (diffID, tar size); otherwise the caller hashes the copy's
-/// export afterwards.
-fn copy_upper(from: &Path, to: &Path) -> Result<Option<(Digest, u64)>> {
+/// export afterwards. `xattrs`: the namespace of the upper's overlay markers.
+fn copy_upper(from: &Path, to: &Path, xattrs: OverlayXattrs) -> Result<Option<(Digest, u64)>> {
     let started = std::time::Instant::now();
     if !Privileges::current().is_full() {
         let options = CopyOptions {
@@ -119,7 +122,7 @@ fn copy_upper(from: &Path, to: &Path) -> Result<Option<(Digest, u64)>> {
     let what = || format!("hashing the export of {}", from.display());
     let mut hashing = HashThread::new().ctx(what)?;
     let writeback = Writeback::start(std::os::fd::AsFd::as_fd(&crate::fs::open_dir_path(to)?));
-    archive::export_copying(from, to, &mut hashing)?;
+    archive::export_copying(from, to, xattrs, &mut hashing)?;
     drop(writeback);
     let (digest, size) = hashing.finish().ctx(what)?;
     tracing::debug!(from = %from.display(), elapsed = ?started.elapsed(), size, "commit: copied and hashed");

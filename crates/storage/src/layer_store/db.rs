@@ -5,25 +5,24 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
+use strata_meta::Component;
 
 use super::{Layer, RwLayer};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 
-/// Version of the tables below, recorded under the component name `layers`.
-pub(crate) const LAYERS_SCHEMA_VERSION: i64 = 1;
+/// The layer store's tables. `meta` predates the versioned schema (older stores made it
+/// with `schema_version`), hence `IF NOT EXISTS`.
+pub const LAYERS: Component = Component {
+    name: "layers",
+    migrations: &[LAYERS_V1],
+};
 
-const BOOT: &str = "
-CREATE TABLE IF NOT EXISTS schema_version(
-    component TEXT PRIMARY KEY,
-    version   INTEGER NOT NULL
-);
+const LAYERS_V1: &str = "
 CREATE TABLE IF NOT EXISTS meta(
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
-);";
-
-const LAYERS_SCHEMA: &str = "
+);
 CREATE TABLE layers(
     chain_id   TEXT PRIMARY KEY,
     diff_id    TEXT NOT NULL,
@@ -42,44 +41,6 @@ CREATE TABLE rw_layers(
     mount_count INTEGER NOT NULL,
     created     INTEGER NOT NULL
 );";
-
-/// Creates the bootstrap tables and the layer tables if the database is new.
-pub(crate) fn init(conn: &Connection) -> Result<()> {
-    conn.execute_batch(BOOT)?;
-    ensure_schema(conn, "layers", LAYERS_SCHEMA_VERSION, LAYERS_SCHEMA)
-}
-
-/// Creates `component`'s tables with `sql` if they are not there yet; refuses a database
-/// written by a newer strata.
-pub(crate) fn ensure_schema(
-    conn: &Connection,
-    component: &str,
-    version: i64,
-    sql: &str,
-) -> Result<()> {
-    let found: Option<i64> = conn
-        .query_row(
-            "SELECT version FROM schema_version WHERE component = ?1",
-            [component],
-            |r| r.get(0),
-        )
-        .optional()?;
-    match found {
-        None => {
-            conn.execute_batch(sql)?;
-            conn.execute(
-                "INSERT INTO schema_version(component, version) VALUES (?1, ?2)",
-                params![component, version],
-            )?;
-            Ok(())
-        }
-        Some(v) if v == version => Ok(()),
-        Some(v) => Err(Error::Corrupt(format!(
-            "the store's {component} tables are at schema version {v}, this strata knows {version}; \
-             use the strata that wrote this store or another --root"
-        ))),
-    }
-}
 
 pub(crate) fn meta(conn: &Connection, key: &str) -> Result<Option<String>> {
     Ok(conn

@@ -24,7 +24,7 @@ impl LayerStore {
     /// Flushes layer `id`, just applied as `report` says, to disk.
     pub(super) fn sync_applied(&self, id: &str, report: &ApplyReport) -> Result<()> {
         if report.entries <= SMALL_ENTRIES && report.tar_size <= SMALL_BYTES {
-            let dir = self.driver.diff_dir(id);
+            let dir = self.driver.dirs(id).diff;
             let mut budget = WALK_LIMIT;
             match sync_tree(&dir, &mut budget) {
                 Ok(true) => return Ok(()),

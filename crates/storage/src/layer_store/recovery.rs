@@ -5,7 +5,6 @@ use std::collections::HashSet;
 
 use super::staging::{clean_tmp, in_use, live_builders, INFLIGHT};
 use super::{db, LayerStore, TAR_SPLIT_DIR, TAR_SPLIT_SUFFIX};
-use crate::driver::DiffFormat;
 use crate::error::{Error, IoContext, Result};
 
 /// What recovery did when the store was opened.
@@ -29,7 +28,7 @@ pub struct RecoveryReport {
 impl LayerStore {
     pub(super) fn recover(&self) -> Result<RecoveryReport> {
         let _guard = self.lock()?;
-        super::reserve::restore(&self.root);
+        self.db.restore_reserve();
         let mut report = RecoveryReport::default();
         let claimed: HashSet<String> = db::storage_ids(&self.conn())?.into_iter().collect();
         let on_disk: HashSet<String> = self.driver.list()?.into_iter().collect();
@@ -55,7 +54,9 @@ impl LayerStore {
         // `ro/<id>` marker, overlay2's `.tmp/` dir and not-yet-valid `l/` link) that the
         // driver's cleanup cannot tell from litter: leave it to a later open.
         if live_builders(&self.tmp)? == 0 {
-            self.driver.cleanup()?;
+            if let Some(maintenance) = self.driver.maintenance() {
+                maintenance.cleanup()?;
+            }
         } else {
             tracing::debug!("layers are being built: driver cleanup postponed");
         }
@@ -90,14 +91,14 @@ impl LayerStore {
 
     /// Brings persisted mount counts in line with what the kernel has mounted.
     fn reconcile_mounts(&self, report: &mut RecoveryReport) -> Result<()> {
-        // A full-copy driver (vfs) presents a layer as its own directory: there is no kernel
-        // mount to compare with, and `is_mounted` is always false, so counts are kept as
-        // recorded.
-        if self.driver.diff_format() == DiffFormat::Naive {
-            return Ok(());
-        }
         let rws = db::rws(&self.conn())?; // not in the `for`: the guard would live through the loop
         for rw in rws {
+            // A full-copy layer (vfs) is presented as its own directory: there is no kernel
+            // mount to compare with, and `is_mounted` is always false, so its count is kept
+            // as recorded.
+            if !self.driver.dirs(&rw.storage_id).format.is_overlay() {
+                continue;
+            }
             let mounted = self.driver.is_mounted(&rw.storage_id)?;
             if rw.mount_count > 0 && !mounted {
                 db::set_mount_count(&self.conn(), &rw.name, 0)?;

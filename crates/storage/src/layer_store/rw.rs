@@ -4,9 +4,12 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use super::{db, LayerStore, RwLayer, Staged};
-use crate::changes::Change;
+use super::create::Staged;
+use super::{db, LayerStore, RwLayer};
+use crate::archive;
+use crate::changes::{self, Change};
 use crate::digest::Digest;
+use crate::driver::{Durability, LayerKind};
 use crate::error::{Error, Result};
 
 /// What removing a writable layer does with its parent layer once nothing else uses it.
@@ -37,7 +40,7 @@ impl LayerStore {
         let parent_sid = self.parent_storage_id(parent)?;
         let staged = Staged::begin(self, &guard)?;
         self.driver
-            .create(&staged.id, parent_sid.as_deref(), true)?;
+            .create(&staged.id, parent_sid.as_deref(), LayerKind::Writable)?;
         // vfs copies the parent's whole tree here: durable before a row points at it.
         // overlay2 writes only empty dirs and small files, each fsynced as it goes
         // (`write_atomic`, `sync_dir`): flushing the whole filesystem for them would cost
@@ -53,7 +56,10 @@ impl LayerStore {
             mount_count: 0,
             created: std::time::SystemTime::now(),
         };
-        self.transact(&guard, |tx| db::insert_rw(&tx.tx, &rw))?;
+        self.db
+            .transact(&guard, |tx| db::insert_rw(tx, &rw))?
+            .1
+            .run();
         staged.publish();
         Ok(rw)
     }
@@ -69,22 +75,17 @@ impl LayerStore {
     /// Mounts `name` (on the first mount) and returns its path. The count is only raised once
     /// the mount succeeded.
     pub fn mount_rw(&self, name: &str) -> Result<PathBuf> {
-        self.mount_rw_with(name, false)
+        self.mount_rw_with(name, Durability::Durable)
     }
 
-    /// [`LayerStore::mount_rw`]; `volatile`: the layer is discarded after this mount (see
-    /// [`crate::Driver::mount_volatile`]).
-    pub fn mount_rw_with(&self, name: &str, volatile: bool) -> Result<PathBuf> {
+    /// [`LayerStore::mount_rw`] with the durability the layer's writes need.
+    pub fn mount_rw_with(&self, name: &str, durability: Durability) -> Result<PathBuf> {
         let guard = self.lock()?;
         let rw = self.rw_layer(name)?;
         // Idempotent in the driver: a second mount returns the path of the first.
-        let path = if volatile {
-            self.driver.mount_volatile(&rw.storage_id)?
-        } else {
-            self.driver.mount(&rw.storage_id)?
-        };
-        let counted = self.transact_volatile(&guard, |tx| {
-            db::set_mount_count(&tx.tx, name, rw.mount_count + 1)
+        let path = self.driver.mount(&rw.storage_id, durability)?;
+        let counted = self.db.transact_volatile(&guard, |tx| {
+            db::set_mount_count(tx, name, rw.mount_count + 1)
         });
         if let Err(e) = counted {
             if rw.mount_count == 0 {
@@ -112,7 +113,8 @@ impl LayerStore {
             self.driver.unmount(&rw.storage_id)?;
         }
         if left != rw.mount_count {
-            self.transact_volatile(&guard, |tx| db::set_mount_count(&tx.tx, name, left))?;
+            self.db
+                .transact_volatile(&guard, |tx| db::set_mount_count(tx, name, left))?;
         }
         Ok(())
     }
@@ -135,11 +137,14 @@ impl LayerStore {
         }
         if rw.mount_count > 0 || self.driver.is_mounted(&rw.storage_id)? {
             self.driver.unmount(&rw.storage_id)?;
-            self.transact_volatile(&guard, |tx| db::set_mount_count(&tx.tx, name, 0))?;
+            self.db
+                .transact_volatile(&guard, |tx| db::set_mount_count(tx, name, 0))?;
         }
-        let ((), doomed) = self.transact(&guard, |tx| tx.remove_rw(name, parent))?;
+        let ((), deferred) = self
+            .db
+            .transact(&guard, |tx| self.remove_rw_in(tx, name, parent))?;
         drop(guard);
-        self.remove_dirs(&doomed);
+        deferred.run();
         Ok(())
     }
 
@@ -147,14 +152,22 @@ impl LayerStore {
     pub fn changes_rw(&self, name: &str) -> Result<Vec<Change>> {
         let rw = self.rw_layer(name)?;
         let parent_sid = self.parent_storage_id(rw.parent.as_ref())?;
-        self.driver.changes(&rw.storage_id, parent_sid.as_deref())
+        changes::changes(
+            &self
+                .driver
+                .diff_view(&rw.storage_id, parent_sid.as_deref())?,
+        )
     }
 
     /// Writes `name`'s changes against its parent layer as an uncompressed layer tar.
     pub fn export_rw(&self, name: &str, out: &mut dyn Write) -> Result<()> {
         let rw = self.rw_layer(name)?;
         let parent_sid = self.parent_storage_id(rw.parent.as_ref())?;
-        self.driver
-            .export(&rw.storage_id, parent_sid.as_deref(), out)
+        archive::export(
+            &self
+                .driver
+                .diff_view(&rw.storage_id, parent_sid.as_deref())?,
+            out,
+        )
     }
 }

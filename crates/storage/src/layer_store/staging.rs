@@ -1,5 +1,4 @@
-//! The store lock and staging: the exclusive `strata.lock` writers hold while they change
-//! metadata, and the in-flight markers and temporary files under `root/tmp`.
+//! Staging: the in-flight markers and temporary files under `root/tmp`.
 //!
 //! Crash recovery removes whatever a dead process left half-made, but must not touch work a
 //! live process still has in hand. Every staging entry is therefore `flock`ed by its creator
@@ -10,7 +9,6 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
 
 use rustix::fs::{flock, FlockOperation};
 
@@ -19,53 +17,6 @@ use crate::fs::sync_dir;
 
 /// Suffix of the marker a process holds while it builds the driver dir of the same name.
 pub(crate) const INFLIGHT: &str = ".inflight";
-
-/// The store-wide writer lock: an in-process mutex (threads share one open file description,
-/// which `flock` does not distinguish) plus `flock(LOCK_EX)` on `root/strata.lock` for other
-/// processes.
-pub(crate) struct StoreLock {
-    file: File,
-    threads: Mutex<()>,
-}
-
-/// Held while one mutating operation runs; dropping it releases the lock.
-pub(crate) struct LockGuard<'a> {
-    lock: &'a StoreLock,
-    _threads: MutexGuard<'a, ()>,
-}
-
-impl StoreLock {
-    pub(crate) fn open(path: &Path) -> Result<StoreLock> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(path)
-            .ctx_path("opening the store lock", path)?;
-        Ok(StoreLock {
-            file,
-            threads: Mutex::new(()),
-        })
-    }
-
-    pub(crate) fn lock(&self) -> Result<LockGuard<'_>> {
-        let threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
-        flock(&self.file, FlockOperation::LockExclusive)
-            .ctx(|| "locking the store (strata.lock)".to_string())?;
-        Ok(LockGuard {
-            lock: self,
-            _threads: threads,
-        })
-    }
-}
-
-impl Drop for LockGuard<'_> {
-    fn drop(&mut self) {
-        let _ = flock(&self.lock.file, FlockOperation::Unlock);
-    }
-}
 
 /// A file in `root/tmp`, created and locked by this process. Dropped unpersisted, it is
 /// removed. Used both as an in-flight marker and as the staging file of a blob.

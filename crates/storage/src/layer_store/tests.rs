@@ -4,8 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
+use super::create::Staged;
 use super::*;
-use crate::driver::{DiffFormat, DiffView, Mount, Usage};
+use crate::driver::{Durability, LayerKind};
+use crate::error::{Error, IoContext};
+use crate::layout::{DiffFormat, DiffView, LayerDirs, Mount, Usage};
 
 /// Each layer a plain directory `home/<id>` holding only its own files; "mounted" is a file
 /// `home/<id>.mounted`, so that it survives a reopen like a kernel mount would.
@@ -18,6 +21,9 @@ impl DirDriver {
         let home = root.join("testdir");
         std::fs::create_dir_all(&home).unwrap();
         Box::new(DirDriver { home })
+    }
+    fn diff_dir(&self, id: &str) -> PathBuf {
+        self.home.join(id)
     }
     fn flag(&self, id: &str) -> PathBuf {
         self.home.join(format!("{id}.mounted"))
@@ -34,7 +40,7 @@ impl Driver for DirDriver {
     fn status(&self) -> Vec<(String, String)> {
         Vec::new()
     }
-    fn create(&self, id: &str, _parent: Option<&str>, _writable: bool) -> Result<()> {
+    fn create(&self, id: &str, _parent: Option<&str>, _kind: LayerKind) -> Result<()> {
         std::fs::create_dir(self.diff_dir(id)).ctx(|| format!("mkdir {id}"))
     }
     fn remove(&self, id: &str) -> Result<()> {
@@ -54,9 +60,6 @@ impl Driver for DirDriver {
         }
         Ok(ids)
     }
-    fn cleanup(&self) -> Result<()> {
-        Ok(())
-    }
     fn mounts(&self, id: &str) -> Result<Vec<Mount>> {
         let source = self.diff_dir(id).display().to_string();
         Ok(vec![Mount {
@@ -65,12 +68,9 @@ impl Driver for DirDriver {
             options: vec!["rbind".into()],
         }])
     }
-    fn mount(&self, id: &str) -> Result<PathBuf> {
+    fn mount(&self, id: &str, _: Durability) -> Result<PathBuf> {
         std::fs::write(self.flag(id), b"").ctx(|| "flag".into())?;
         Ok(self.diff_dir(id))
-    }
-    fn mount_point(&self, id: &str) -> PathBuf {
-        self.diff_dir(id)
     }
     fn unmount(&self, id: &str) -> Result<()> {
         let _ = std::fs::remove_file(self.flag(id));
@@ -79,14 +79,15 @@ impl Driver for DirDriver {
     fn is_mounted(&self, id: &str) -> Result<bool> {
         Ok(self.flag(id).exists())
     }
-    fn diff_dir(&self, id: &str) -> PathBuf {
-        self.home.join(id)
-    }
-    fn diff_format(&self) -> DiffFormat {
-        DiffFormat::Overlay // so that recovery compares mount flags
+    fn dirs(&self, id: &str) -> LayerDirs {
+        LayerDirs {
+            diff: self.diff_dir(id),
+            mount_point: self.diff_dir(id),
+            format: DiffFormat::OVERLAY_TRUSTED, // so that recovery compares mount flags
+        }
     }
     fn diff_view(&self, id: &str, _parent: Option<&str>) -> Result<DiffView> {
-        Ok(DiffView::Naive {
+        Ok(DiffView::FullCopy {
             layer: self.diff_dir(id),
             parent: None,
         })
@@ -142,7 +143,7 @@ fn refcounts_follow_create_and_release_chains() {
 
     store.release_layer(&c.chain_id).unwrap();
     assert!(store.layer(&c.chain_id).is_err());
-    assert!(!store.driver().diff_dir(&c.storage_id).exists());
+    assert!(!store.driver().dirs(&c.storage_id).diff.exists());
     assert_eq!(refs(&store, &b.chain_id), 1);
 
     store.release_layer(&c2.chain_id).unwrap(); // cascades: c2, b, a all go
@@ -207,7 +208,11 @@ fn reopen_keeps_everything_and_sweeps_orphans() {
     // What a crash leaves: a dir with no row, a stale tmp file, an unlocked marker.
     let driver = DirDriver::boxed(dir.path());
     driver
-        .create("0123456789abcdef0123456789abcdef", None, false)
+        .create(
+            "0123456789abcdef0123456789abcdef",
+            None,
+            LayerKind::ReadOnly,
+        )
         .unwrap();
     std::fs::write(dir.path().join("tmp/blob.partial"), b"x").unwrap();
     std::fs::write(
@@ -236,10 +241,13 @@ fn a_live_builder_is_not_swept() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let staged = Staged::begin(&store, &store.lock().unwrap()).unwrap();
-    store.driver().create(&staged.id, None, false).unwrap();
+    store
+        .driver()
+        .create(&staged.id, None, LayerKind::ReadOnly)
+        .unwrap();
     let other = open(dir.path()); // recovery runs while `staged` is being built
     assert_eq!(other.recovery_report().orphan_dirs_removed, 0);
-    assert!(store.driver().diff_dir(&staged.id).exists());
+    assert!(store.driver().dirs(&staged.id).diff.exists());
     drop(staged);
     assert!(store.driver().list().unwrap().is_empty());
 }
@@ -339,7 +347,7 @@ fn mount_counts_are_reconciled_at_open() {
         assert_eq!(store.rw_layer("c").unwrap().mount_count, 0);
         store.rw_layer("d").unwrap().storage_id
     };
-    driver.mount(&d_sid).unwrap(); // mounted, count 0 (killed between mount and commit)
+    driver.mount(&d_sid, Durability::Durable).unwrap(); // mounted, count 0 (killed between mount and commit)
     let store = open(dir.path());
     assert_eq!(store.recovery_report().stray_mounts_unmounted, 1);
     assert!(!store.driver().is_mounted(&d_sid).unwrap());
@@ -350,8 +358,8 @@ fn transactions_release_atomically_for_callers() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let a = add(&store, None, &[("a", "1")]);
-    let r: Result<()> = store.write(|tx| {
-        tx.retain_layer(&a.chain_id)?;
+    let r: Result<()> = store.db().write(|tx| {
+        store.retain_in(tx, &a.chain_id)?;
         Err(Error::Conflict("caller changed its mind".into()))
     });
     assert!(r.is_err());

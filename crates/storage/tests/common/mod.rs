@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 use strata_storage::archive::{self, ApplyReport};
-use strata_storage::driver::DiffFormat;
+use strata_storage::layout::DiffFormat;
 
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()

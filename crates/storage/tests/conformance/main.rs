@@ -1,70 +1,18 @@
-//! The driver conformance suite: one set of tests, written once against the `Driver` trait and
-//! instantiated for every driver (`vfs::<test>`, `overlay2::<test>`). A driver proves itself by
-//! passing it. Each test gets a fresh store root; layers are built by applying real tars and
-//! containers' writable layers are changed through their real mounts.
+//! The driver conformance suite (`strata_storage::testsuite`) run for every built-in driver
+//! (`vfs::<test>`, `overlay2::<test>`): a driver proves itself by passing it.
 //!
-//! overlay2 tests skip (with a printed message) when not root or without kernel overlayfs;
-//! tests that chown or mknod skip for every driver when not root.
-
-mod harness;
-mod layers;
-mod lifecycle;
-mod round_trip;
+//! overlay2 tests skip (with a printed message) when not root or without kernel overlayfs.
 
 use std::fs;
 use std::path::Path;
 
-use harness::tarball::{with_sparse_file, Attrs, TarBuilder};
-use harness::tree::{assert_same_tree, snapshot};
-use harness::*;
+use strata_storage::conformance_suite;
+use strata_storage::testsuite::tarball::{with_sparse_file, Attrs, TarBuilder};
+use strata_storage::testsuite::tree::{assert_same_tree, snapshot};
+use strata_storage::testsuite::{is_root, open_builtin, tar_entries, tar_paths};
 
-/// `mod <driver> { #[test] fn <test>() }` for each test, run on a fresh fixture of that driver.
-macro_rules! for_driver {
-    ($driver:ident, [$($module:ident::$test:ident),* $(,)?]) => {
-        mod $driver {
-            $(
-                #[test]
-                fn $test() {
-                    if let Some(fx) = crate::harness::Fixture::new(stringify!($driver)) {
-                        crate::$module::$test(&fx)
-                    }
-                }
-            )*
-        }
-    };
-}
-
-/// Every test, for every driver.
-macro_rules! conformance {
-    ($tests:tt) => {
-        for_driver!(vfs, $tests);
-        for_driver!(overlay2, $tests);
-    };
-}
-
-conformance!([
-    layers::parent_chains,
-    layers::tar_whiteouts_hide_lower_entries,
-    layers::copy_up,
-    layers::delete_lower_file,
-    layers::recreated_dir_is_opaque,
-    layers::rename_lower_dir,
-    round_trip::hard_links_round_trip,
-    round_trip::symlinks_round_trip,
-    round_trip::xattrs_round_trip,
-    round_trip::modes_owners_times_round_trip,
-    round_trip::devices_round_trip,
-    round_trip::fifos_round_trip,
-    round_trip::zero_filled_entry_applies_sparse,
-    round_trip::gnu_sparse_entry_round_trips_sparse,
-    round_trip::export_is_deterministic,
-    lifecycle::changes_use_docker_diff_format,
-    lifecycle::remove_layer,
-    lifecycle::remove_mounted_layer,
-    lifecycle::mount_is_idempotent,
-    lifecycle::usage_grows_with_content,
-    lifecycle::apply_stays_inside_the_layer,
-]);
+conformance_suite!(vfs, |root| open_builtin("vfs", root));
+conformance_suite!(overlay2, |root| open_builtin("overlay2", root));
 
 /// Checks the harness itself (tar builder, tree snapshots) against GNU tar, so that a failure
 /// above points at a driver, not at the tests.

@@ -1,4 +1,4 @@
-//! Telling, in a full-copy (Naive) layer, what came from the parent copy from what this apply
+//! Telling, in a full-copy layer, what came from the parent copy from what this apply
 //! put there, without remembering every path: by the target filesystem's own timestamps.
 //!
 //! At the start we read the filesystem clock from a marker inode and wait until it has moved

@@ -10,7 +10,6 @@ use rustix::fs::Timespec;
 use rustix::io::Errno;
 
 use super::Applier;
-use crate::archive::whiteout::OVERLAY_XATTR_PREFIX;
 use crate::error::{Error, IoContext, Result};
 use crate::fs::{self, Node};
 
@@ -55,7 +54,7 @@ impl Applier<'_, '_> {
             if key == "mtime" {
                 meta.mtime = parse_pax_time(ext.value_bytes()).unwrap_or(meta.mtime);
             } else if let Some(name) = key.strip_prefix(XATTR_PAX_PREFIX) {
-                if name.starts_with(OVERLAY_XATTR_PREFIX) {
+                if name.starts_with(self.format.private_xattr_prefix()) {
                     tracing::warn!(entry = %raw.display(), xattr = name, "ignoring overlay xattr from the archive");
                 } else {
                     meta.xattrs

@@ -9,10 +9,9 @@ use std::path::Path;
 use rustix::fs::{self as rfs, FileType, Mode};
 
 use super::Applier;
-use crate::archive::whiteout::{OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX};
-use crate::driver::DiffFormat;
 use crate::error::{Error, IoContext, Result};
 use crate::fs::Node;
+use crate::layout::{DiffFormat, OPAQUE_MARKER, WHITEOUT_PREFIX};
 
 impl Applier<'_, '_> {
     pub(super) fn whiteout(&mut self, rel: &Path, header: &tar::Header) -> Result<()> {
@@ -32,11 +31,11 @@ impl Applier<'_, '_> {
         }
         let hidden_rel = parent.join(hidden);
         match self.format {
-            DiffFormat::Naive => {
+            DiffFormat::FullCopy => {
                 self.parent_cache = None;
                 self.root.remove_all(&hidden_rel)
             }
-            DiffFormat::Overlay => self.overlay_whiteout(&hidden_rel, header),
+            DiffFormat::Overlay { .. } => self.overlay_whiteout(&hidden_rel, header),
         }
     }
 
@@ -75,11 +74,11 @@ impl Applier<'_, '_> {
     fn opaque(&mut self, dir_rel: &Path) -> Result<()> {
         let dir = self.root.create_dir_all(dir_rel, 0o755)?;
         match self.format {
-            DiffFormat::Overlay => {
-                rfs::fsetxattr(&dir, OVERLAY_OPAQUE_XATTR, b"y", rfs::XattrFlags::empty())
+            DiffFormat::Overlay { xattrs } => {
+                rfs::fsetxattr(&dir, xattrs.opaque(), b"y", rfs::XattrFlags::empty())
                     .ctx(|| format!("marking {} opaque", self.root.display(dir_rel)))
             }
-            DiffFormat::Naive => {
+            DiffFormat::FullCopy => {
                 self.parent_cache = None;
                 let Some(epoch) = &self.epoch else {
                     return Err(Error::Archive(format!(

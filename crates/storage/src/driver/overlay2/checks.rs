@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
+use crate::layout::is_whiteout;
 
 use super::mount::{mount_overlay, unmount_all};
 use super::{random_name, write_atomic, TMP_DIR};
@@ -25,7 +26,7 @@ pub struct Status {
     /// dir is always a faithful diff.
     pub native_diff: bool,
     /// Always false: we refuse to run in a user namespace, where overlay needs `userxattr`
-    /// and `user.overlay.*` whiteout xattrs that the overlay diff format does not use.
+    /// and `user.overlay.*` markers; overlay2's layers are all `OverlayXattrs::Trusted`.
     pub userxattr: bool,
 }
 
@@ -190,9 +191,9 @@ fn test_mount(scratch: &Path) -> Result<()> {
     std::fs::write(merged.join("new"), b"upper").ctx_path("writing through the overlay", merged)?;
     std::fs::remove_file(merged.join("old")).ctx_path("deleting through the overlay", merged)?;
     unmount_all(merged)?;
-    let whiteout = std::fs::symlink_metadata(dirs[1].join("old"));
+    let whiteout = rustix::fs::lstat(dirs[1].join("old"));
     let ok = std::fs::read(dirs[1].join("new")).ok().as_deref() == Some(b"upper".as_slice())
-        && whiteout.map(|m| is_whiteout(&m)).unwrap_or(false);
+        && whiteout.is_ok_and(|st| is_whiteout(&st));
     if !ok {
         return Err(Error::Unsupported(format!(
             "a test overlay under {} did not record a write and a whiteout in its upper dir; \
@@ -201,10 +202,4 @@ fn test_mount(scratch: &Path) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// A 0/0 character device: overlay's mark for a deleted name.
-pub fn is_whiteout(meta: &std::fs::Metadata) -> bool {
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    meta.file_type().is_char_device() && meta.rdev() == 0
 }

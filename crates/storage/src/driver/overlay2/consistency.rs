@@ -1,6 +1,6 @@
 //! `strata check` of overlay2's own records: each layer's `link` file and the `l/` short link
 //! it names, its `lower` file (which must list its parents' short names, topmost first), and
-//! the leftovers [`Driver::cleanup`] removes. Docker's most common broken stores after a
+//! the leftovers [`Maintenance::cleanup`] removes. Docker's most common broken stores after a
 //! crash are exactly these: an empty `link` or `lower`, or a dangling `l/` entry.
 
 use super::*;

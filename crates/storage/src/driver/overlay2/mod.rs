@@ -13,7 +13,7 @@
 //! ```
 //!
 //! A layer is built in `.tmp/` and renamed into place, so a crash never leaves a half-made
-//! layer under its id; [`Driver::cleanup`] removes what a crash left in `.tmp/` and dangling
+//! layer under its id; [`Maintenance::cleanup`] removes what a crash left in `.tmp/` and dangling
 //! `l/` links. A writable layer without a parent is an overlay on its own empty `empty/`
 //! dir rather than a bind of `diff/`, so every writable layer has the same semantics (copy-up,
 //! whiteouts, opaque dirs) and its diff is always in overlay form.
@@ -29,12 +29,16 @@ use std::os::unix::fs::symlink;
 use super::*;
 use crate::error::IoContext;
 use crate::fs::sync_dir;
+use crate::layout::{DiffFormat, OverlayXattrs};
 use checks::Status;
 use mount::Plan;
 
 const LINK_DIR: &str = "l";
 const TMP_DIR: &str = ".tmp";
 const SHORT_LEN: usize = 26;
+/// overlay2 refuses to run in a user namespace (see `checks`), so overlayfs keeps its
+/// markers in the trusted namespace.
+const XATTRS: OverlayXattrs = OverlayXattrs::Trusted;
 
 pub struct Overlay2 {
     home: PathBuf,
@@ -149,15 +153,9 @@ impl Overlay2 {
         Ok(self.layer_dir(id).join("diff"))
     }
 
-    /// What presents `id` with its parents.
-    fn mount_with(&self, id: &str, volatile: bool) -> Result<PathBuf> {
-        self.existing_layer(id)?;
-        let target = self.mount_point(id);
-        if crate::mountinfo::is_mount_point(&target)? {
-            return Ok(target);
-        }
-        mount::perform(&self.plan(id)?, &target, volatile)?;
-        Ok(target)
+    /// Where `id` is presented with its parents.
+    fn mount_point(&self, id: &str) -> PathBuf {
+        self.layer_dir(id).join("merged")
     }
 
     fn plan(&self, id: &str) -> Result<Plan> {
@@ -312,7 +310,7 @@ impl Driver for Overlay2 {
         ]
     }
 
-    fn create(&self, id: &str, parent: Option<&str>, writable: bool) -> Result<()> {
+    fn create(&self, id: &str, parent: Option<&str>, kind: LayerKind) -> Result<()> {
         check_id(id)?;
         if std::fs::symlink_metadata(self.layer_dir(id)).is_ok() {
             return Err(self.exists(id));
@@ -325,6 +323,7 @@ impl Driver for Overlay2 {
         // (its diff dir is written directly); only mounting it meets the kernel's limit.
         let tmp = self.scratch("create", id);
         std::fs::create_dir(&tmp).ctx_path("creating", &tmp)?;
+        let writable = kind == LayerKind::Writable;
         let result = self.build(&tmp, id, &lowers, writable).and_then(|short| {
             self.publish(&tmp, id).inspect_err(|_| {
                 let _ = std::fs::remove_file(self.short_link(&short));
@@ -379,9 +378,79 @@ impl Driver for Overlay2 {
         Ok(ids)
     }
 
+    fn mounts(&self, id: &str) -> Result<Vec<Mount>> {
+        Ok(vec![self.plan(id)?.to_mount()])
+    }
+
+    fn mount(&self, id: &str, durability: Durability) -> Result<PathBuf> {
+        self.existing_layer(id)?;
+        let target = self.mount_point(id);
+        if crate::mountinfo::is_mount_point(&target)? {
+            return Ok(target);
+        }
+        let volatile = durability == Durability::Volatile;
+        mount::perform(&self.plan(id)?, &target, volatile)?;
+        Ok(target)
+    }
+
+    fn unmount(&self, id: &str) -> Result<()> {
+        check_id(id)?;
+        mount::unmount_all(&self.mount_point(id))
+    }
+
+    fn is_mounted(&self, id: &str) -> Result<bool> {
+        check_id(id)?;
+        crate::mountinfo::is_mount_point(&self.mount_point(id))
+    }
+
+    fn dirs(&self, id: &str) -> LayerDirs {
+        LayerDirs {
+            diff: self.home.join(id).join("diff"),
+            mount_point: self.mount_point(id),
+            format: DiffFormat::Overlay { xattrs: XATTRS },
+        }
+    }
+
+    fn diff_view(&self, id: &str, parent: Option<&str>) -> Result<DiffView> {
+        let shorts = self.lower_shorts(id)?;
+        let recorded = shorts.first();
+        let matches = match parent {
+            None => recorded.is_none(),
+            Some(p) => recorded.is_some_and(|r| self.short_name(p).ok().as_ref() == Some(r)),
+        };
+        if !matches {
+            return Err(Error::Conflict(format!(
+                "layer {id} in {} is not a child of {}",
+                self.home.display(),
+                parent.map_or("nothing (it has a parent)".to_string(), |p| format!(
+                    "layer {p}"
+                ))
+            )));
+        }
+        let lowers = shorts
+            .iter()
+            .map(|s| self.resolve_short(s))
+            .collect::<Result<_>>()?;
+        Ok(DiffView::Overlay {
+            upper: self.existing_layer(id)?.join("diff"),
+            lowers,
+            xattrs: XATTRS,
+        })
+    }
+
+    fn usage(&self, id: &str) -> Result<Usage> {
+        crate::fs::disk_usage(&self.existing_layer(id)?.join("diff"))
+    }
+
+    fn maintenance(&self) -> Option<&dyn Maintenance> {
+        Some(self)
+    }
+}
+
+impl Maintenance for Overlay2 {
     /// Removes dangling `l/` links and everything in `.tmp/`. Creates run without the store
     /// lock, and one in flight has exactly such a not-yet-valid link and `.tmp/` dir: callers
-    /// must call this only when no layer is being created (see [`Driver::cleanup`]).
+    /// must call this only when no layer is being created (see [`Maintenance::cleanup`]).
     fn cleanup(&self) -> Result<()> {
         let links = self.home.join(LINK_DIR);
         for entry in std::fs::read_dir(&links).ctx_path("listing", &links)? {
@@ -416,70 +485,6 @@ impl Driver for Overlay2 {
 
     fn leftovers(&self) -> Result<Vec<(String, String)>> {
         self.cleanup_candidates()
-    }
-
-    fn mounts(&self, id: &str) -> Result<Vec<Mount>> {
-        Ok(vec![self.plan(id)?.to_mount()])
-    }
-
-    fn mount(&self, id: &str) -> Result<PathBuf> {
-        self.mount_with(id, false)
-    }
-
-    fn mount_volatile(&self, id: &str) -> Result<PathBuf> {
-        self.mount_with(id, true)
-    }
-
-    fn mount_point(&self, id: &str) -> PathBuf {
-        self.layer_dir(id).join("merged")
-    }
-
-    fn unmount(&self, id: &str) -> Result<()> {
-        check_id(id)?;
-        mount::unmount_all(&self.mount_point(id))
-    }
-
-    fn is_mounted(&self, id: &str) -> Result<bool> {
-        check_id(id)?;
-        crate::mountinfo::is_mount_point(&self.mount_point(id))
-    }
-
-    fn diff_dir(&self, id: &str) -> PathBuf {
-        self.home.join(id).join("diff")
-    }
-
-    fn diff_format(&self) -> DiffFormat {
-        DiffFormat::Overlay
-    }
-
-    fn diff_view(&self, id: &str, parent: Option<&str>) -> Result<DiffView> {
-        let shorts = self.lower_shorts(id)?;
-        let recorded = shorts.first();
-        let matches = match parent {
-            None => recorded.is_none(),
-            Some(p) => recorded.is_some_and(|r| self.short_name(p).ok().as_ref() == Some(r)),
-        };
-        if !matches {
-            return Err(Error::Conflict(format!(
-                "layer {id} in {} is not a child of {}",
-                self.home.display(),
-                parent.map_or("nothing (it has a parent)".to_string(), |p| format!(
-                    "layer {p}"
-                ))
-            )));
-        }
-        let lowers = shorts
-            .iter()
-            .map(|s| self.resolve_short(s))
-            .collect::<Result<_>>()?;
-        Ok(DiffView::Overlay {
-            upper: self.existing_layer(id)?.join("diff"),
-            lowers,
-        })
-    }
-
-    fn usage(&self, id: &str) -> Result<Usage> {
-        crate::fs::disk_usage(&self.existing_layer(id)?.join("diff"))
     }
 }
 

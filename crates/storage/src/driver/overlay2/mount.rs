@@ -15,8 +15,8 @@ use rustix::mount::{
     FsMountFlags, FsOpenFlags, MountAttrFlags, MountFlags, MoveMountFlags, UnmountFlags,
 };
 
-use crate::driver::Mount;
 use crate::error::{Error, IoContext, Result};
+use crate::layout::Mount;
 use crate::mountinfo;
 
 /// The kernel's limit on overlay lower layers (`OVL_MAX_STACK`).
@@ -92,7 +92,7 @@ pub fn check_depth(what: &str, lowers: usize) -> Result<()> {
     Ok(())
 }
 
-/// Mounts `plan` on `target`; `volatile`: see [`crate::Driver::mount_volatile`].
+/// Mounts `plan` on `target`; `volatile`: see [`crate::driver::Durability::Volatile`].
 pub fn perform(plan: &Plan, target: &Path, volatile: bool) -> Result<()> {
     match plan {
         Plan::Overlay { lowers, upper } => {

@@ -53,7 +53,7 @@ fn data_fixture() -> Fixture {
 }
 
 fn put(d: &Overlay2, id: &str, rel: &str, contents: &str) {
-    let path = d.diff_dir(id).join(rel);
+    let path = d.dirs(id).diff.join(rel);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, contents).unwrap();
 }
@@ -68,13 +68,13 @@ fn link_of(d: &Overlay2, id: &str) -> String {
 
 /// base (ro) <- mid (ro) <- top (writable), with files that overlap.
 fn three_layers(d: &Overlay2) {
-    d.create("base", None, false).unwrap();
+    d.create("base", None, LayerKind::ReadOnly).unwrap();
     put(d, "base", "a", "base-a");
     put(d, "base", "dir/x", "base-x");
-    d.create("mid", Some("base"), false).unwrap();
+    d.create("mid", Some("base"), LayerKind::ReadOnly).unwrap();
     put(d, "mid", "a", "mid-a");
     put(d, "mid", "b", "mid-b");
-    d.create("top", Some("mid"), true).unwrap();
+    d.create("top", Some("mid"), LayerKind::Writable).unwrap();
 }
 
 #[test]
@@ -104,11 +104,11 @@ fn layout_files_and_links() {
         .next()
         .is_none());
     assert!(matches!(
-        d.create("mid", None, false),
+        d.create("mid", None, LayerKind::ReadOnly),
         Err(Error::Conflict(_))
     ));
     assert!(matches!(
-        d.create("../x", None, false),
+        d.create("../x", None, LayerKind::ReadOnly),
         Err(Error::Conflict(_))
     ));
 }
@@ -118,7 +118,7 @@ fn mounts_data() {
     let f = data_fixture();
     let d = &f.d;
     three_layers(d);
-    d.create("alone", None, true).unwrap();
+    d.create("alone", None, LayerKind::Writable).unwrap();
     let l = |id: &str| d.home.join("l").join(link_of(d, id)).display().to_string();
     let h = |rel: &str| d.home.join(rel).display().to_string();
     let flags = ["index=off", "redirect_dir=off", "metacopy=off"].map(String::from);
@@ -160,7 +160,12 @@ fn diff_view_resolves_and_checks_parent() {
     let d = &f.d;
     three_layers(d);
     match d.diff_view("top", Some("mid")).unwrap() {
-        DiffView::Overlay { upper, lowers } => {
+        DiffView::Overlay {
+            upper,
+            lowers,
+            xattrs,
+        } => {
+            assert_eq!(xattrs, OverlayXattrs::Trusted);
             assert_eq!(upper, d.home.join("top/diff"));
             assert_eq!(
                 lowers,
@@ -182,7 +187,9 @@ fn diff_view_resolves_and_checks_parent() {
 fn create_failures_leave_nothing() {
     let f = data_fixture();
     let d = &f.d;
-    let err = d.create("orphan", Some("missing"), false).unwrap_err();
+    let err = d
+        .create("orphan", Some("missing"), LayerKind::ReadOnly)
+        .unwrap_err();
     assert!(
         err.to_string()
             .contains("parent layer missing does not exist"),
@@ -191,7 +198,7 @@ fn create_failures_leave_nothing() {
     // Fail after the scratch dir is built: make l/ a file so the short link cannot be made.
     std::fs::remove_dir(d.home.join("l")).unwrap();
     std::fs::write(d.home.join("l"), b"").unwrap();
-    assert!(d.create("late", None, true).is_err());
+    assert!(d.create("late", None, LayerKind::Writable).is_err());
     std::fs::remove_file(d.home.join("l")).unwrap();
     std::fs::create_dir(d.home.join("l")).unwrap();
     assert!(d.list().unwrap().is_empty());
@@ -209,14 +216,14 @@ fn create_failures_leave_nothing() {
 fn usage_counts_hard_links_once() {
     let f = data_fixture();
     let d = &f.d;
-    d.create("u", None, false).unwrap();
+    d.create("u", None, LayerKind::ReadOnly).unwrap();
     put(d, "u", "sub/big", &"x".repeat(10_000));
     std::fs::hard_link(
-        d.diff_dir("u").join("sub/big"),
-        d.diff_dir("u").join("again"),
+        d.dirs("u").diff.join("sub/big"),
+        d.dirs("u").diff.join("again"),
     )
     .unwrap();
-    std::os::unix::fs::symlink("/etc/passwd", d.diff_dir("u").join("sym")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", d.dirs("u").diff.join("sym")).unwrap();
     let usage = d.usage("u").unwrap();
     // diff, sub, big (once), sym
     assert_eq!(usage.inodes, 4);
@@ -227,11 +234,11 @@ fn usage_counts_hard_links_once() {
 fn cleanup_removes_dangling_links_and_scratch() {
     let f = data_fixture();
     let d = &f.d;
-    d.create("keep", None, false).unwrap();
+    d.create("keep", None, LayerKind::ReadOnly).unwrap();
     std::os::unix::fs::symlink("../gone/diff", d.home.join("l/AAAAAAAAAAAAAAAAAAAAAAAAAA"))
         .unwrap();
     std::fs::create_dir_all(d.home.join(".tmp/create-x-1/diff")).unwrap();
-    d.cleanup().unwrap();
+    d.maintenance().unwrap().cleanup().unwrap();
     let links: Vec<_> = std::fs::read_dir(d.home.join("l")).unwrap().collect();
     assert_eq!(links.len(), 1);
     assert!(d.home.join("l").join(link_of(d, "keep")).exists());
@@ -260,7 +267,7 @@ fn chain_mounts_as_union_with_copy_up_whiteout_and_opaque() {
     };
     let d = &f.d;
     three_layers(d);
-    let merged = d.mount("top").unwrap();
+    let merged = d.mount("top", Durability::Durable).unwrap();
     assert_eq!(merged, d.home.join("top/merged"));
     assert_eq!(read(merged.join("a")), "mid-a");
     assert_eq!(read(merged.join("b")), "mid-b");
@@ -268,14 +275,14 @@ fn chain_mounts_as_union_with_copy_up_whiteout_and_opaque() {
 
     // Copy-up: the write lands in top's diff; the lower file is untouched.
     std::fs::write(merged.join("a"), "top-a").unwrap();
-    assert_eq!(read(d.diff_dir("top").join("a")), "top-a");
-    assert_eq!(read(d.diff_dir("mid").join("a")), "mid-a");
+    assert_eq!(read(d.dirs("top").diff.join("a")), "top-a");
+    assert_eq!(read(d.dirs("mid").diff.join("a")), "mid-a");
 
     // Delete: a 0/0 char device whiteout in diff.
     std::fs::remove_file(merged.join("b")).unwrap();
-    let meta = std::fs::symlink_metadata(d.diff_dir("top").join("b")).unwrap();
+    let meta = std::fs::symlink_metadata(d.dirs("top").diff.join("b")).unwrap();
     assert!(meta.file_type().is_char_device() && meta.rdev() == 0);
-    assert!(d.diff_dir("mid").join("b").exists());
+    assert!(d.dirs("mid").diff.join("b").exists());
 
     // Remove a lower dir and make it again: opaque.
     std::fs::remove_file(merged.join("dir/x")).unwrap();
@@ -283,7 +290,7 @@ fn chain_mounts_as_union_with_copy_up_whiteout_and_opaque() {
     std::fs::create_dir(merged.join("dir")).unwrap();
     let mut value = [0u8; 8];
     let n = rustix::fs::lgetxattr(
-        d.diff_dir("top").join("dir"),
+        d.dirs("top").diff.join("dir"),
         "trusted.overlay.opaque",
         &mut value,
     )
@@ -297,7 +304,7 @@ fn chain_mounts_as_union_with_copy_up_whiteout_and_opaque() {
 
     // A read-only layer with parents and a base layer mount read-only.
     for id in ["mid", "base"] {
-        let m = d.mount(id).unwrap();
+        let m = d.mount(id, Durability::Durable).unwrap();
         assert!(m.join("a").exists());
         let err = std::fs::write(m.join("new"), "x").unwrap_err();
         assert_eq!(
@@ -315,11 +322,11 @@ fn mount_and_unmount_are_idempotent_and_remove_cleans_up() {
     };
     let d = &f.d;
     three_layers(d);
-    d.create("alone", None, true).unwrap();
+    d.create("alone", None, LayerKind::Writable).unwrap();
     assert!(!d.is_mounted("top").unwrap());
-    let first = d.mount("top").unwrap();
-    assert_eq!(d.mount("top").unwrap(), first);
-    assert_eq!(d.mount_point("top"), first);
+    let first = d.mount("top", Durability::Durable).unwrap();
+    assert_eq!(d.mount("top", Durability::Durable).unwrap(), first);
+    assert_eq!(d.dirs("top").mount_point, first);
     let stacked = mountinfo::mount_points()
         .unwrap()
         .iter()
@@ -331,10 +338,14 @@ fn mount_and_unmount_are_idempotent_and_remove_cleans_up() {
     d.unmount("top").unwrap();
     assert!(!d.is_mounted("top").unwrap());
 
-    std::fs::write(d.mount("alone").unwrap().join("f"), "x").unwrap();
-    assert_eq!(read(d.diff_dir("alone").join("f")), "x");
+    std::fs::write(
+        d.mount("alone", Durability::Durable).unwrap().join("f"),
+        "x",
+    )
+    .unwrap();
+    assert_eq!(read(d.dirs("alone").diff.join("f")), "x");
 
-    d.mount("top").unwrap();
+    d.mount("top", Durability::Durable).unwrap();
     let link = d.home.join("l").join(link_of(d, "top"));
     d.remove("top").unwrap();
     assert!(mountinfo::mounts_under(&d.home.join("top"))
@@ -355,13 +366,15 @@ fn five_hundred_layers_mount_and_501_are_created_but_not_mounted() {
     let mut parent: Option<String> = None;
     for i in 0..500 {
         let id = format!("layer{i:03}");
-        d.create(&id, parent.as_deref(), false).unwrap();
+        d.create(&id, parent.as_deref(), LayerKind::ReadOnly)
+            .unwrap();
         put(d, &id, &format!("file{i:03}"), &i.to_string());
         parent = Some(id);
     }
-    d.create("rw", parent.as_deref(), true).unwrap();
+    d.create("rw", parent.as_deref(), LayerKind::Writable)
+        .unwrap();
     let start = Instant::now();
-    let merged = d.mount("rw").unwrap();
+    let merged = d.mount("rw", Durability::Durable).unwrap();
     let took = start.elapsed();
     println!("500-layer overlay mount took {took:?}");
     assert_eq!(std::fs::read_dir(&merged).unwrap().count(), 500);
@@ -371,23 +384,31 @@ fn five_hundred_layers_mount_and_501_are_created_but_not_mounted() {
 
     // A read-only layer on 500 would need 501 lowers to mount: created and filled all the
     // same (loading a deep image must work); only its mount is refused, saying how.
-    d.create("layer500", parent.as_deref(), false).unwrap();
+    d.create("layer500", parent.as_deref(), LayerKind::ReadOnly)
+        .unwrap();
     put(d, "layer500", "file500", "500");
-    let err = d.mount("layer500").unwrap_err().to_string();
+    let err = d
+        .mount("layer500", Durability::Durable)
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("501 lower layers") && err.contains("at most 500"),
         "{err}"
     );
     assert!(err.contains("export") && err.contains("vfs"), "{err}");
     assert!(!d.is_mounted("layer500").unwrap());
-    d.create("rw501", Some("layer500"), true).unwrap();
-    let err = d.mount("rw501").unwrap_err().to_string();
+    d.create("rw501", Some("layer500"), LayerKind::Writable)
+        .unwrap();
+    let err = d
+        .mount("rw501", Durability::Durable)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("501 lower layers"), "{err}");
     // And a lower file edited to 501 entries is refused at mount.
     let lower = d.home.join("rw/lower");
     let text = format!("{}:l/{}", read(lower.clone()), link_of(d, "rw"));
     std::fs::write(&lower, text).unwrap();
-    let err = d.mount("rw").unwrap_err().to_string();
+    let err = d.mount("rw", Durability::Durable).unwrap_err().to_string();
     assert!(err.contains("501 lower layers"), "{err}");
     assert!(!d.is_mounted("rw").unwrap());
 }
@@ -452,8 +473,8 @@ fn mount_errors_name_the_broken_lower() {
     };
     let d = &f.d;
     three_layers(d);
-    std::fs::remove_dir_all(d.diff_dir("base")).unwrap();
-    let err = d.mount("top").unwrap_err().to_string();
+    std::fs::remove_dir_all(d.dirs("base").diff).unwrap();
+    let err = d.mount("top", Durability::Durable).unwrap_err().to_string();
     println!("broken-lower mount error: {err}");
     assert!(
         err.contains("adding lower") && err.contains(&link_of(d, "base")),

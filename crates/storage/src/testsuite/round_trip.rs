@@ -6,16 +6,16 @@ use std::fs;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 
-use crate::harness::tarball::{with_sparse_file, Attrs, TarBuilder};
-use crate::harness::tree::{self, assert_same_tree, get_xattr, snapshot};
-use crate::harness::*;
-use strata_storage::Digest;
+use super::harness::*;
+use super::tarball::{with_sparse_file, Attrs, TarBuilder};
+use super::tree::{self, assert_same_tree, get_xattr, snapshot};
+use crate::Digest;
 
 /// Applies `tar` as layer `a`, checks it, exports it into a fresh layer `b`, and asserts that
 /// `a`, `b` and both their merged views are the same tree, each passing `check`.
 fn assert_round_trip(fx: &Fixture, tar: &[u8], check: impl Fn(&str, &Path)) {
     fx.layer("a", None, tar);
-    let a_dir = fx.driver.diff_dir("a");
+    let a_dir = fx.driver.dirs("a").diff;
     check("layer a", &a_dir);
     let a = snapshot(&a_dir);
     let a_merged = fx.container("a-rw", "a");
@@ -23,7 +23,7 @@ fn assert_round_trip(fx: &Fixture, tar: &[u8], check: impl Fn(&str, &Path)) {
     assert_same_tree("layer a vs its merged view", &a, &snapshot(&a_merged));
 
     let b_merged = fx.round_trip("a", None, "b");
-    let b_dir = fx.driver.diff_dir("b");
+    let b_dir = fx.driver.dirs("b").diff;
     check("layer b (export of a, applied)", &b_dir);
     check("merged view of b", &b_merged);
     assert_same_tree("layer a vs layer b", &a, &snapshot(&b_dir));
@@ -233,15 +233,18 @@ pub fn gnu_sparse_entry_round_trips_sparse(fx: &Fixture) {
 /// buffer), and checks the file stays small on disk in both and in their merged views.
 fn assert_sparse_round_trip(fx: &Fixture, input: &mut dyn std::io::Read) {
     fx.layer_from("a", None, input);
-    assert_small_sparse_file("layer a", &fx.driver.diff_dir("a"));
+    assert_small_sparse_file("layer a", &fx.driver.dirs("a").diff);
     assert_small_sparse_file("merged view of a", &fx.container("a-rw", "a"));
     let (mut reader, mut writer) = std::io::pipe().expect("pipe");
     std::thread::scope(|s| {
-        let exporter = s.spawn(move || fx.driver.export("a", None, &mut writer));
+        let exporter = s.spawn(move || {
+            let view = fx.driver.diff_view("a", None)?;
+            crate::archive::export(&view, &mut writer)
+        });
         fx.layer_from("b", None, &mut reader);
         exporter.join().expect("export thread").expect("export a");
     });
-    assert_small_sparse_file("layer b (export of a, applied)", &fx.driver.diff_dir("b"));
+    assert_small_sparse_file("layer b (export of a, applied)", &fx.driver.dirs("b").diff);
     assert_small_sparse_file("merged view of b", &fx.container("b-rw", "b"));
 }
 

@@ -4,8 +4,9 @@
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 
-use crate::harness::tarball::{raw_entry, TarBuilder};
-use crate::harness::*;
+use super::harness::*;
+use super::tarball::{raw_entry, TarBuilder};
+use crate::driver::{Durability, LayerKind};
 
 pub fn changes_use_docker_diff_format(fx: &Fixture) {
     let mut base = TarBuilder::new();
@@ -59,7 +60,7 @@ pub fn remove_layer(fx: &Fixture) {
     } else {
         None
     };
-    let diff = fx.driver.diff_dir("y");
+    let diff = fx.driver.dirs("y").diff;
     fx.driver.remove("y").expect("remove y");
     assert!(!exists(&diff), "{} left behind", diff.display());
     if fx.is_overlay2() {
@@ -73,7 +74,7 @@ pub fn remove_layer(fx: &Fixture) {
         .remove("y")
         .expect("removing a missing layer is not an error");
     assert_eq!(
-        read(&fx.driver.diff_dir("x").join("f")),
+        read(&fx.driver.dirs("x").diff.join("f")),
         "f",
         "the parent is untouched"
     );
@@ -85,7 +86,7 @@ pub fn remove_mounted_layer(fx: &Fixture) {
     fx.layer("base", None, &tar.finish());
     let merged = fx.container("c", "base");
     fs::write(merged.join("g"), "g").expect("write");
-    let diff = fx.driver.diff_dir("c");
+    let diff = fx.driver.dirs("c").diff;
     fx.driver.remove("c").expect("remove a mounted layer");
     let left: Vec<_> = mount_points_under(&fx.root);
     assert!(left.is_empty(), "mounts left after remove: {left:?}");
@@ -98,7 +99,12 @@ pub fn mount_is_idempotent(fx: &Fixture) {
     tar.file("f", b"f");
     fx.layer("base", None, &tar.finish());
     let first = fx.container("c", "base");
-    assert_eq!(fx.driver.mount("c").expect("mount again"), first);
+    assert_eq!(
+        fx.driver
+            .mount("c", Durability::Durable)
+            .expect("mount again"),
+        first
+    );
     assert_is_mounted_truthful(fx, "c", &first);
     if fx.is_overlay2() {
         assert!(fx.driver.is_mounted("c").expect("is_mounted"));
@@ -112,7 +118,10 @@ pub fn mount_is_idempotent(fx: &Fixture) {
         "{} still mounted",
         first.display()
     );
-    let again = fx.driver.mount("c").expect("mount after unmount");
+    let again = fx
+        .driver
+        .mount("c", Durability::Durable)
+        .expect("mount after unmount");
     assert_eq!(
         read(&again.join("g")),
         "g",
@@ -165,7 +174,8 @@ pub fn apply_stays_inside_the_layer(fx: &Fixture) {
 
     let up = "../".repeat(
         fx.driver
-            .diff_dir("esc2")
+            .dirs("esc2")
+            .diff
             .strip_prefix(&fx.root)
             .expect("under root")
             .components()
@@ -180,7 +190,7 @@ pub fn apply_stays_inside_the_layer(fx: &Fixture) {
     let mut hardlink = TarBuilder::new();
     hardlink.hardlink("hl", &format!("{up}outside/secret"));
     if try_layer(fx, "esc3", &hardlink.finish()).is_ok() {
-        let hl = fx.driver.diff_dir("esc3").join("hl");
+        let hl = fx.driver.dirs("esc3").diff.join("hl");
         let secret_ino = fs::metadata(outside.join("secret")).expect("stat").ino();
         assert!(
             !exists(&hl) || fs::symlink_metadata(&hl).expect("lstat").ino() != secret_ino,
@@ -191,7 +201,9 @@ pub fn apply_stays_inside_the_layer(fx: &Fixture) {
 }
 
 /// Creates `id` and applies `tar`, returning apply's result (hostile tars may be refused).
-fn try_layer(fx: &Fixture, id: &str, tar: &[u8]) -> strata_storage::Result<()> {
-    fx.driver.create(id, None, false).expect("create");
-    fx.driver.apply(id, &mut &tar[..], None).map(drop)
+fn try_layer(fx: &Fixture, id: &str, tar: &[u8]) -> crate::Result<()> {
+    fx.driver
+        .create(id, None, LayerKind::ReadOnly)
+        .expect("create");
+    fx.apply(id, &mut &tar[..]).map(drop)
 }

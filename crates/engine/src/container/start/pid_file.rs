@@ -1,9 +1,9 @@
-//! Waiting for `runc run` to have started a container's command: runc writes its pid file
-//! (a temporary file renamed into place) once the command runs, and exits without writing
-//! it when the start fails. The monitor sleeps on a pidfd of the runc process, waking every
-//! millisecond to look for the pid file. An inotify watch would wake it at the rename
-//! instead, but closing an inotify instance waits for an SRCU grace period (5 ms and more
-//! here, measured): more than the whole cost of polling over a start of about 35 ms.
+//! Waiting for the runtime to have started a container's command: `runc run` writes its pid
+//! file (a temporary file renamed into place) once the command runs, and exits without
+//! writing it when the start fails. The monitor sleeps on a pidfd of the runc process, waking
+//! every millisecond to look for the pid file. An inotify watch would wake it at the rename
+//! instead, but closing an inotify instance waits for an SRCU grace period, which costs more
+//! than polling over a whole start (figures in `bench/README.md`).
 
 use std::os::fd::OwnedFd;
 use std::path::Path;

@@ -1,18 +1,16 @@
-//! Shared harness for the storage integration tests: a fresh driver per test in its own
-//! tempdir (whose mounts are detached when the test ends, pass or fail), layer helpers that
-//! go through the `Driver` trait only, and readers for exported tars.
-#![allow(dead_code)]
-
-pub mod tarball;
-pub mod tree;
+//! The suite's fixture: a fresh driver per test in its own tempdir (whose mounts are
+//! detached when the test ends, pass or fail), layer helpers that go through the `Driver`
+//! trait and the archive functions only, and readers for exported tars.
 
 use std::fs;
 use std::io::{self, Read};
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use strata_storage::archive::ApplyReport;
-use strata_storage::driver::{self, Driver};
+use super::tree;
+use crate::archive::{self, ApplyReport};
+use crate::changes;
+use crate::driver::{self, Driver, Durability, LayerKind};
 
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
@@ -33,22 +31,29 @@ pub struct Fixture {
     _dir: tempfile::TempDir,
 }
 
+/// Opens built-in driver `name` (see [`driver::open`]) on the store root `root`, or gives
+/// `None` (with a printed reason) when this machine cannot run it.
+pub fn open_builtin(name: &str, root: &Path) -> Option<Box<dyn Driver>> {
+    if name == "overlay2" && !(is_root() && kernel_has_overlayfs()) {
+        println!("skipped: overlay2 needs root and kernel overlayfs");
+        return None;
+    }
+    let driver = driver::open(name, root, &[])
+        .unwrap_or_else(|e| panic!("opening driver {name} at {}: {e}", root.display()));
+    assert_eq!(driver.name(), name);
+    Some(driver)
+}
+
 impl Fixture {
-    /// The driver `name` on a fresh root, or `None` (with a printed reason) when this machine
-    /// cannot run it.
-    pub fn new(name: &str) -> Option<Fixture> {
-        if name == "overlay2" && !(is_root() && kernel_has_overlayfs()) {
-            println!("skipped: overlay2 needs root and kernel overlayfs");
-            return None;
-        }
+    /// The driver `open` gives on a fresh root, or `None` when it gives none (this machine
+    /// cannot run it).
+    pub fn new(open: &dyn Fn(&Path) -> Option<Box<dyn Driver>>) -> Option<Fixture> {
         let dir = tempfile::Builder::new()
             .prefix("strata-conformance-")
             .tempdir()
             .expect("tempdir");
         let root = dir.path().to_path_buf();
-        let driver = driver::open(name, &root, &[])
-            .unwrap_or_else(|e| panic!("opening driver {name} at {}: {e}", root.display()));
-        assert_eq!(driver.name(), name);
+        let driver = open(&root)?;
         Some(Fixture {
             driver,
             root,
@@ -75,20 +80,25 @@ impl Fixture {
 
     pub fn layer_from(&self, id: &str, parent: Option<&str>, tar: &mut dyn Read) -> ApplyReport {
         self.driver
-            .create(id, parent, false)
+            .create(id, parent, LayerKind::ReadOnly)
             .unwrap_or_else(|e| panic!("create layer {id}: {e}"));
-        self.driver
-            .apply(id, tar, None)
+        self.apply(id, tar)
             .unwrap_or_else(|e| panic!("apply into layer {id}: {e}"))
+    }
+
+    /// Applies `tar` into the fresh layer `id`, as the layer store does.
+    pub fn apply(&self, id: &str, tar: &mut dyn Read) -> crate::Result<ApplyReport> {
+        let dirs = self.driver.dirs(id);
+        archive::apply(&dirs.diff, dirs.format, tar)
     }
 
     /// Creates writable layer `id` on `parent`, mounts it and returns the merged dir.
     pub fn container(&self, id: &str, parent: &str) -> PathBuf {
         self.driver
-            .create(id, Some(parent), true)
+            .create(id, Some(parent), LayerKind::Writable)
             .unwrap_or_else(|e| panic!("create writable {id}: {e}"));
         self.driver
-            .mount(id)
+            .mount(id, Durability::Durable)
             .unwrap_or_else(|e| panic!("mount {id}: {e}"))
     }
 
@@ -96,7 +106,8 @@ impl Fixture {
     pub fn export(&self, id: &str, parent: Option<&str>) -> Vec<u8> {
         let mut out = Vec::new();
         self.driver
-            .export(id, parent, &mut out)
+            .diff_view(id, parent)
+            .and_then(|view| archive::export(&view, &mut out))
             .unwrap_or_else(|e| panic!("export {id}: {e}"));
         out
     }
@@ -105,7 +116,8 @@ impl Fixture {
     pub fn changes(&self, id: &str, parent: Option<&str>) -> Vec<String> {
         let changes = self
             .driver
-            .changes(id, parent)
+            .diff_view(id, parent)
+            .and_then(|view| changes::changes(&view))
             .unwrap_or_else(|e| panic!("changes {id}: {e}"));
         changes.iter().map(|c| c.to_string()).collect()
     }

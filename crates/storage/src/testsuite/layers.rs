@@ -5,10 +5,10 @@
 use std::fs;
 use std::path::Path;
 
-use crate::harness::tarball::TarBuilder;
-use crate::harness::tree::get_xattr;
-use crate::harness::*;
-use strata_storage::driver::DiffFormat;
+use super::harness::*;
+use super::tarball::TarBuilder;
+use super::tree::get_xattr;
+use crate::layout::DiffFormat;
 
 pub fn parent_chains(fx: &Fixture) {
     let mut l1 = TarBuilder::new();
@@ -49,7 +49,7 @@ pub fn parent_chains(fx: &Fixture) {
 
     if fx.is_overlay2() {
         assert_eq!(
-            ls(&fx.driver.diff_dir("l3")),
+            ls(&fx.driver.dirs("l3").diff),
             ["common", "data", "only3"],
             "l3 holds only its changes"
         );
@@ -80,11 +80,12 @@ pub fn tar_whiteouts_hide_lower_entries(fx: &Fixture) {
     let merged = fx.container("rw", "l2");
     assert_eq!(ls(&merged), ["dir", "kept"]);
     assert_eq!(ls(&merged.join("dir")), ["c"]);
-    let diff = fx.driver.diff_dir("l2");
-    if fx.is_overlay2() {
+    let dirs = fx.driver.dirs("l2");
+    let diff = dirs.diff;
+    if let DiffFormat::Overlay { xattrs } = dirs.format {
         assert_whiteout_device(&diff.join("gone"));
         assert_eq!(
-            get_xattr(&diff.join("dir"), "trusted.overlay.opaque").as_deref(),
+            get_xattr(&diff.join("dir"), xattrs.opaque()).as_deref(),
             Some(&b"y"[..])
         );
         assert!(
@@ -105,7 +106,7 @@ pub fn tar_whiteouts_hide_lower_entries(fx: &Fixture) {
         .all(|w| paths.contains(&w.to_string()));
     let opaque = paths.contains(&"dir/.wh..wh..opq".to_string());
     assert!(
-        opaque || (fx.driver.diff_format() == DiffFormat::Naive && each_child),
+        opaque || (fx.driver.dirs("l2").format == DiffFormat::FullCopy && each_child),
         "export of l2: {paths:?}"
     );
     assert_numeric_fields("export of l2", &export);
@@ -133,7 +134,7 @@ pub fn copy_up(fx: &Fixture) {
         "127.0.0.1 localhost\n::1 localhost\n",
         "copy-up keeps content"
     );
-    let lower = fx.driver.diff_dir("base");
+    let lower = fx.driver.dirs("base").diff;
     assert_eq!(
         read(&lower.join("etc/passwd")),
         "root:x:0:0",
@@ -148,7 +149,7 @@ pub fn copy_up(fx: &Fixture) {
     );
     if fx.is_overlay2() {
         assert_eq!(
-            read(&fx.driver.diff_dir("c").join("etc/passwd")),
+            read(&fx.driver.dirs("c").diff.join("etc/passwd")),
             "changed",
             "the copy is in c's diff dir"
         );
@@ -171,12 +172,12 @@ pub fn delete_lower_file(fx: &Fixture) {
     assert!(!exists(&merged.join("etc/gone")));
     assert_eq!(ls(&merged.join("etc")), ["passwd"]);
     assert_eq!(
-        read(&fx.driver.diff_dir("base").join("etc/gone")),
+        read(&fx.driver.dirs("base").diff.join("etc/gone")),
         "bye",
         "the lower layer is untouched"
     );
     if fx.is_overlay2() {
-        assert_whiteout_device(&fx.driver.diff_dir("c").join("etc/gone"));
+        assert_whiteout_device(&fx.driver.dirs("c").diff.join("etc/gone"));
     }
     assert_eq!(fx.changes("c", Some("base")), ["C /etc", "D /etc/gone"]);
     let exported = fx.export("c", Some("base"));
@@ -195,7 +196,7 @@ pub fn delete_lower_file(fx: &Fixture) {
         "the whiteout survives export -> apply"
     );
     if fx.is_overlay2() {
-        assert_whiteout_device(&fx.driver.diff_dir("copy").join("etc/gone"));
+        assert_whiteout_device(&fx.driver.dirs("copy").diff.join("etc/gone"));
     }
     assert_numeric_fields("export with a whiteout", &exported);
 }
@@ -214,23 +215,23 @@ pub fn recreated_dir_is_opaque(fx: &Fixture) {
     fs::create_dir(merged.join("dir")).expect("mkdir through the mount");
     fs::write(merged.join("dir/new"), "new").expect("write");
     assert_eq!(ls(&merged.join("dir")), ["new"], "old children are gone");
-    if fx.is_overlay2() {
-        let upper = fx.driver.diff_dir("c").join("dir");
+    if let DiffFormat::Overlay { xattrs } = fx.driver.dirs("c").format {
+        let upper = fx.driver.dirs("c").diff.join("dir");
         assert_eq!(
-            get_xattr(&upper, "trusted.overlay.opaque").as_deref(),
+            get_xattr(&upper, xattrs.opaque()).as_deref(),
             Some(&b"y"[..])
         );
     }
     let export = fx.export("c", Some("base"));
     let paths = tar_paths(&export);
     // overlay2 knows the dir was recreated (opaque xattr) and must say so with the marker. A
-    // naive (full-copy) diff cannot tell "recreated" from "emptied" and may instead white out
+    // full-copy diff cannot tell "recreated" from "emptied" and may instead white out
     // each old child, which hides the same entries.
     let opaque = paths.contains(&"dir/.wh..wh..opq".to_string());
     let each_child = ["dir/.wh.a", "dir/.wh.b", "dir/.wh.sub"]
         .iter()
         .all(|w| paths.contains(&w.to_string()));
-    if fx.driver.diff_format() == DiffFormat::Overlay {
+    if fx.driver.dirs("c").format.is_overlay() {
         assert!(opaque, "export has no dir/.wh..wh..opq: {paths:?}");
     } else {
         assert!(
@@ -255,10 +256,10 @@ pub fn recreated_dir_is_opaque(fx: &Fixture) {
         ["new"],
         "opacity survives export -> apply"
     );
-    if fx.is_overlay2() {
-        let upper = fx.driver.diff_dir("copy").join("dir");
+    if let DiffFormat::Overlay { xattrs } = fx.driver.dirs("copy").format {
+        let upper = fx.driver.dirs("copy").diff.join("dir");
         assert_eq!(
-            get_xattr(&upper, "trusted.overlay.opaque").as_deref(),
+            get_xattr(&upper, xattrs.opaque()).as_deref(),
             Some(&b"y"[..])
         );
     }
@@ -285,7 +286,7 @@ pub fn rename_lower_dir(fx: &Fixture) {
     };
     check(&merged);
     assert_eq!(
-        read(&fx.driver.diff_dir("base").join("old/f1")),
+        read(&fx.driver.dirs("base").diff.join("old/f1")),
         "one",
         "the lower layer is untouched"
     );

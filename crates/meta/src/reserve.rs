@@ -11,19 +11,19 @@ const NAME: &str = ".space-reserve";
 const RESERVE: u64 = 4 << 20;
 const LOW: u64 = 1 << 20;
 
-fn free_bytes(root: &Path) -> Option<u64> {
-    let st = rustix::fs::statvfs(root).ok()?;
+fn free_bytes(dir: &Path) -> Option<u64> {
+    let st = rustix::fs::statvfs(dir).ok()?;
     Some(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
 /// Before a transaction: gives the reserve back to the filesystem if it is (nearly) full.
-pub(crate) fn release_if_low(root: &Path) {
-    if free_bytes(root).is_some_and(|free| free < LOW) {
-        match std::fs::remove_file(root.join(NAME)) {
+pub(crate) fn release_if_low(dir: &Path) {
+    if free_bytes(dir).is_some_and(|free| free < LOW) {
+        match std::fs::remove_file(dir.join(NAME)) {
             Ok(()) => tracing::warn!(
                 "the filesystem of {} is full: released the space reserve so metadata can \
                  still be written; free space (strata rm, rmi, prune)",
-                root.display()
+                dir.display()
             ),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => tracing::warn!("releasing the space reserve: {e}"),
@@ -33,9 +33,9 @@ pub(crate) fn release_if_low(root: &Path) {
 
 /// At open: makes the reserve again if it is missing and the filesystem has room for it
 /// and more. Best effort: a store without its reserve works, only less well when full.
-pub(crate) fn restore(root: &Path) {
-    let path = root.join(NAME);
-    if path.exists() || free_bytes(root).is_none_or(|free| free < 4 * RESERVE) {
+pub(crate) fn restore(dir: &Path) {
+    let path = dir.join(NAME);
+    if path.exists() || free_bytes(dir).is_none_or(|free| free < 4 * RESERVE) {
         return;
     }
     let made = std::fs::File::create(&path).and_then(|f| {

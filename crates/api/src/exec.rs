@@ -61,7 +61,7 @@ async fn create(
     if config.cmd.as_ref().is_none_or(|c| c.is_empty()) {
         return Err(ApiError::bad_request("No exec command specified"));
     }
-    let c = crate::containers::container(&state, &id).await?;
+    let c = crate::containers::record::container(&state, &id).await?;
     if c.state != RunState::Running {
         return Err(ApiError::conflict(format!(
             "container {} is not running",

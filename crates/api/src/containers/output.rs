@@ -21,7 +21,7 @@ use strata_engine::State as RunState;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::{record, POLL};
+use super::record::{record, POLL};
 use crate::error::{ApiError, ApiResult};
 use crate::params::Query;
 use strata_engine::daemon::{Daemon, Monitors};

@@ -15,7 +15,7 @@ use strata_engine::{Container, State as RunState};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::{record, POLL};
+use super::record::{record, POLL};
 use crate::error::{ApiError, ApiResult};
 use crate::params::Query;
 use strata_engine::daemon::Daemon;
@@ -33,7 +33,7 @@ pub async fn resize(
         u16::try_from(v).map_err(|_| ApiError::bad_request(format!("invalid {key} {v}")))
     };
     let (rows, cols) = (size("h")?, size("w")?);
-    let c = super::container(&state, &id).await?;
+    let c = super::record::container(&state, &id).await?;
     state.daemon.terminals.resize(&c.id, rows, cols);
     Ok(StatusCode::OK)
 }

@@ -6,6 +6,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use strata_engine::Error;
+use strata_sys::signal::InvalidSignal;
+use strata_sys::{ErrorKind, Kind};
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -46,38 +48,24 @@ impl std::fmt::Display for ApiError {
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> ApiError {
-        ApiError::new(status_of(&e), e.to_string())
+        ApiError::new(status_of(e.kind()), e.to_string())
     }
 }
 
-/// The status Docker gives the same failure.
-fn status_of(e: &Error) -> StatusCode {
-    use strata_image::Error as I;
-    use strata_storage::Error as S;
-    let storage = |s: &S| match s {
-        S::NotFound(_) => StatusCode::NOT_FOUND,
-        S::Conflict(_) => StatusCode::CONFLICT,
-        S::Archive(_) | S::PathEscape(_) | S::Unsupported(_) => StatusCode::BAD_REQUEST,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    match e {
-        Error::NotFound(_) => StatusCode::NOT_FOUND,
-        Error::Conflict(_) => StatusCode::CONFLICT,
-        Error::Invalid(_) | Error::InvalidName { .. } => StatusCode::BAD_REQUEST,
-        Error::Storage(s) => storage(s),
-        Error::Image(i) => match i {
-            I::NotFound(_) => StatusCode::NOT_FOUND,
-            I::Conflict(_) => StatusCode::CONFLICT,
-            I::InvalidReference { .. } | I::InvalidChange { .. } | I::Archive(_) => {
-                StatusCode::BAD_REQUEST
-            }
-            I::Storage(s) => storage(s),
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        },
-        // A command that cannot run in the container: Docker answers 400 at start (the CLI
-        // then exits 126 or 127 from the message).
-        Error::Runtime(r) if matches!(r.exit_code(), 126 | 127) => StatusCode::BAD_REQUEST,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
+impl From<InvalidSignal> for ApiError {
+    fn from(e: InvalidSignal) -> ApiError {
+        ApiError::new(status_of(e.kind()), e.to_string())
+    }
+}
+
+/// The status Docker gives the same kind of failure. An unsupported request is the
+/// client's to change (a driver option, a kernel feature it asked for): 400.
+fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Invalid | ErrorKind::Unsupported => StatusCode::BAD_REQUEST,
+        ErrorKind::Corrupt | ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

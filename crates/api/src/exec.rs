@@ -9,7 +9,6 @@
 //! Instances live in the daemon's state ([`strata_engine::daemon::Execs`]), as Docker's do:
 //! they do not outlive it.
 
-use std::fs::File;
 use std::io::{Read, Write};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -68,7 +67,8 @@ async fn create(
             c.id
         )));
     }
-    let exec_id = random_id();
+    let exec_id = strata_sys::id::random_hex(32, "an exec ID")
+        .map_err(|e| ApiError::from(strata_engine::Error::from(e)))?;
     let request = ExecRequest {
         cmd: config.cmd.unwrap_or_default(),
         env: config.env.unwrap_or_default(),
@@ -81,16 +81,6 @@ async fn create(
     };
     state.daemon.execs.insert(exec_id.clone(), c.id, request);
     Ok((StatusCode::CREATED, Json(json!({ "Id": exec_id }))))
-}
-
-fn random_id() -> String {
-    let mut bytes = [0u8; 32];
-    let _ = getrandom_fill(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn getrandom_fill(bytes: &mut [u8]) -> std::io::Result<()> {
-    File::open("/dev/urandom")?.read_exact(bytes)
 }
 
 /// `GET /exec/{id}/json`.

@@ -5,6 +5,7 @@
 use std::io::{IsTerminal, Write};
 
 use anyhow::{Context, Result};
+pub(crate) use strata_sys::human::human_size;
 
 /// Runs `act` on every name, as Docker does for `rm a b c`: a failure is reported and the
 /// rest still run; the command fails at the end if any did.
@@ -29,63 +30,20 @@ pub(crate) fn for_each(
     }
 }
 
-/// "3 minutes ago", as docker prints ages.
+/// "3 minutes ago", as docker prints ages: its `HumanDuration` since `created` (unix
+/// seconds).
 pub(crate) fn human_age(created: i64) -> String {
-    let secs = (chrono::Utc::now().timestamp() - created).max(0);
-    let (n, unit) = match secs {
-        s if s < 60 => return "Less than a minute ago".into(),
-        s if s < 3600 => (s / 60, "minute"),
-        s if s < 86400 => (s / 3600, "hour"),
-        s if s < 86400 * 14 => (s / 86400, "day"),
-        s if s < 86400 * 60 => (s / (86400 * 7), "week"),
-        s if s < 86400 * 365 * 2 => (s / (86400 * 30), "month"),
-        s => (s / (86400 * 365), "year"),
-    };
-    let plural = if n == 1 { "" } else { "s" };
-    if n == 1 && unit == "hour" {
-        return "About an hour ago".into();
-    }
-    format!("{n} {unit}{plural} ago")
-}
-
-/// Decimal units, as docker prints sizes.
-pub(crate) fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes}B")
-    } else {
-        format!("{value:.3}")
-            .trim_end_matches('0')
-            .trim_end_matches('.')
-            .to_string()
-            + UNITS[unit]
-    }
+    let secs = chrono::Utc::now().timestamp() - created;
+    format!(
+        "{} ago",
+        strata_sys::human::human_duration(secs.saturating_mul(1_000_000_000))
+    )
 }
 
 /// Docker's `HumanDuration` of the time since `nanos` (unix nanoseconds).
 pub(crate) fn human_duration(nanos: i64) -> String {
     let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
-    let secs = ((now - nanos) / 1_000_000_000).max(0);
-    let plural = |n: i64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
-    match secs {
-        s if s < 1 => "Less than a second".into(),
-        1 => "1 second".into(),
-        s if s < 60 => plural(s, "second"),
-        s if s < 120 => "About a minute".into(),
-        s if s < 3600 => plural(s / 60, "minute"),
-        s if s < 7200 => "About an hour".into(),
-        s if s < 86400 * 2 => plural(s / 3600, "hour"),
-        s if s < 86400 * 7 * 2 => plural(s / 86400, "day"),
-        s if s < 86400 * 30 * 2 => plural(s / (86400 * 7), "week"),
-        s if s < 86400 * 365 * 2 => plural(s / (86400 * 30), "month"),
-        s => plural(s / (86400 * 365), "year"),
-    }
+    strata_sys::human::human_duration(now - nanos)
 }
 
 /// Columns padded to their widest cell plus three spaces, as Docker's tabwriter does.
@@ -143,16 +101,4 @@ pub(crate) fn init_logging(level: &str) {
         // timestamps, a timeline of `run` across the CLI and its monitor.
         .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .init();
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_read_like_docker() {
-        assert_eq!(human_size(0), "0B");
-        assert_eq!(human_size(4_400_000), "4.4MB");
-        assert_eq!(human_size(1_234_567_890), "1.235GB");
-    }
 }

@@ -1,6 +1,8 @@
 //! The engine's error: whatever the layer or image store said, passed through unchanged so
 //! the message keeps naming the object and the remedy.
 
+use strata_storage::error::{ErrorKind, Kind};
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +20,9 @@ pub enum Error {
     Invalid(String),
     #[error("{0}")]
     NotFound(String),
+    /// The container named does not exist: front ends then try a layer of that name.
+    #[error("{0}")]
+    NoSuchContainer(String),
     #[error("{0}")]
     Conflict(String),
     /// Engine records that contradict each other; the message gives the remedy.
@@ -39,5 +44,57 @@ impl Error {
             Error::Runtime(e) => e.exit_code(),
             _ => 125,
         }
+    }
+}
+
+/// The fd-relative primitives' and random ids' errors read as the storage errors they were.
+impl From<strata_sys::Error> for Error {
+    fn from(e: strata_sys::Error) -> Self {
+        Error::Storage(e.into())
+    }
+}
+
+impl From<strata_sys::signal::InvalidSignal> for Error {
+    fn from(e: strata_sys::signal::InvalidSignal) -> Self {
+        Error::Invalid(e.to_string())
+    }
+}
+
+impl Kind for Error {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Storage(e) => e.kind(),
+            Error::Image(e) => e.kind(),
+            // Docker answers a failed start with 500, except for a command that cannot run in
+            // the container (400; its CLI then exits 126 or 127 from the message).
+            Error::Runtime(e) if matches!(e.exit_code(), 126 | 127) => ErrorKind::Invalid,
+            Error::Runtime(_) => ErrorKind::Internal,
+            Error::InvalidName { .. } | Error::Invalid(_) => ErrorKind::Invalid,
+            Error::NotFound(_) | Error::NoSuchContainer(_) => ErrorKind::NotFound,
+            Error::Conflict(_) => ErrorKind::Conflict,
+            Error::Corrupt(_) => ErrorKind::Corrupt,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_keep_the_statuses_docker_gives() {
+        let not_found = Error::NoSuchContainer("no such container: x".into());
+        assert_eq!(not_found.kind(), ErrorKind::NotFound);
+        let escape = Error::Storage(strata_storage::Error::PathEscape("../x".into()));
+        assert_eq!(escape.kind(), ErrorKind::Invalid);
+        let missing_command = Error::Runtime(strata_runtime::Error::Exec {
+            message: "not found".into(),
+            exit_code: 127,
+        });
+        assert_eq!(missing_command.kind(), ErrorKind::Invalid);
+        let refused = Error::Runtime(strata_runtime::Error::Invalid("bad limit".into()));
+        assert_eq!(refused.kind(), ErrorKind::Internal);
+        let signal = Error::from(strata_sys::signal::parse_signal("NOPE").unwrap_err());
+        assert_eq!(signal.kind(), ErrorKind::Invalid);
     }
 }

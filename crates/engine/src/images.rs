@@ -169,7 +169,9 @@ impl Engine {
             match self.remove_container(&c.id, false, false) {
                 Ok(()) => {}
                 // Started or removed by another process since the listing: not ours to prune.
-                Err(Error::Conflict(_) | Error::NotFound(_)) => continue,
+                Err(Error::Conflict(_) | Error::NotFound(_) | Error::NoSuchContainer(_)) => {
+                    continue
+                }
                 Err(e) => return Err(e),
             }
             report.reclaimed += usage;

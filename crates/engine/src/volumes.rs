@@ -20,9 +20,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use strata_storage::error::IoContext;
 
-use crate::container::{names, parse_volume, write_atomic};
+use crate::container::{names, parse_volume};
 use crate::error::{Error, Result};
 use crate::Engine;
+use strata_sys::atomic::{write_atomic, Durability};
 
 /// The only volume driver: directories under the store root.
 pub const LOCAL_DRIVER: &str = "local";
@@ -101,7 +102,7 @@ impl Engine {
     ) -> Result<Volume> {
         let name = match name {
             Some(n) => validate_name(n)?.to_string(),
-            None => random_name()?,
+            None => strata_sys::id::random_hex(32, "a volume name")?,
         };
         self.make_volume(&name, labels, false)
     }
@@ -143,7 +144,7 @@ impl Engine {
             anonymous,
         };
         let bytes = serde_json::to_vec_pretty(&record).expect("a record serialises");
-        write_atomic(&dir, RECORD, &bytes)?;
+        write_atomic(&dir, RECORD, &bytes, Durability::Synced)?;
         strata_storage::fs::sync_dir(&base)?;
         self.volume(name)
     }
@@ -287,7 +288,10 @@ impl Engine {
     fn delete_volume_dir(&self, name: &str) -> Result<()> {
         let base = self.volumes_dir();
         let dir = base.join(name);
-        let trash = base.join(format!(".trash-{name}-{}", &random_name()?[..12]));
+        let trash = base.join(format!(
+            ".trash-{name}-{}",
+            &strata_sys::id::random_hex(32, "a volume name")?[..12]
+        ));
         match std::fs::rename(&dir, &trash) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -353,18 +357,6 @@ pub fn dir_size(dir: &std::path::Path) -> u64 {
         }
     }
     total
-}
-
-/// 64 hex digits, as Docker names anonymous volumes.
-pub(crate) fn random_name() -> Result<String> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| {
-        strata_storage::Error::io(
-            "reading random bytes for a volume name",
-            std::io::Error::other(e.to_string()),
-        )
-    })?;
-    Ok(hex::encode(bytes))
 }
 
 fn now_rfc3339() -> String {

@@ -1,5 +1,7 @@
 //! The image error type; storage errors pass through unchanged.
 
+use strata_storage::error::{ErrorKind, Kind};
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
@@ -31,5 +33,26 @@ impl From<strata_meta::Error> for Error {
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
         Error::Storage(e.into())
+    }
+}
+
+/// The fd-relative primitives' errors read as the storage errors they were.
+impl From<strata_sys::Error> for Error {
+    fn from(e: strata_sys::Error) -> Self {
+        Error::Storage(e.into())
+    }
+}
+
+impl Kind for Error {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Storage(e) => e.kind(),
+            Error::InvalidReference { .. } | Error::InvalidChange { .. } | Error::Archive(_) => {
+                ErrorKind::Invalid
+            }
+            Error::NotFound(_) => ErrorKind::NotFound,
+            Error::Conflict(_) => ErrorKind::Conflict,
+            Error::BadConfig { .. } => ErrorKind::Corrupt,
+        }
     }
 }

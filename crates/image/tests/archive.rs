@@ -4,13 +4,13 @@
 //! sharing a layer. Round trips through `save` keep image IDs, diffIDs and layer bytes; bad
 //! archives fail naming the image and blob and leave no image, tag, layer or staging file.
 
-use std::io::Write;
 use std::path::Path;
 
 use strata_image::archive::{load, save, LoadSource, Progress, SaveCompression, SaveFormat};
 use strata_image::ImageStore;
 use strata_storage::layer_store::LayerStore;
 use strata_storage::Digest;
+use strata_testkit::gzip;
 
 type Members = Vec<(String, Vec<u8>)>;
 
@@ -32,12 +32,6 @@ fn layer(files: &[(&str, &[u8])]) -> Vec<u8> {
         b.append_data(&mut h, name, *data).unwrap();
     }
     b.into_inner().unwrap()
-}
-
-fn gzip(b: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(b).unwrap();
-    e.finish().unwrap()
 }
 
 fn config(diff_ids: &[Digest], comment: &str) -> Vec<u8> {

@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use sha2::{Digest as _, Sha256};
 use strata_image::archive::{load, save, LoadSource, SaveCompression, SaveFormat};
 use strata_image::{Image, ImageStore};
 use strata_storage::layer_store::LayerStore;
+use strata_testkit::sha256;
 
 const TAR_FIXTURES: [&str; 5] = [
     "docker-archive.tar",
@@ -49,10 +49,6 @@ fn expected_images(fixture: &str) -> Vec<(String, Vec<String>)> {
         .collect();
     v.sort();
     v
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
 /// Every regular file of a tar, by name.

@@ -4,19 +4,7 @@
 
 use strata_image::{new_config, ImageStore, Reference};
 use strata_storage::layer_store::LayerStore;
-
-fn tar_of(name: &str, data: &[u8]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_ustar();
-    h.set_size(data.len() as u64);
-    h.set_mode(0o644);
-    h.set_mtime(1_600_000_000);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_cksum();
-    b.append_data(&mut h, name, data).unwrap();
-    b.into_inner().unwrap()
-}
+use strata_testkit::file_tar;
 
 fn reference(s: &str) -> Reference {
     s.parse().unwrap()
@@ -27,7 +15,7 @@ fn resolve_by_tag_id_and_prefix() {
     let dir = tempfile::tempdir().unwrap();
     let layers = std::sync::Arc::new(LayerStore::open(dir.path(), "vfs", &[]).unwrap());
     let images = ImageStore::open(&layers).unwrap();
-    let tar = tar_of("hello", b"world");
+    let tar = file_tar("hello", b"world");
     let img = strata_image::import(
         &layers,
         &images,
@@ -84,7 +72,7 @@ fn tags_move_and_rmi_respects_writable_layers() {
     let a = strata_image::import(
         &layers,
         &images,
-        &mut &tar_of("a", b"1")[..],
+        &mut &file_tar("a", b"1")[..],
         Some(&reference("app:1")),
         None,
     )
@@ -92,7 +80,7 @@ fn tags_move_and_rmi_respects_writable_layers() {
     let b = strata_image::import(
         &layers,
         &images,
-        &mut &tar_of("b", b"2")[..],
+        &mut &file_tar("b", b"2")[..],
         Some(&reference("app:1")),
         None,
     )
@@ -144,7 +132,7 @@ fn rmi_removes_the_config_blob_and_every_stored_tag_spelling() {
     let img = strata_image::import(
         &layers,
         &images,
-        &mut &tar_of("a", b"1")[..],
+        &mut &file_tar("a", b"1")[..],
         Some(&reference("app")),
         None,
     )

@@ -32,7 +32,7 @@ pub fn container_path(id: &str) -> PathBuf {
 /// Moves the calling process (all its threads) into `strata/monitors` of every cgroup
 /// hierarchy mounted, creating it where missing.
 pub fn join_monitors() -> Result<()> {
-    let hierarchies = strata_storage::mountinfo::mounts_of_type(&["cgroup", "cgroup2"])?;
+    let hierarchies = strata_sys::mountinfo::mounts_of_type(&["cgroup", "cgroup2"])?;
     let pid = std::process::id().to_string();
     for hierarchy in hierarchies {
         let dir = make_cgroup(&hierarchy, &Path::new(PARENT).join(MONITORS))?;

@@ -1,6 +1,8 @@
 //! The runtime error type. Messages name the container, user or file concerned and, where
 //! there is one, the remedy.
 
+use strata_sys::{ErrorKind, Kind};
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
@@ -24,8 +26,9 @@ pub enum Error {
         context: String,
         cause: std::io::Error,
     },
+    /// A failure of the fd-relative or mountinfo primitives, already naming its object.
     #[error(transparent)]
-    Storage(#[from] strata_storage::Error),
+    Sys(#[from] strata_sys::Error),
     #[error("building the OCI runtime spec: {0}")]
     Spec(#[from] oci_spec::OciSpecError),
 }
@@ -44,6 +47,17 @@ impl Error {
         match self {
             Error::Exec { exit_code, .. } => *exit_code,
             _ => 125,
+        }
+    }
+}
+
+impl Kind for Error {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Invalid(_) | Error::Exec { .. } => ErrorKind::Invalid,
+            Error::NotFound(_) => ErrorKind::NotFound,
+            Error::Runtime { .. } | Error::Io { .. } | Error::Spec(_) => ErrorKind::Internal,
+            Error::Sys(e) => e.kind(),
         }
     }
 }

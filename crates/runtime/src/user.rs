@@ -2,7 +2,7 @@
 //! Docker does, from the container's own `/etc/passwd` and `/etc/group`.
 //!
 //! Both files are content of the image, so they are opened fd-relative inside the root
-//! filesystem ([`strata_storage::fs::Root`]): a hostile `/etc -> /host/etc` symlink resolves
+//! filesystem ([`strata_sys::root::Root`]): a hostile `/etc -> /host/etc` symlink resolves
 //! inside the container, never on the host.
 
 use std::io::Read;
@@ -10,7 +10,7 @@ use std::path::Path;
 
 use rustix::fs::OFlags;
 use rustix::io::Errno;
-use strata_storage::fs::Root;
+use strata_sys::root::Root;
 
 use crate::error::{Error, Result};
 

@@ -3,6 +3,9 @@
 
 use std::path::Path;
 
+use strata_sys::error::remedy;
+pub use strata_sys::{ErrorKind, Kind};
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +69,30 @@ impl From<strata_meta::Error> for Error {
     }
 }
 
+/// The errors of the fd-relative primitives (moved to `strata-sys`) read as storage's own.
+impl From<strata_sys::Error> for Error {
+    fn from(e: strata_sys::Error) -> Self {
+        match e {
+            strata_sys::Error::Io { context, cause } => Error::Io { context, cause },
+            strata_sys::Error::PathEscape(path) => Error::PathEscape(path),
+            strata_sys::Error::Conflict(message) => Error::Conflict(message),
+        }
+    }
+}
+
+impl Kind for Error {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Error::NotFound(_) => ErrorKind::NotFound,
+            Error::Conflict(_) => ErrorKind::Conflict,
+            Error::Archive(_) | Error::PathEscape(_) => ErrorKind::Invalid,
+            Error::Unsupported(_) => ErrorKind::Unsupported,
+            Error::Corrupt(_) => ErrorKind::Corrupt,
+            Error::Io { .. } | Error::Db(_) => ErrorKind::Internal,
+        }
+    }
+}
+
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
         Error::Db(e)
@@ -83,22 +110,6 @@ fn printable(text: &str) -> String {
             c => c.to_string(),
         })
         .collect()
-}
-
-/// What to do about the errors a user can fix.
-fn remedy(cause: &std::io::Error) -> &'static str {
-    match cause.raw_os_error() {
-        Some(e) if e == rustix::io::Errno::NOSPC.raw_os_error() => {
-            "; the filesystem holding the store is full: free space (or use another --root) and retry"
-        }
-        Some(e) if e == rustix::io::Errno::DQUOT.raw_os_error() => {
-            "; the disk quota is exhausted: free space and retry"
-        }
-        Some(e) if e == rustix::io::Errno::ROFS.raw_os_error() => {
-            "; the filesystem is read-only"
-        }
-        _ => "",
-    }
 }
 
 /// Adds "what we were doing, on which object" to io errors.

@@ -21,10 +21,12 @@ pub mod error;
 pub mod fs;
 pub mod layer_store;
 pub mod layout;
-pub mod mountinfo;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
 pub mod walk;
+
+/// Moved to `strata-sys` (the runtime reads it too); kept here so storage paths still work.
+pub use strata_sys::mountinfo;
 
 pub use changes::Change;
 pub use digest::Digest;

@@ -9,6 +9,7 @@ use bollard_stubs::models::{
     ContainerSummaryStateEnum,
 };
 use strata_engine::{Container, ContainerConfig, State as RunState};
+use strata_sys::human::human_duration;
 
 use crate::error::ApiResult;
 use crate::params::{Filters, Query};
@@ -122,26 +123,6 @@ fn status_text(c: &Container) -> String {
             since(c.finished_at)
         ),
         RunState::Dead => "Dead".into(),
-    }
-}
-
-/// Docker's `units.HumanDuration`.
-fn human_duration(nanos: i64) -> String {
-    let seconds = nanos / 1_000_000_000;
-    let minutes = seconds / 60;
-    let hours = minutes / 60;
-    match () {
-        _ if seconds < 1 => "Less than a second".into(),
-        _ if seconds == 1 => "1 second".into(),
-        _ if seconds < 60 => format!("{seconds} seconds"),
-        _ if minutes == 1 => "About a minute".into(),
-        _ if minutes < 60 => format!("{minutes} minutes"),
-        _ if hours == 1 => "About an hour".into(),
-        _ if hours < 48 => format!("{hours} hours"),
-        _ if hours < 24 * 7 * 2 => format!("{} days", hours / 24),
-        _ if hours < 24 * 30 * 2 => format!("{} weeks", hours / 24 / 7),
-        _ if hours < 24 * 365 * 2 => format!("{} months", hours / 24 / 30),
-        _ => format!("{} years", hours / 24 / 365),
     }
 }
 

@@ -20,7 +20,7 @@ pub(crate) async fn container(state: &AppState, id: &str) -> ApiResult<Container
 pub(crate) fn record(engine: &Engine, id: &str) -> ApiResult<Option<Container>> {
     match engine.container(id) {
         Ok(c) => Ok(Some(c)),
-        Err(strata_engine::Error::NotFound(_)) => Ok(None),
+        Err(strata_engine::Error::NoSuchContainer(_)) => Ok(None),
         Err(e) => Err(e.into()),
     }
 }

@@ -16,11 +16,8 @@ use tempfile::TempDir;
 pub mod docker;
 pub mod load;
 
-pub const BUSYBOX: &str = "/bin/busybox";
-
-pub fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
+#[allow(unused_imports)] // Not every test binary uses every helper.
+pub use strata_testkit::{can_run_containers, is_root, BUSYBOX};
 
 /// The strata binary of this build (`target/<profile>/strata`), if it was built.
 pub fn strata_binary() -> Option<PathBuf> {
@@ -301,22 +298,6 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
         out.extend_from_slice(&data[eol + 2..eol + 2 + size]);
         data = &data[eol + 2 + size + 2..];
     }
-}
-
-/// Whether containers can run here (root, runc, a static busybox); says why not.
-pub fn can_run_containers() -> bool {
-    if !is_root() {
-        eprintln!("SKIP: running containers needs root");
-        return false;
-    }
-    let runc = Command::new("runc").arg("--version").output();
-    if !runc.map(|o| o.status.success()).unwrap_or(false) || !Path::new(BUSYBOX).exists() {
-        eprintln!(
-            "SKIP: needs runc in PATH and a static {BUSYBOX} (apt-get install runc busybox-static)"
-        );
-        return false;
-    }
-    true
 }
 
 /// A rootfs tarball: /bin/busybox with applet links, /etc/passwd and /etc/group.

@@ -27,9 +27,8 @@ use tempfile::TempDir;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_strata");
 
-pub fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
+#[allow(unused_imports)] // Not every test binary uses every helper.
+pub use strata_testkit::{can_run_containers, gzip, is_root, zstd, BUSYBOX};
 
 /// A store under a fresh temporary directory: `<tmp>/root` is the store, `<tmp>/input` holds
 /// the tarballs a test feeds it (never inside the store, so a leftover is always the store's).
@@ -492,33 +491,6 @@ impl Read for Noise {
         self.left -= n as u64;
         Ok(n)
     }
-}
-
-pub fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    enc.write_all(data).unwrap();
-    enc.finish().unwrap()
-}
-
-pub fn zstd(data: &[u8]) -> Vec<u8> {
-    zstd::encode_all(data, 3).unwrap()
-}
-
-/// The static busybox containers run (`apt-get install busybox-static`).
-pub const BUSYBOX: &str = "/bin/busybox";
-
-/// Whether containers can run here (root, runc, a static busybox); says why not otherwise.
-pub fn can_run_containers() -> bool {
-    if !is_root() {
-        eprintln!("SKIP: running containers needs root");
-        return false;
-    }
-    let runc = Command::new("runc").arg("--version").output();
-    if !runc.map(|o| o.status.success()).unwrap_or(false) || !Path::new(BUSYBOX).exists() {
-        eprintln!("SKIP: needs runc in PATH and a static {BUSYBOX}");
-        return false;
-    }
-    true
 }
 
 /// A root filesystem of the static busybox with links for `applets`, /etc/passwd, /data.

@@ -118,7 +118,7 @@ fn resolve_in(root: &Root, rel: &Path, follow: bool) -> Result<Located> {
                 shown: "/".into(),
             });
         };
-        let dir = match root.open_dir(parent) {
+        let dir = match root.open_dir(parent).map_err(strata_storage::Error::from) {
             Ok(dir) => dir,
             Err(e) if is_missing(&e) => return Err(missing_parent(&rel, e)),
             Err(e) => return Err(e.into()),

@@ -134,7 +134,8 @@ impl Engine {
         }
         let process = spec.process()?;
         let dir = self.container_dir(&c.id);
-        let path = dir.join(format!("exec-{}.json", random_suffix()));
+        let suffix = strata_sys::id::random_hex(8, "an exec process file")?;
+        let path = dir.join(format!("exec-{suffix}.json"));
         let json = serde_json::to_vec(&process).expect("a process serialises");
         std::fs::write(&path, json).ctx_path("writing the exec process", &path)?;
         Ok((c, runtime, path))
@@ -182,12 +183,6 @@ fn exec_spec(
     }
     spec.terminal = options.tty;
     Ok(spec)
-}
-
-fn random_suffix() -> String {
-    let mut bytes = [0u8; 8];
-    let _ = getrandom::fill(&mut bytes);
-    hex::encode(bytes)
 }
 
 /// An exec started by [`Engine::spawn_exec`].

@@ -1,12 +1,11 @@
 //! The files a container's runtime bind-mounts over the init layer's empty ones:
 //! `hostname`, `hosts` and `resolv.conf` under `containers/<id>/`, written at each start as
-//! Docker does; and the atomic writes (staging file, fsync, rename, fsync of the directory)
-//! the container's durable files go through.
+//! Docker does; and the fsync of a staged container directory.
 
-use std::io::Write;
 use std::path::Path;
 
 use strata_storage::error::IoContext;
+use strata_sys::atomic::{write_atomic, Durability::Unsynced};
 
 use super::config::{ContainerConfig, NetworkMode};
 use crate::error::Result;
@@ -21,44 +20,6 @@ ff02::2\tip6-allrouters
 
 /// Google's resolvers, Docker's fallback when the host's only point at itself.
 const DEFAULT_NAMESERVERS: &str = "nameserver 8.8.8.8\nnameserver 8.8.4.4\n";
-
-/// Writes `dir/name` so that a reader sees the old content or the new, never a part.
-pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
-    let staged = dir.join(format!(".{name}.tmp"));
-    let dest = dir.join(name);
-    let mut file = std::fs::File::create(&staged).ctx_path("creating", &staged)?;
-    file.write_all(bytes).ctx_path("writing", &staged)?;
-    file.sync_all().ctx_path("syncing", &staged)?;
-    std::fs::rename(&staged, &dest)
-        .ctx(|| format!("renaming {} to {}", staged.display(), dest.display()))?;
-    strata_storage::fs::sync_dir(dir)?;
-    Ok(())
-}
-
-/// Replaces `dir/name` through a staging file and a rename, without fsyncs: for files
-/// regenerated before each use.
-fn write_replacing(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
-    let staged = dir.join(format!(".{name}.tmp"));
-    let dest = dir.join(name);
-    std::fs::write(&staged, bytes).ctx_path("writing", &staged)?;
-    std::fs::rename(&staged, &dest)
-        .ctx(|| format!("renaming {} to {}", staged.display(), dest.display()))?;
-    Ok(())
-}
-
-/// Writes the new file `dir/name`, for a directory still being staged: the caller makes
-/// the directory durable once with [`sync_staged`] before renaming it into place, and the
-/// rename makes every file appear at once.
-pub fn write_staged(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
-    let path = dir.join(name);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .ctx_path("creating", &path)?;
-    file.write_all(bytes).ctx_path("writing", &path)?;
-    Ok(())
-}
 
 /// fsyncs every file in the staged `dir`, then `dir`. Syncing after all are written, not
 /// each as it is written: the first fsync commits the journal with all of them, and the
@@ -97,7 +58,7 @@ pub fn hostname(config: &ContainerConfig, id: &str) -> String {
 /// start rewrites whatever a power cut left.
 pub fn write_network_files(dir: &Path, config: &ContainerConfig, id: &str) -> Result<()> {
     let host = hostname(config, id);
-    write_replacing(dir, "hostname", format!("{host}\n").as_bytes())?;
+    write_atomic(dir, "hostname", format!("{host}\n").as_bytes(), Unsynced)?;
     let hosts = match &config.network {
         // The host's names resolve as on the host.
         NetworkMode::Host => {
@@ -105,13 +66,15 @@ pub fn write_network_files(dir: &Path, config: &ContainerConfig, id: &str) -> Re
         }
         NetworkMode::None | NetworkMode::Path(_) => format!("{DEFAULT_HOSTS}127.0.0.1\t{host}\n"),
     };
-    write_replacing(dir, "hosts", hosts.as_bytes())?;
+    write_atomic(dir, "hosts", hosts.as_bytes(), Unsynced)?;
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    write_replacing(
+    write_atomic(
         dir,
         "resolv.conf",
         resolv_conf(&host_resolv, &config.network).as_bytes(),
-    )
+        Unsynced,
+    )?;
+    Ok(())
 }
 
 /// The host's resolv.conf for the container: as is with the host's network; otherwise
@@ -161,15 +124,6 @@ mod tests {
         );
         assert_eq!(resolv_conf(local, &NetworkMode::Host), local);
         assert_eq!(resolv_conf("", &NetworkMode::None), DEFAULT_NAMESERVERS);
-    }
-
-    #[test]
-    fn atomic_write_replaces_and_leaves_no_staging() {
-        let dir = tempfile::tempdir().unwrap();
-        write_atomic(dir.path(), "hosts", b"one").unwrap();
-        write_atomic(dir.path(), "hosts", b"two").unwrap();
-        assert_eq!(std::fs::read(dir.path().join("hosts")).unwrap(), b"two");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

@@ -46,10 +46,9 @@ use strata_storage::Change;
 
 pub use config::{parse_cpus, parse_size, parse_volume, ContainerConfig, NetworkMode, VolumeSpec};
 pub use copy::PathStat;
-pub use files::write_atomic;
 pub use init_layer::init_tar;
-pub use run::parse_signal;
 pub use start::starter::{StartOptions, Started};
+pub use strata_sys::signal::parse_signal;
 
 use crate::error::{Error, Result};
 use crate::Engine;
@@ -201,7 +200,7 @@ impl Engine {
             .and_then(|c| c.volumes().clone())
             .unwrap_or_default();
         let anonymous = self.name_anonymous_volumes(&mut config, &image_volumes)?;
-        let id = random_id()?;
+        let id = strata_sys::id::random_hex(32, "a container ID")?;
         let lock = CreationLock::acquire(&self.containers_dir(), &id)?;
         let made = match self.build_container(&id, &name, generated_name, &img, &config) {
             Ok(made) => made,
@@ -265,7 +264,7 @@ impl Engine {
             match spec {
                 Some(spec) => volumes.push(spec),
                 None => {
-                    let name = crate::volumes::random_name()?;
+                    let name = strata_sys::id::random_hex(32, "a volume name")?;
                     let created = self.make_volume(&name, Default::default(), true);
                     if let Err(e) = created {
                         for v in &made {
@@ -285,7 +284,10 @@ impl Engine {
 
     fn generate_name(&self) -> Result<String> {
         for attempt in 0..16 {
-            let name = names::generate_container_name(random_u64()?, attempt);
+            let name = names::generate_container_name(
+                strata_sys::id::random_u64("a container name")?,
+                attempt,
+            );
             if self.db.read(|c| store::by_name(c, &name))?.is_none() {
                 return Ok(name);
             }
@@ -312,7 +314,8 @@ impl Engine {
             .ctx_path("creating container directory", &staging)?;
         undo.staging = Some(staging.clone());
         let json = serde_json::to_vec_pretty(config).expect("a config serialises");
-        files::write_staged(&staging, "config.json", &json)?;
+        let unsynced = strata_sys::atomic::Durability::Unsynced;
+        strata_sys::atomic::write_new(&staging, "config.json", &json, unsynced)?;
         files::sync_staged(&staging)?;
         let init = init_layer::ensure(&self.layers, image.top_layer.as_ref())?;
         let made = self
@@ -341,7 +344,10 @@ impl Engine {
         self.db.write(|tx| {
             if generated_name {
                 container.name = store::free_name(tx.sql(), &container.name, |attempt| {
-                    Ok(names::generate_container_name(random_u64()?, attempt))
+                    Ok(names::generate_container_name(
+                        strata_sys::id::random_u64("a container name")?,
+                        attempt,
+                    ))
                 })?;
             }
             store::insert(tx.sql(), &container)
@@ -430,7 +436,7 @@ impl Engine {
         // The monitor of a `--rm` container may have removed it meanwhile.
         let removed = match self.container(&c.id) {
             Ok(c) => self.remove_stopped(&c, volumes),
-            Err(Error::NotFound(_)) => Ok(()),
+            Err(Error::NoSuchContainer(_)) => Ok(()),
             Err(e) => Err(e),
         };
         drop((creation, monitor));
@@ -700,28 +706,6 @@ impl Drop for CreationLock {
         // Unlinked before the file closes (which unlocks): never seen unlocked and linked.
         let _ = std::fs::remove_file(&self.path);
     }
-}
-
-fn random_id() -> Result<String> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| {
-        strata_storage::Error::io(
-            "reading random bytes for a container ID",
-            std::io::Error::other(e.to_string()),
-        )
-    })?;
-    Ok(hex::encode(bytes))
-}
-
-fn random_u64() -> Result<u64> {
-    let mut bytes = [0u8; 8];
-    getrandom::fill(&mut bytes).map_err(|e| {
-        strata_storage::Error::io(
-            "reading random bytes for a container name",
-            std::io::Error::other(e.to_string()),
-        )
-    })?;
-    Ok(u64::from_le_bytes(bytes))
 }
 
 fn now_nanos() -> i64 {

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use super::run::libc_signal;
 use super::{Container, State};
 use crate::error::{Error, Result};
 use crate::Engine;
@@ -16,11 +15,11 @@ impl Engine {
             return Ok(c);
         }
         let runtime = self.runtime_for(&self.container_config(&c)?)?;
-        let _ = runtime.kill(&c.id, libc_signal("TERM"), false);
+        let _ = runtime.kill(&c.id, strata_sys::signal::SIGTERM, false);
         if let Some(done) = self.wait_stopped(&c.id, timeout)? {
             return Ok(done);
         }
-        let _ = runtime.kill(&c.id, libc_signal("KILL"), true);
+        let _ = runtime.kill(&c.id, strata_sys::signal::SIGKILL, true);
         self.wait_stopped(&c.id, Duration::from_secs(30))?
             .ok_or_else(|| {
                 Error::Conflict(format!(
@@ -48,7 +47,7 @@ impl Engine {
     /// Kills a running container and waits for its monitor (for `rm -f`).
     pub(crate) fn kill_and_wait(&self, c: &Container) -> Result<()> {
         if let Ok(runtime) = self.runtime_for(&self.container_config(c)?) {
-            let _ = runtime.kill(&c.id, libc_signal("KILL"), true);
+            let _ = runtime.kill(&c.id, strata_sys::signal::SIGKILL, true);
         }
         if self.wait_stopped(&c.id, Duration::from_secs(30))?.is_none() {
             return Err(Error::Conflict(format!(

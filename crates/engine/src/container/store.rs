@@ -175,7 +175,7 @@ pub(super) fn resolve(conn: &Connection, name_or_id: &str) -> Result<Container> 
 }
 
 pub(super) fn not_found(name_or_id: &str) -> Error {
-    Error::NotFound(format!(
+    Error::NoSuchContainer(format!(
         "no such container: {name_or_id} (see `strata ps -a`)"
     ))
 }

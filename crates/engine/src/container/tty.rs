@@ -61,9 +61,8 @@ pub(crate) struct ConsoleSocket {
 
 impl ConsoleSocket {
     pub(crate) fn new() -> Result<ConsoleSocket> {
-        let mut bytes = [0u8; 8];
-        let _ = getrandom::fill(&mut bytes);
-        let dir = std::env::temp_dir().join(format!("strata-console-{}", hex::encode(bytes)));
+        let suffix = strata_sys::id::random_hex(8, "a console socket")?;
+        let dir = std::env::temp_dir().join(format!("strata-console-{suffix}"));
         std::fs::DirBuilder::new()
             .mode(0o700)
             .create(&dir)

@@ -44,11 +44,11 @@ mod staging;
 mod tests;
 mod tx;
 
+pub use crate::driver::Durability;
 pub use check::Problem;
 pub use db::LAYERS;
 pub use open::recorded_driver;
 pub use recovery::RecoveryReport;
-pub use crate::driver::Durability;
 pub use rw::ParentWhenUnused;
 pub use staging::StagingFile;
 

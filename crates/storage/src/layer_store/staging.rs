@@ -57,7 +57,7 @@ impl StagingFile {
     /// Creates a fresh staging file under a random name in `dir` with `suffix`.
     pub(crate) fn create_random(dir: &Path, suffix: &str) -> Result<(String, StagingFile)> {
         loop {
-            let id = random_id()?;
+            let id = strata_sys::id::random_hex(16, "a storage id")?;
             if let Some(f) = StagingFile::create(dir, &format!("{id}{suffix}"))? {
                 return Ok((id, f));
             }
@@ -95,18 +95,6 @@ impl Drop for StagingFile {
             let _ = std::fs::remove_file(&self.path);
         }
     }
-}
-
-/// 32 random hex characters: a storage id nobody else will pick.
-pub(crate) fn random_id() -> Result<String> {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|e| {
-        Error::io(
-            "reading random bytes for a storage id",
-            std::io::Error::other(e.to_string()),
-        )
-    })?;
-    Ok(hex::encode(bytes))
 }
 
 /// Whether a live process holds `path` locked (a staging entry in use).

@@ -12,9 +12,7 @@ use crate::archive::{self, ApplyReport};
 use crate::changes;
 use crate::driver::{self, Driver, Durability, LayerKind};
 
-pub fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
+pub use strata_testkit::is_root;
 
 pub fn kernel_has_overlayfs() -> bool {
     let filesystems = fs::read_to_string("/proc/filesystems").unwrap_or_default();

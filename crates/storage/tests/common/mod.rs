@@ -2,17 +2,14 @@
 //! included, with raw header bytes), compressing them, and snapshotting directory trees.
 #![allow(dead_code)]
 
-use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest as _, Sha256};
 use strata_storage::archive::{self, ApplyReport};
 use strata_storage::layout::DiffFormat;
 
-pub fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
+#[allow(unused_imports)] // Not every test binary uses every helper.
+pub use strata_testkit::{gzip, is_root, sha256, zstd};
 
 /// A tar under construction.
 pub struct Tar {
@@ -143,20 +140,6 @@ impl Tar {
         self.builder.finish().unwrap();
         self.builder.get_ref().clone()
     }
-}
-
-pub fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    enc.write_all(data).unwrap();
-    enc.finish().unwrap()
-}
-
-pub fn zstd(data: &[u8]) -> Vec<u8> {
-    zstd::encode_all(data, 3).unwrap()
-}
-
-pub fn sha256(data: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(data)))
 }
 
 pub fn apply(dir: &Path, format: DiffFormat, data: &[u8]) -> strata_storage::Result<ApplyReport> {

@@ -35,7 +35,7 @@ pub fn diff(engine: &Engine, arg: &NameArg, out: &mut impl Write) -> Result<()> 
     Ok(())
 }
 
-/// Whether `err` says "no such container" (then commands fall back to writable layers).
+/// Whether `err` is "no such container" (then commands fall back to writable layers).
 pub fn no_such_container(err: &Error) -> bool {
-    matches!(err, Error::NotFound(m) if m.starts_with("no such container"))
+    matches!(err, Error::NoSuchContainer(_))
 }

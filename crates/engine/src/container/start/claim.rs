@@ -20,7 +20,7 @@ pub(super) fn claim(engine: &Engine, id: &str) -> Result<(File, Container)> {
             "container {id} is already being started or running"
         )),
         // Removed (by a prune or rm in another process) since it was looked up.
-        false => Error::NotFound(format!(
+        false => Error::NoSuchContainer(format!(
             "no such container: {id} (it was removed meanwhile)"
         )),
     })?;

@@ -33,7 +33,7 @@ impl Applier<'_, '_> {
         match self.format {
             DiffFormat::FullCopy => {
                 self.parent_cache = None;
-                self.root.remove_all(&hidden_rel)
+                Ok(self.root.remove_all(&hidden_rel)?)
             }
             DiffFormat::Overlay { .. } => self.overlay_whiteout(&hidden_rel, header),
         }

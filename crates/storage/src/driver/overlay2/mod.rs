@@ -32,6 +32,7 @@ use crate::fs::sync_dir;
 use crate::layout::{DiffFormat, OverlayXattrs};
 use checks::Status;
 use mount::Plan;
+use strata_sys::atomic;
 
 const LINK_DIR: &str = "l";
 const TMP_DIR: &str = ".tmp";
@@ -400,7 +401,7 @@ impl Driver for Overlay2 {
 
     fn is_mounted(&self, id: &str) -> Result<bool> {
         check_id(id)?;
-        crate::mountinfo::is_mount_point(&self.mount_point(id))
+        Ok(crate::mountinfo::is_mount_point(&self.mount_point(id))?)
     }
 
     fn dirs(&self, id: &str) -> LayerDirs {
@@ -518,24 +519,20 @@ fn random_name() -> String {
 /// Writes and fsyncs the new file `dir/name`, in a staging dir whose own fsync and rename
 /// publish it (no rename of its own needed: nothing sees the dir before).
 fn write_synced(dir: &Path, name: &str, contents: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let path = dir.join(name);
-    let mut file = std::fs::File::create_new(&path).ctx_path("creating", &path)?;
-    file.write_all(contents)
-        .and_then(|()| file.sync_all())
-        .ctx_path("writing", &path)
+    Ok(atomic::write_new(
+        dir,
+        name,
+        contents,
+        atomic::Durability::Synced,
+    )?)
 }
 
-/// Writes `dir/name` via `name.tmp`, fsync, rename and fsync of `dir`, so a crash leaves the
-/// old contents or the new, never a torn file.
+/// Replaces `dir/name` so a crash leaves the old contents or the new, never a torn file.
 fn write_atomic(dir: &Path, name: &str, contents: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let tmp = dir.join(format!("{name}.tmp"));
-    let mut file = std::fs::File::create(&tmp).ctx_path("creating", &tmp)?;
-    file.write_all(contents)
-        .and_then(|()| file.sync_all())
-        .ctx_path("writing", &tmp)?;
-    let target = dir.join(name);
-    std::fs::rename(&tmp, &target).ctx_path("renaming into place", &target)?;
-    sync_dir(dir)
+    Ok(atomic::write_atomic(
+        dir,
+        name,
+        contents,
+        atomic::Durability::Synced,
+    )?)
 }

@@ -8,7 +8,7 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
-use crate::error::{IoContext, Result};
+use crate::error::{Error, IoContext, Result};
 
 const MOUNTINFO: &str = "/proc/self/mountinfo";
 
@@ -26,7 +26,7 @@ pub fn is_mount_point(path: &Path) -> Result<bool> {
     let real = match std::fs::canonicalize(path) {
         Ok(p) => p,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(crate::Error::io(format!("resolving {}", path.display()), e)),
+        Err(e) => return Err(Error::io(format!("resolving {}", path.display()), e)),
     };
     Ok(mount_points()?.contains(&real))
 }
@@ -37,12 +37,7 @@ pub fn mounts_under(prefix: &Path) -> Result<Vec<PathBuf>> {
     let real = match std::fs::canonicalize(prefix) {
         Ok(p) => p,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => {
-            return Err(crate::Error::io(
-                format!("resolving {}", prefix.display()),
-                e,
-            ))
-        }
+        Err(e) => return Err(Error::io(format!("resolving {}", prefix.display()), e)),
     };
     let mut found: Vec<PathBuf> = mount_points()?
         .into_iter()

@@ -4,11 +4,12 @@ repo=$(cd "$here/.." && pwd)
 work=${BENCH_DIR:-/var/tmp/strata-bench}
 runs=${BENCH_RUNS:-5}
 driver=${BENCH_DRIVER:-overlay2}
-strata=$repo/target/release/strata
+# STRATA_BIN: time that binary instead of building this checkout (to compare two builds).
+strata=${STRATA_BIN:-$repo/target/release/strata}
 mkdir -p "$work"
 
 build_strata() {
-    (cd "$repo" && cargo build --release -q -p strata)
+    [ -n "${STRATA_BIN:-}" ] || (cd "$repo" && cargo build --release -q -p strata)
     "$strata" --help >/dev/null 2>&1 || { echo "$strata does not run; is the CLI written yet?" >&2; exit 1; }
 }
 

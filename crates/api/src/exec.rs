@@ -21,18 +21,18 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use bollard_stubs::models::{ExecConfig, ExecInspectResponse, ExecStartConfig, ProcessConfig};
 use bytes::Bytes;
-use hyper_util::rt::TokioIo;
 use serde_json::json;
 use strata_engine::container::exec::ExecOptions;
 use strata_engine::container::tty;
 use strata_engine::daemon::{ExecRequest, Instance};
 use strata_engine::State as RunState;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
 use crate::error::{ApiError, ApiResult};
 use crate::params::{json_body, Query, MAX_JSON_BODY};
 use crate::state::AppState;
+use crate::stream::{frame, upgrade, wants_upgrade, MULTIPLEXED, RAW};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -60,7 +60,7 @@ async fn create(
     if config.cmd.as_ref().is_none_or(|c| c.is_empty()) {
         return Err(ApiError::bad_request("No exec command specified"));
     }
-    let c = crate::containers::container(&state, &id).await?;
+    let c = crate::containers::record::container(&state, &id).await?;
     if c.state != RunState::Running {
         return Err(ApiError::conflict(format!(
             "container {} is not running",
@@ -190,15 +190,8 @@ async fn start(
     if detach {
         return Ok(StatusCode::OK.into_response());
     }
-    let content_type = if tty {
-        "application/vnd.docker.raw-stream"
-    } else {
-        "application/vnd.docker.multiplexed-stream"
-    };
-    let upgrade = headers
-        .get(header::UPGRADE)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"tcp"));
-    if !upgrade {
+    let content_type = if tty { RAW } else { MULTIPLEXED };
+    if !wants_upgrade(&headers) {
         let stream = tokio_stream::wrappers::ReceiverStream::new(streams.output);
         let stream = tokio_stream::StreamExt::map(stream, Ok::<_, std::io::Error>);
         return Ok((
@@ -207,22 +200,9 @@ async fn start(
         )
             .into_response());
     }
-    let on_upgrade = hyper::upgrade::on(&mut req);
-    tokio::spawn(async move {
-        match on_upgrade.await {
-            Ok(upgraded) => relay(TokioIo::new(upgraded), streams).await,
-            Err(e) => tracing::warn!("exec upgrade failed: {e}"),
-        }
-    });
-    Ok((
-        StatusCode::SWITCHING_PROTOCOLS,
-        [
-            (header::CONNECTION, "Upgrade"),
-            (header::UPGRADE, "tcp"),
-            (header::CONTENT_TYPE, content_type),
-        ],
-    )
-        .into_response())
+    Ok(upgrade(&mut req, "exec", content_type, move |io| {
+        relay(io, streams)
+    }))
 }
 
 /// How long a hijacked exec's output is held back after the upgrade (see [`relay`]).
@@ -322,7 +302,7 @@ fn launch(
             Err(e) => {
                 let code = e.exit_code() as i64;
                 let message = format!("{e}\n");
-                let _ = tx.blocking_send(frame(2, message.as_bytes()));
+                let _ = tx.blocking_send(Bytes::from(frame(2, message.as_bytes())));
                 code
             }
         };
@@ -341,7 +321,7 @@ fn pump(mut from: impl Read, stream: Option<u8>, tx: &mpsc::Sender<Bytes>) {
             Ok(0) | Err(_) => return,
             Ok(n) => {
                 let chunk = match stream {
-                    Some(s) => frame(s, &buf[..n]),
+                    Some(s) => Bytes::from(frame(s, &buf[..n])),
                     None => Bytes::copy_from_slice(&buf[..n]),
                 };
                 if tx.blocking_send(chunk).is_err() {
@@ -353,72 +333,44 @@ fn pump(mut from: impl Read, stream: Option<u8>, tx: &mpsc::Sender<Bytes>) {
     }
 }
 
-/// Docker's 8-byte header (stream, three zero bytes, big-endian length), then the data.
-fn frame(stream: u8, data: &[u8]) -> Bytes {
-    let mut framed = Vec::with_capacity(data.len() + 8);
-    framed.extend_from_slice(&[stream, 0, 0, 0]);
-    framed.extend_from_slice(&(data.len() as u32).to_be_bytes());
-    framed.extend_from_slice(data);
-    Bytes::from(framed)
-}
-
 /// Relays the hijacked connection: output until the process ended (its code is recorded
 /// by then), the client's input into the process until the client half-closes.
 async fn relay<IO>(io: IO, streams: Streams)
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
 {
-    let Streams { mut output, input } = streams;
-    let (mut reader, mut writer) = tokio::io::split(io);
-    let input_task = input.map(|mut sink| {
-        let (tx, mut rx) = mpsc::channel::<Bytes>(16);
-        std::thread::spawn(move || {
-            while let Some(chunk) = rx.blocking_recv() {
-                if sink.write_all(&chunk).and_then(|()| sink.flush()).is_err() {
-                    return;
-                }
-            }
-            // Dropped here: the process sees the end of its input.
-        });
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 16 * 1024];
-            loop {
-                match reader.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => {
-                        if tx.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-            }
-        })
-    });
+    let Streams { output, input } = streams;
     // Clients that read the 101 response through a buffered reader and then take the raw
     // socket (docker-py, over Python's http.client) lose whatever arrived with the headers.
     // Docker's exec takes long enough to start that its output comes later; a quick process
     // here can answer before the client has parsed the headers (docker-py's `exec_run` got
     // empty output about one time in two). Holding the output back a moment lets such
     // clients switch over first.
-    tokio::time::sleep(HIJACK_SETTLE).await;
-    while let Some(chunk) = output.recv().await {
-        if writer.write_all(&chunk).await.is_err() || writer.flush().await.is_err() {
-            break;
-        }
-    }
-    let _ = writer.shutdown().await;
-    if let Some(task) = input_task {
-        task.abort();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn frames_carry_stream_and_length() {
-        let f = frame(2, b"abc");
-        assert_eq!(&f[..], &[2, 0, 0, 0, 0, 0, 0, 3, b'a', b'b', b'c']);
-    }
+    crate::stream::relay(io, output, HIJACK_SETTLE, |mut reader| {
+        input.map(|mut sink| {
+            let (tx, mut rx) = mpsc::channel::<Bytes>(16);
+            std::thread::spawn(move || {
+                while let Some(chunk) = rx.blocking_recv() {
+                    if sink.write_all(&chunk).and_then(|()| sink.flush()).is_err() {
+                        return;
+                    }
+                }
+                // Dropped here: the process sees the end of its input.
+            });
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                loop {
+                    match reader.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            if tx.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            })
+        })
+    })
+    .await;
 }

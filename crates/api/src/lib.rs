@@ -35,9 +35,6 @@ mod stream;
 mod version;
 
 mod build;
-mod commit;
-mod container_files;
-mod container_ops;
 mod containers;
 mod events;
 mod exec;

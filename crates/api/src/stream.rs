@@ -1,16 +1,25 @@
 //! Bodies that flow between the async server and the synchronous engine: a request body
 //! read as a `std::io::Read` on a blocking thread (import, load), a response written by a
 //! blocking `std::io::Write` (save, export), and Docker's jsonmessage lines (`{"status":
-//! ...}`, `{"stream": ...}`, `{"error": ...}`) for progress streams.
+//! ...}`, `{"stream": ...}`, `{"error": ...}`) for progress streams. And hijacked
+//! connections (attach, exec start): the `101 Upgrade: tcp` answer, the relay of a
+//! process's output and input over the connection, and Docker's 8-byte stream frames.
 
+use std::future::Future;
 use std::io::{self, Read, Write};
+use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{header, StatusCode};
-use axum::response::Response;
+use axum::extract::Request;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::TryStreamExt;
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::error::{ApiError, ApiResult};
@@ -155,4 +164,97 @@ pub fn json_lines(lines: Vec<Bytes>) -> Response {
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from(body))
         .expect("a valid response")
+}
+
+/// Docker's media types of a hijacked or streamed container output: framed with
+/// [`frame`] (no terminal), or the terminal's bytes as they come.
+pub const MULTIPLEXED: &str = "application/vnd.docker.multiplexed-stream";
+pub const RAW: &str = "application/vnd.docker.raw-stream";
+
+/// Docker's 8-byte header (stream 1 stdout or 2 stderr, three zero bytes, the big-endian
+/// length), then the data.
+pub fn frame(stream: u8, data: &[u8]) -> Vec<u8> {
+    let mut framed = Vec::with_capacity(data.len() + 8);
+    framed.extend_from_slice(&[stream, 0, 0, 0]);
+    framed.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    framed.extend_from_slice(data);
+    framed
+}
+
+/// Whether the client asks to take the connection over (`Upgrade: tcp`), as the docker
+/// CLI does for `attach` and exec `start`.
+pub fn wants_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"tcp"))
+}
+
+/// Answers `101 Switching Protocols` with `Upgrade: tcp` and the stream's `content_type`;
+/// once hyper hands the connection over, `relay` runs on it (`what` names the request in
+/// the warning when the switch fails).
+pub fn upgrade<F, Fut>(
+    req: &mut Request,
+    what: &'static str,
+    content_type: &'static str,
+    relay: F,
+) -> Response
+where
+    F: FnOnce(TokioIo<Upgraded>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let on_upgrade = hyper::upgrade::on(req);
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => relay(TokioIo::new(upgraded)).await,
+            Err(e) => tracing::warn!("{what} upgrade failed: {e}"),
+        }
+    });
+    (
+        StatusCode::SWITCHING_PROTOCOLS,
+        [
+            (header::CONNECTION, "Upgrade"),
+            (header::UPGRADE, "tcp"),
+            (header::CONTENT_TYPE, content_type),
+        ],
+    )
+        .into_response()
+}
+
+/// Relays a hijacked connection: `input` gets the client's side to read from (on a task of
+/// its own, if it starts one), while `output` goes to the client until it ends or the
+/// client goes away, after `settle` (see exec's `HIJACK_SETTLE`); then our side is shut
+/// and the input task stopped.
+pub async fn relay<IO>(
+    io: IO,
+    mut output: mpsc::Receiver<Bytes>,
+    settle: Duration,
+    input: impl FnOnce(ReadHalf<IO>) -> Option<JoinHandle<()>>,
+) where
+    IO: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (reader, mut writer) = tokio::io::split(io);
+    let input_task = input(reader);
+    if !settle.is_zero() {
+        tokio::time::sleep(settle).await;
+    }
+    while let Some(chunk) = output.recv().await {
+        if writer.write_all(&chunk).await.is_err() || writer.flush().await.is_err() {
+            break;
+        }
+    }
+    let _ = writer.shutdown().await;
+    if let Some(task) = input_task {
+        task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_carry_stream_and_length() {
+        let f = frame(2, b"abc");
+        assert_eq!(&f[..], &[2, 0, 0, 0, 0, 0, 0, 3, b'a', b'b', b'c']);
+    }
 }

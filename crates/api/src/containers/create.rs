@@ -1,16 +1,58 @@
-//! Docker's create body (`ContainerCreateBody` with its `HostConfig`) as strata's
-//! `ContainerConfig`, and the fields Docker's inspect always has that the engine's lacks.
-//! What strata cannot do is refused (400) when ignoring it would change what runs, and
-//! reported as a warning when it only changes the surroundings (networking).
+//! `create` and `inspect`: Docker's create body (`ContainerCreateBody` with its
+//! `HostConfig`) as strata's `ContainerConfig`, and the fields Docker's inspect always has
+//! that the engine's lacks. What strata cannot do is refused (400) when ignoring it would
+//! change what runs, and reported as a warning when it only changes the surroundings
+//! (networking).
 
-use bollard_stubs::models::{ContainerCreateBody, HostConfig, MountType};
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use bollard_stubs::models::{ContainerCreateBody, ContainerCreateResponse, HostConfig, MountType};
 use serde_json::{json, Value};
 use strata_engine::{ContainerConfig, NetworkMode};
 
 use crate::error::{ApiError, ApiResult};
+use crate::params::{json_request, Query};
+use crate::state::{AppState, Blocking};
+
+/// `POST /containers/create?name=NAME` with Docker's `ContainerCreateBody`.
+pub async fn create(
+    State(state): State<AppState>,
+    query: Query,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<ContainerCreateResponse>)> {
+    let request = json_request(body).await?;
+    let (image, config, warnings) = config_of(request)?;
+    let name = query
+        .get("name")
+        .filter(|n| !n.is_empty())
+        .map(str::to_string);
+    let c = state
+        .daemon
+        .run(move |e| Ok(e.containers().create(&image, config, name.as_deref())?))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ContainerCreateResponse { id: c.id, warnings }),
+    ))
+}
+
+/// `GET /containers/{id}/json`: the engine's inspect in Docker's shape, completed.
+pub async fn inspect(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let mut value = state
+        .daemon
+        .run(move |e| Ok(crate::render::container(&e.containers().inspect(&id)?)))
+        .await?;
+    complete_inspect(&mut value);
+    Ok(Json(value))
+}
 
 /// The image, the config, and warnings for the client.
-pub fn config_of(body: ContainerCreateBody) -> ApiResult<(String, ContainerConfig, Vec<String>)> {
+fn config_of(body: ContainerCreateBody) -> ApiResult<(String, ContainerConfig, Vec<String>)> {
     let image = body
         .image
         .clone()
@@ -136,7 +178,7 @@ fn apply_host_config(
 }
 
 /// Adds to the engine's inspect what Docker always sends and clients index.
-pub fn complete_inspect(value: &mut Value) {
+fn complete_inspect(value: &mut Value) {
     let Some(map) = value.as_object_mut() else {
         return;
     };

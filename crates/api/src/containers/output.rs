@@ -9,28 +9,25 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use hyper_util::rt::TokioIo;
 use strata_engine::container::logs::{LogEntry, LogReader};
+use strata_engine::daemon::{Daemon, Monitors};
 use strata_engine::State as RunState;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
+use tokio_stream::StreamExt as _;
 
-use super::{record, POLL};
+use super::record::{record, POLL};
 use crate::error::{ApiError, ApiResult};
 use crate::params::Query;
-use strata_engine::daemon::{Daemon, Monitors};
-
 use crate::state::{AppState, Blocking};
-use crate::stream::blocking_body;
-
-const MULTIPLEXED: &str = "application/vnd.docker.multiplexed-stream";
-const RAW: &str = "application/vnd.docker.raw-stream";
+use crate::stream::{blocking_body, frame, relay, upgrade, wants_upgrade, MULTIPLEXED, RAW};
 
 /// When a follower stops reading.
 #[derive(Clone, Copy, Debug)]
@@ -77,11 +74,7 @@ impl Follow {
         if !self.framed {
             return Some(data);
         }
-        let mut framed = Vec::with_capacity(data.len() + 8);
-        framed.extend_from_slice(&[stream, 0, 0, 0]);
-        framed.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        framed.extend_from_slice(&data);
-        Some(framed)
+        Some(frame(stream, &data))
     }
 
     fn in_window(&self, time: &str) -> bool {
@@ -278,10 +271,7 @@ pub async fn attach(
         },
     };
     let fifo = stdin.then(|| state_fifo(&c.id, &state));
-    let upgrade = req
-        .headers()
-        .get(header::UPGRADE)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"tcp"));
+    let upgraded = wants_upgrade(req.headers());
     let (tx, rx) = mpsc::channel::<Bytes>(16);
     let daemon = state.daemon.clone();
     let monitors = state.daemon.monitors.clone();
@@ -294,7 +284,7 @@ pub async fn attach(
             tracing::warn!("attach output: {e}");
         }
     });
-    if !upgrade {
+    if !upgraded {
         let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, std::io::Error>);
         let mut response = Body::from_stream(stream).into_response();
         response
@@ -302,25 +292,10 @@ pub async fn attach(
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(MULTIPLEXED));
         return Ok(response);
     }
-    let on_upgrade = hyper::upgrade::on(&mut req);
-    tokio::spawn(async move {
-        match on_upgrade.await {
-            Ok(upgraded) => relay(TokioIo::new(upgraded), rx, fifo).await,
-            Err(e) => tracing::warn!("attach upgrade failed: {e}"),
-        }
-    });
-    Ok((
-        StatusCode::SWITCHING_PROTOCOLS,
-        [
-            (header::CONNECTION, "Upgrade"),
-            (header::UPGRADE, "tcp"),
-            (header::CONTENT_TYPE, MULTIPLEXED),
-        ],
-    )
-        .into_response())
+    Ok(upgrade(&mut req, "attach", MULTIPLEXED, move |io| {
+        relay_to_fifo(io, rx, fifo)
+    }))
 }
-
-use tokio_stream::StreamExt as _;
 
 /// The stdin FIFO of container `id` (the engine creates it at start).
 fn state_fifo(id: &str, state: &AppState) -> PathBuf {
@@ -336,38 +311,31 @@ fn state_fifo(id: &str, state: &AppState) -> PathBuf {
 /// Copies the output to the client until it ends, and the client's input into the
 /// container's stdin FIFO (closed, so the container sees end of input, when the client
 /// half-closes).
-async fn relay<IO>(io: IO, mut output: mpsc::Receiver<Bytes>, fifo: Option<PathBuf>)
+async fn relay_to_fifo<IO>(io: IO, output: mpsc::Receiver<Bytes>, fifo: Option<PathBuf>)
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
 {
-    let (mut reader, mut writer) = tokio::io::split(io);
-    let input = fifo.map(|fifo| {
-        tokio::spawn(async move {
-            let Some(mut pipe) = open_fifo(&fifo).await else {
-                return;
-            };
-            let mut buf = vec![0u8; 16 * 1024];
-            loop {
-                match reader.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => {
-                        if pipe.write_all(&buf[..n]).await.is_err() {
-                            return;
+    relay(io, output, Duration::ZERO, |mut reader| {
+        fifo.map(|fifo| {
+            tokio::spawn(async move {
+                let Some(mut pipe) = open_fifo(&fifo).await else {
+                    return;
+                };
+                let mut buf = vec![0u8; 16 * 1024];
+                loop {
+                    match reader.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            if pipe.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
                         }
                     }
                 }
-            }
+            })
         })
-    });
-    while let Some(chunk) = output.recv().await {
-        if writer.write_all(&chunk).await.is_err() || writer.flush().await.is_err() {
-            break;
-        }
-    }
-    let _ = writer.shutdown().await;
-    if let Some(input) = input {
-        input.abort();
-    }
+    })
+    .await;
 }
 
 /// Opens the stdin FIFO for writing once the monitor has opened its end (it is created at
@@ -391,11 +359,7 @@ fn attach_terminal(
     query: &Query,
     mut req: Request,
 ) -> ApiResult<Response> {
-    let upgrade = req
-        .headers()
-        .get(header::UPGRADE)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"tcp"));
-    if !upgrade {
+    if !wants_upgrade(req.headers()) {
         return Err(ApiError::bad_request(
             "attaching to a container with a terminal needs an upgraded connection (Upgrade: tcp)",
         ));
@@ -405,20 +369,7 @@ fn attach_terminal(
         state.daemon.expect_stdin_attach(&c.id);
     }
     let stdin = query.flag("stdin");
-    let on_upgrade = hyper::upgrade::on(&mut req);
-    tokio::spawn(async move {
-        match on_upgrade.await {
-            Ok(upgraded) => super::terminal::relay(state, c, TokioIo::new(upgraded), stdin).await,
-            Err(e) => tracing::warn!("attach upgrade failed: {e}"),
-        }
-    });
-    Ok((
-        StatusCode::SWITCHING_PROTOCOLS,
-        [
-            (header::CONNECTION, "Upgrade"),
-            (header::UPGRADE, "tcp"),
-            (header::CONTENT_TYPE, RAW),
-        ],
-    )
-        .into_response())
+    Ok(upgrade(&mut req, "attach", RAW, move |io| {
+        super::terminal::relay(state, c, io, stdin)
+    }))
 }

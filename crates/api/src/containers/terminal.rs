@@ -6,20 +6,20 @@
 
 use std::io::Read;
 use std::os::unix::net::UnixStream;
+use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use bytes::Bytes;
 use strata_engine::container::tty::FRAME_DATA;
+use strata_engine::daemon::Daemon;
 use strata_engine::{Container, State as RunState};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, ReadHalf};
 use tokio::sync::mpsc;
 
-use super::{record, POLL};
+use super::record::{record, POLL};
 use crate::error::{ApiError, ApiResult};
 use crate::params::Query;
-use strata_engine::daemon::Daemon;
-
 use crate::state::AppState;
 
 /// `POST /containers/{id}/resize?h=ROWS&w=COLS`.
@@ -33,7 +33,7 @@ pub async fn resize(
         u16::try_from(v).map_err(|_| ApiError::bad_request(format!("invalid {key} {v}")))
     };
     let (rows, cols) = (size("h")?, size("w")?);
-    let c = super::container(&state, &id).await?;
+    let c = super::record::container(&state, &id).await?;
     state.daemon.terminals.resize(&c.id, rows, cols);
     Ok(StatusCode::OK)
 }
@@ -84,8 +84,7 @@ where
     };
     let terminals = state.daemon.terminals.clone();
     terminals.attached(&c.id, input);
-    let (mut reader, mut writer) = tokio::io::split(io);
-    let (tx, mut rx) = mpsc::channel::<Bytes>(16);
+    let (tx, rx) = mpsc::channel::<Bytes>(16);
     let mut output = stream;
     tokio::task::spawn_blocking(move || {
         let mut buf = vec![0u8; 16 * 1024];
@@ -100,37 +99,31 @@ where
             }
         }
     });
-    let input_task = stdin.then(|| {
-        let terminals = terminals.clone();
-        let id = c.id.clone();
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 4096];
-            loop {
-                match reader.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => {
-                        let (terminals, id, chunk) =
-                            (terminals.clone(), id.clone(), buf[..n].to_vec());
-                        let sent = tokio::task::spawn_blocking(move || {
-                            terminals.send(&id, FRAME_DATA, &chunk)
-                        })
-                        .await;
-                        if !matches!(sent, Ok(true)) {
-                            return;
+    let input = |mut reader: ReadHalf<IO>| {
+        stdin.then(|| {
+            let terminals = terminals.clone();
+            let id = c.id.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                loop {
+                    match reader.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            let (terminals, id, chunk) =
+                                (terminals.clone(), id.clone(), buf[..n].to_vec());
+                            let sent = tokio::task::spawn_blocking(move || {
+                                terminals.send(&id, FRAME_DATA, &chunk)
+                            })
+                            .await;
+                            if !matches!(sent, Ok(true)) {
+                                return;
+                            }
                         }
                     }
                 }
-            }
+            })
         })
-    });
-    while let Some(chunk) = rx.recv().await {
-        if writer.write_all(&chunk).await.is_err() || writer.flush().await.is_err() {
-            break;
-        }
-    }
-    let _ = writer.shutdown().await;
-    if let Some(task) = input_task {
-        task.abort();
-    }
+    };
+    crate::stream::relay(io, rx, Duration::ZERO, input).await;
     terminals.detached(&c.id);
 }

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use strata_storage::Digest;
 
-use super::load::{Entry, LayerBlob};
+use super::entry::{parse_tags, Entry, LayerBlob};
 use super::source::Members;
 use crate::error::{Error, Result};
 use crate::reference::Reference;
@@ -61,16 +61,6 @@ fn entry(item: Item) -> Result<Entry> {
         layers,
         tags,
     })
-}
-
-pub(crate) fn parse_tags(image: &str, tags: &[String]) -> Result<Vec<Reference>> {
-    tags.iter()
-        .map(|t| {
-            t.parse().map_err(|e| {
-                Error::Archive(format!("image {image} in the archive has a bad tag: {e}"))
-            })
-        })
-        .collect()
 }
 
 /// `blobs/sha256/<hex>` and `<hex>.json` name their digest; `<id>/layer.tar` does not.

@@ -9,33 +9,12 @@ use std::io::{self, Read};
 use strata_storage::layer_store::{LayerExpectation, LayerStore};
 use strata_storage::Digest;
 
+use super::entry::{check_blob, Entry, LayerBlob};
 use super::source::Members;
 use super::{docker_archive, oci_layout, LoadSource, Progress};
 use crate::config::ImageConfig;
 use crate::error::{Error, Result};
-use crate::reference::Reference;
 use crate::store::{Image, ImageStore};
-
-/// One image as the archive describes it.
-pub(crate) struct Entry {
-    /// How errors name it: its first tag, else its config.
-    pub name: String,
-    /// Member path of the config.
-    pub config: String,
-    /// What the config must hash to, when the archive says (descriptor or file name).
-    pub config_digest: Option<Digest>,
-    pub config_size: Option<u64>,
-    pub layers: Vec<LayerBlob>,
-    pub tags: Vec<Reference>,
-}
-
-/// One layer blob of an image, bottom first.
-pub(crate) struct LayerBlob {
-    pub path: String,
-    pub digest: Option<Digest>,
-    pub size: Option<u64>,
-    pub media_type: Option<String>,
-}
 
 struct Planned {
     entry: Entry,
@@ -124,7 +103,7 @@ fn plan(members: &Members, entry: Entry) -> Result<Planned> {
         .map_err(|e| Error::Archive(format!("image {name}: config blob {}: {e}", entry.config)))?;
     if let Some(d) = &entry.config_digest {
         let size = entry.config_size.unwrap_or(bytes.len() as u64);
-        oci_layout::check_blob(&format!("image {name}: config"), d, size, &bytes)?;
+        check_blob(&format!("image {name}: config"), d, size, &bytes)?;
     }
     let config =
         ImageConfig::from_bytes(bytes).map_err(|e| Error::Archive(format!("image {name}: {e}")))?;

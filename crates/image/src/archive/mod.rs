@@ -7,6 +7,7 @@
 //! is published; save streams layers from the store with deterministic tar headers.
 
 mod docker_archive;
+mod entry;
 mod load;
 mod oci_layout;
 mod save;

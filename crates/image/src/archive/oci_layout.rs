@@ -7,8 +7,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use strata_storage::Digest;
 
-use super::docker_archive::parse_tags;
-use super::load::{Entry, LayerBlob};
+use super::entry::{check_blob, parse_tags, Entry, LayerBlob};
 use super::source::{Members, MAX_JSON};
 use crate::error::{Error, Result};
 use crate::reference::Reference;
@@ -203,19 +202,6 @@ fn parse_blob<T: for<'de> Deserialize<'de>>(
     check_blob(what, &d, desc.size, &bytes)?;
     serde_json::from_slice(&bytes)
         .map_err(|e| Error::Archive(format!("{what} blob {d} is not a valid {what}: {e}")))
-}
-
-/// A small blob must have the size and digest its descriptor gives.
-pub(crate) fn check_blob(what: &str, d: &Digest, size: u64, bytes: &[u8]) -> Result<()> {
-    let actual = Digest::of_bytes(bytes);
-    if actual != *d || bytes.len() as u64 != size {
-        return Err(Error::Archive(format!(
-            "{what} blob {d} does not match its descriptor (digest {actual}, {} bytes, \
-             expected {size}): the archive is corrupt",
-            bytes.len()
-        )));
-    }
-    Ok(())
 }
 
 fn tags_of(desc: &Descriptor) -> Result<Vec<Reference>> {

@@ -1,13 +1,13 @@
 //! `volume create`, `ls`, `inspect`, `rm`, `prune`, as `docker volume` prints them.
 
-use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Subcommand};
 use strata_engine::Engine;
 
-use crate::commands::{for_each, human_size};
+use super::args::LabelArgs;
+use crate::output::{confirm, for_each, human_size};
 
 #[derive(Subcommand)]
 pub enum VolumeCommand {
@@ -30,9 +30,8 @@ pub enum VolumeCommand {
 
 #[derive(Args)]
 pub struct CreateArgs {
-    /// Label KEY=VALUE (repeatable).
-    #[arg(short = 'l', long = "label")]
-    pub labels: Vec<String>,
+    #[command(flatten)]
+    pub labels: LabelArgs,
     /// Volume driver: only `local`.
     #[arg(short, long, default_value = "local")]
     pub driver: String,
@@ -74,14 +73,7 @@ pub fn run(engine: &Engine, command: &VolumeCommand, out: &mut impl Write) -> Re
                     args.driver
                 );
             }
-            let labels: BTreeMap<String, String> = args
-                .labels
-                .iter()
-                .map(|l| match l.split_once('=') {
-                    Some((k, v)) => (k.to_string(), v.to_string()),
-                    None => (l.clone(), String::new()),
-                })
-                .collect();
+            let labels = args.labels.map();
             let v = engine.volumes().create(args.name.as_deref(), labels)?;
             writeln!(out, "{}", v.name)?;
             Ok(())
@@ -133,7 +125,7 @@ pub fn run(engine: &Engine, command: &VolumeCommand, out: &mut impl Write) -> Re
         }),
         VolumeCommand::Prune(args) => {
             if !args.force {
-                confirm(args.all)?;
+                confirm_prune(args.all)?;
             }
             let report = engine.volumes().prune(args.all, &|_| false)?;
             if !report.removed.is_empty() {
@@ -154,21 +146,14 @@ pub fn run(engine: &Engine, command: &VolumeCommand, out: &mut impl Write) -> Re
 }
 
 /// Docker's prompt; without a terminal (or on anything but y/yes) nothing is removed.
-fn confirm(all: bool) -> Result<()> {
+fn confirm_prune(all: bool) -> Result<()> {
     let what = if all {
         "all volumes not used by at least one container"
     } else {
         "all anonymous volumes not used by at least one container"
     };
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
-        anyhow::bail!("volume prune removes {what}: confirm on a terminal or pass -f");
-    }
-    eprint!("WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ");
-    let mut answer = String::new();
-    stdin.read_line(&mut answer).context("reading the answer")?;
-    if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
-        anyhow::bail!("prune cancelled: nothing was removed");
-    }
-    Ok(())
+    confirm(
+        &format!("volume prune removes {what}"),
+        &format!("WARNING! This will remove {what}."),
+    )
 }

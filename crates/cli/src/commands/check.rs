@@ -10,7 +10,7 @@ use anyhow::Result;
 use clap::Args;
 use strata_engine::{CheckReport, Engine, EngineOptions};
 
-use crate::running::Exit;
+use crate::exit::Exit;
 
 #[derive(Args)]
 pub struct CheckArgs {

@@ -11,7 +11,7 @@ use clap::{ArgMatches, Args};
 use serde::Deserialize;
 use strata_engine::EngineOptions;
 
-use crate::Cli;
+use super::args::GlobalArgs;
 
 pub const DEFAULT_SOCKET: &str = "/run/strata.sock";
 
@@ -41,7 +41,7 @@ struct DaemonJson {
 
 /// Runs the daemon until SIGTERM or SIGINT. Logging is set up here (not in `main`), since
 /// daemon.json may choose its level.
-pub fn run(cli: &Cli, matches: &ArgMatches, args: &DaemonArgs) -> Result<()> {
+pub fn run(cli: &GlobalArgs, matches: &ArgMatches, args: &DaemonArgs) -> Result<()> {
     let file = match &args.config_file {
         Some(path) => read_config(path)?,
         None => DaemonJson::default(),
@@ -55,7 +55,7 @@ pub fn run(cli: &Cli, matches: &ArgMatches, args: &DaemonArgs) -> Result<()> {
         (None, false) => "info".to_string(),
         _ => cli.log_level.clone(),
     };
-    crate::init_logging(&log_level);
+    crate::output::init_logging(&log_level);
     for key in file.other.keys() {
         tracing::warn!("daemon.json: {key:?} is not supported by strata and is ignored");
     }

@@ -57,7 +57,7 @@ async fn changes(
 
 /// `GET /containers/{id}/export`: the merged filesystem as a tar, streamed.
 async fn export(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
-    let c = crate::containers::container(&state, &id).await?;
+    let c = super::record::container(&state, &id).await?;
     let daemon = state.daemon.clone();
     blocking_body("application/x-tar", move |out| {
         daemon.with_engine(|e| Ok(e.containers().export(&c.id, out)?))

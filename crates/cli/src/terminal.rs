@@ -2,7 +2,7 @@
 //! `exec -t`), as Docker's client does it: our own terminal in raw mode while attached
 //! (restored on every way out, signals included), our input copied to the container's
 //! terminal with `-i`, its output to our standard output, our window size sent at once and
-//! on every SIGWINCH, and the container's exit code as ours.
+//! on every SIGWINCH. The commands around it end with the container's exit code as ours.
 //!
 //! A container's terminal is reached through its monitor's `attach.sock` (input and sizes
 //! as frames, see [`strata_engine::container::tty`]); an `exec -t`'s pty master is ours.
@@ -13,12 +13,8 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Result};
 use rustix::termios::{self, OptionalActions, Termios};
-use strata_engine::container::exec::ExecOptions;
 use strata_engine::container::tty::{self, FRAME_DATA, FRAME_RESIZE};
-use strata_engine::container::Started;
-use strata_engine::{Container, Engine, State};
-
-use crate::running::Exit;
+use strata_engine::{Container, Engine};
 
 /// Docker's refusal of `-i -t` when our input is not a terminal.
 pub fn check_input(interactive: bool) -> Result<()> {
@@ -28,28 +24,8 @@ pub fn check_input(interactive: bool) -> Result<()> {
     Ok(())
 }
 
-/// Starts `c` (created with `-t`) attached to its terminal; ends with its exit code.
-pub fn run_attached(engine: &Engine, c: &Container, interactive: bool) -> Result<()> {
-    check_input(interactive)?;
-    let Started { mut monitor, .. } = crate::running::start_checked(engine, c, true)?;
-    relay_terminal(engine, c, interactive)?;
-    let status = monitor.wait()?;
-    let code = match engine.containers().get(&c.id) {
-        Ok(now) if now.state == State::Exited => now.exit_code.unwrap_or(0) as i32,
-        _ => status.code().unwrap_or(255),
-    };
-    Err(Exit(code).into())
-}
-
-/// `attach` to a running `-t` container: its terminal until it ends; ends with its code.
-pub fn attach_terminal(engine: &Engine, c: &Container, interactive: bool) -> Result<()> {
-    check_input(interactive)?;
-    relay_terminal(engine, c, interactive)?;
-    Err(Exit(engine.containers().wait(&c.id)? as i32).into())
-}
-
 /// Relays `c`'s terminal (through its monitor's attach socket) until its output ends.
-fn relay_terminal(engine: &Engine, c: &Container, interactive: bool) -> Result<()> {
+pub fn relay_terminal(engine: &Engine, c: &Container, interactive: bool) -> Result<()> {
     let stream = engine.containers().attach_terminal(c)?;
     let input = Arc::new(Mutex::new(stream.try_clone()?));
     {
@@ -77,30 +53,11 @@ fn relay_terminal(engine: &Engine, c: &Container, interactive: bool) -> Result<(
     copied
 }
 
-/// `exec -t`: the process on a terminal of its own, relayed from here; ends with its exit
-/// code.
-pub fn exec(
-    engine: &Engine,
-    container: &str,
-    argv: &[String],
-    options: &ExecOptions,
-    interactive: bool,
-) -> Result<()> {
-    check_input(interactive)?;
-    if options.detach {
-        bail!(
-            "exec -d -t is not supported: a detached process gets no terminal here; run without -t"
-        );
-    }
-    let process = match engine.containers().exec_terminal(container, argv, options) {
-        Ok(p) => p,
-        Err(strata_engine::Error::Runtime(e)) => {
-            eprintln!("strata: error: {e}");
-            return Err(Exit(e.exit_code()).into());
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let master = Arc::new(process.master.try_clone()?);
+/// Relays a pty master of ours (an `exec -t`'s) until the last process on its terminal is
+/// gone.
+pub fn relay_pty(master: &File, interactive: bool) -> Result<()> {
+    let reader = PtyReader(master.try_clone()?);
+    let master = Arc::new(master.try_clone()?);
     {
         let master = master.clone();
         let send_size = move || {
@@ -113,13 +70,11 @@ pub fn exec(
     }
     let raw = RawMode::enter(interactive)?;
     if interactive {
-        let master = master.clone();
         std::thread::spawn(move || copy_input(|chunk| (&*master).write_all(chunk)));
     }
-    let copied = copy_output(PtyReader(process.master.try_clone()?));
+    let copied = copy_output(reader);
     drop(raw);
-    copied?;
-    Err(Exit(process.wait()?).into())
+    copied
 }
 
 /// Our window size: of standard output, else of standard input, if either is a terminal.

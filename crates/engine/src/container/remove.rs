@@ -33,7 +33,11 @@ impl Containers<'_> {
                 c = now;
             }
         }
-        if c.state == State::Running || self.monitor_alive(&c.id) {
+        // An exited container's monitor was waited for above, and another process's probe
+        // (prune, check) holds the lock only an instant: without `force`, only a starting
+        // container's monitor means "running" (with it, a probe costs a harmless kill).
+        let starting = force || c.state == State::Created;
+        if c.state == State::Running || (starting && self.monitor_alive(&c.id)) {
             if !force {
                 return Err(Error::Conflict(format!(
                     "cannot remove container /{} ({}): it is running; stop it first or use rm -f",
@@ -47,7 +51,7 @@ impl Containers<'_> {
         // lock first) waits, then finds the container gone, instead of running it on a
         // writable layer being removed.
         let dir = self.dir(&c.id);
-        let monitor = start::monitor_lock(&dir, false)?;
+        let monitor = start::monitor_lock_patiently(&dir)?;
         if monitor.is_none() && dir.is_dir() && self.get(&c.id).is_ok() {
             return Err(Error::Conflict(format!(
                 "cannot remove container /{} ({}): it is being started; stop it first or use rm -f",

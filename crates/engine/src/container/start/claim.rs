@@ -37,10 +37,10 @@ pub(super) fn claim(engine: &Containers<'_>, id: &str) -> Result<(File, Containe
 }
 
 /// The monitor lock, waiting a little for it: other processes probe whether a monitor is
-/// alive by taking the lock for an instant (recovery at open, `rm`, `check`), and a start
-/// that met such a probe must not fail as if the container were running. A live monitor
+/// alive by taking the lock for an instant (recovery at open, `rm`, `prune`, `check`), and a
+/// start or `rm` that met such a probe must not fail as if the container were running. A live monitor
 /// holds it for good, so after the wait the answer is `None`.
-fn monitor_lock_patiently(dir: &Path) -> Result<Option<File>> {
+pub(crate) fn monitor_lock_patiently(dir: &Path) -> Result<Option<File>> {
     for _ in 0..200 {
         if let Some(lock) = monitor_lock(dir, false)? {
             return Ok(Some(lock));

@@ -41,7 +41,7 @@ use crate::container::Containers;
 use crate::error::Result;
 use hooks::{HookContext, Hooks};
 
-pub(crate) use claim::monitor_lock;
+pub(crate) use claim::{monitor_lock, monitor_lock_patiently};
 
 /// A container whose process runs, as the monitor holds it.
 pub(crate) struct Running {

@@ -139,6 +139,15 @@ impl Containers<'_> {
             {
                 Ok(ContainerConfig::default())
             }
+            // Removed (by a prune or rm in another process) since it was looked up.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound && self.get(&container.id).is_err() =>
+            {
+                Err(Error::NoSuchContainer(format!(
+                    "no such container: {} (it was removed meanwhile)",
+                    container.short_id()
+                )))
+            }
             Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
         }
     }

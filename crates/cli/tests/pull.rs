@@ -1,0 +1,103 @@
+//! `strata pull` against a real registry (Debian's `docker-registry` on 127.0.0.1), an image
+//! pushed into it by skopeo: the pulled image runs and has the pushed config's ID, a second
+//! pull downloads nothing, a corrupted blob or a missing tag fails clearly and leaves
+//! nothing behind.
+
+mod common;
+
+use common::{busybox_tar, can_run_containers, Store};
+use strata_testkit::registry::{docker_archive, have_skopeo, Registry};
+
+/// A registry holding `bb:latest`, two layers (busybox, then one file); its config digest
+/// and the pushed manifest.
+fn registry_with_image(store: &Store) -> Option<(Registry, String, serde_json::Value)> {
+    let registry = Registry::plain()?;
+    if !have_skopeo() {
+        return None;
+    }
+    let layers = vec![
+        busybox_tar(&["sh", "true", "cat"]),
+        strata_testkit::file_tar("hello.txt", b"pulled\n"),
+    ];
+    let (archive, config) = docker_archive("bb:latest", &layers, &["sh"]);
+    let path = store.input_file("bb.tar", &archive);
+    let manifest = registry.push_archive(std::path::Path::new(&path), "bb:latest");
+    Some((registry, config, manifest))
+}
+
+#[test]
+fn pull_runs_and_second_pull_is_up_to_date() {
+    let store = Store::create("vfs");
+    let Some((registry, config, _)) = registry_with_image(&store) else {
+        return;
+    };
+    let reference = format!("{}/bb:latest", registry.addr);
+    let out = store.ok(&["pull", &reference]);
+    for needle in [
+        "latest: Pulling from bb",
+        "Pulling fs layer",
+        "Pull complete",
+        "Digest: sha256:",
+        &format!("Status: Downloaded newer image for {reference}"),
+    ] {
+        assert!(out.contains(needle), "{needle:?} not in:\n{out}");
+    }
+    assert_eq!(out.lines().last(), Some(reference.as_str()));
+    let inspect: serde_json::Value =
+        serde_json::from_str(&store.ok(&["image", "inspect", &reference])).unwrap();
+    assert_eq!(inspect[0]["Id"], config.as_str());
+
+    let again = store.ok(&["pull", &reference]);
+    assert!(
+        again.contains(&format!("Status: Image is up to date for {reference}")),
+        "{again}"
+    );
+    assert!(!again.contains("Pulling fs layer"), "{again}");
+    assert_eq!(store.ok(&["pull", "-q", &reference]).trim(), reference);
+
+    if can_run_containers() {
+        let cat = store.ok(&["run", "--rm", &reference, "cat", "/hello.txt"]);
+        assert_eq!(cat, "pulled\n");
+    }
+    store.ok(&["check"]);
+}
+
+#[test]
+fn corrupted_blob_fails_naming_the_layer_and_leaves_nothing() {
+    let store = Store::create("vfs");
+    let Some((registry, _, manifest)) = registry_with_image(&store) else {
+        return;
+    };
+    let layer = manifest["layers"][1]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = registry.blob_path(&layer);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last / 2] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+
+    let reference = format!("{}/bb:latest", registry.addr);
+    let out = store.run(&["pull", &reference]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&layer), "the layer is not named: {err}");
+    assert!(store.image_ids().is_empty(), "an image was made");
+    assert!(store.layer_names().is_empty(), "layers were left");
+    store.ok(&["check"]);
+}
+
+#[test]
+fn missing_tag_is_not_found_not_an_auth_error() {
+    let store = Store::create("vfs");
+    let Some((registry, _, _)) = registry_with_image(&store) else {
+        return;
+    };
+    let err = store.fail(&["pull", &format!("{}/bb:nope", registry.addr)]);
+    assert!(err.contains("not found"), "{err}");
+    assert!(!err.to_lowercase().contains("unauthorized"), "{err}");
+    let err = store.fail(&["pull", &format!("{}/nothing:latest", registry.addr)]);
+    assert!(err.contains("not found"), "{err}");
+    assert!(store.image_ids().is_empty());
+}

@@ -8,7 +8,8 @@ mod common;
 use common::{busybox_tar, can_run_containers, Store};
 use strata_testkit::registry::{docker_archive, have_skopeo, Registry};
 
-/// A registry holding `bb:latest`, two layers (busybox, then one file); its config digest
+/// A registry holding `bb:latest`, three layers (busybox, then a file each: the upper two
+/// are fetched into staging files while the first streams); its config digest
 /// and the pushed manifest.
 fn registry_with_image(store: &Store) -> Option<(Registry, String, serde_json::Value)> {
     let registry = Registry::plain()?;
@@ -18,6 +19,7 @@ fn registry_with_image(store: &Store) -> Option<(Registry, String, serde_json::V
     let layers = vec![
         busybox_tar(&["sh", "true", "cat"]),
         strata_testkit::file_tar("hello.txt", b"pulled\n"),
+        strata_testkit::file_tar("third.txt", b"3\n"),
     ];
     let (archive, config) = docker_archive("bb:latest", &layers, &["sh"]);
     let path = store.input_file("bb.tar", &archive);
@@ -56,19 +58,30 @@ fn pull_runs_and_second_pull_is_up_to_date() {
     assert_eq!(store.ok(&["pull", "-q", &reference]).trim(), reference);
 
     if can_run_containers() {
-        let cat = store.ok(&["run", "--rm", &reference, "cat", "/hello.txt"]);
-        assert_eq!(cat, "pulled\n");
+        let cat = store.ok(&["run", "--rm", &reference, "cat", "/hello.txt", "/third.txt"]);
+        assert_eq!(cat, "pulled\n3\n");
     }
     store.ok(&["check"]);
 }
 
+/// The lowest layer streams into the store, the others go through staging files: a bad
+/// blob on either path fails the same way.
 #[test]
-fn corrupted_blob_fails_naming_the_layer_and_leaves_nothing() {
+fn corrupted_streamed_blob_fails_naming_the_layer_and_leaves_nothing() {
+    corrupted_blob_fails(0);
+}
+
+#[test]
+fn corrupted_staged_blob_fails_naming_the_layer_and_leaves_nothing() {
+    corrupted_blob_fails(2);
+}
+
+fn corrupted_blob_fails(index: usize) {
     let store = Store::create("vfs");
     let Some((registry, _, manifest)) = registry_with_image(&store) else {
         return;
     };
-    let layer = manifest["layers"][1]["digest"]
+    let layer = manifest["layers"][index]["digest"]
         .as_str()
         .unwrap()
         .to_string();
@@ -85,6 +98,13 @@ fn corrupted_blob_fails_naming_the_layer_and_leaves_nothing() {
     assert!(err.contains(&layer), "the layer is not named: {err}");
     assert!(store.image_ids().is_empty(), "an image was made");
     assert!(store.layer_names().is_empty(), "layers were left");
+    let tmp: Vec<_> = std::fs::read_dir(store.root.join("tmp"))
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        !tmp.iter().any(|n| n.to_string_lossy().ends_with(".blob")),
+        "{tmp:?}"
+    );
     store.ok(&["check"]);
 }
 

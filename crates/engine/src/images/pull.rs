@@ -1,22 +1,29 @@
 //! `pull`: an image from a registry into the store, all-or-nothing as `load` is. The
 //! reference is normalised as Docker does, the manifest resolved to one platform, the config
-//! fetched and verified, then each layer not yet in the store (by chainID) is streamed from
-//! the registry straight into the layer store: the blob's digest is checked at its end by
-//! the registry reader, and its diffID by the layer store while it applies, before the layer
-//! is published. Layers go in parent order (a child is applied on its parent). The image and
+//! fetched and verified, then each layer not yet in the store (by chainID) comes in: the
+//! lowest streams from the registry straight into the layer store, the ones above it are
+//! fetched meanwhile into staging files by a few threads. The blob's digest is checked at
+//! its end by the registry reader, and its diffID by the layer store while it applies,
+//! before the layer is published. Layers are applied in parent order. The image and
 //! its tag are created at the end, in one transaction; on any error the layers this pull
 //! made are removed again and nothing is tagged.
 
-use std::io::{self, Read};
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Mutex};
 
 use strata_distribution::{
     Client, CredentialSource, Descriptor, Options, Platform, Reference as Remote, TransportConfig,
 };
 use strata_image::{Image, ImageConfig, Reference};
-use strata_storage::layer_store::{LayerExpectation, LayerStore};
+use strata_storage::layer_store::{LayerExpectation, LayerStore, StagingFile};
 use strata_storage::Digest;
 
 use crate::error::{Error, Result};
+
+/// Layers fetched at once into staging files, beside the one streaming into the store.
+const DOWNLOADS: usize = 3;
 
 /// An image config is small; anything larger is not one.
 const CONFIG_LIMIT: u64 = 8 << 20;
@@ -56,6 +63,10 @@ pub enum PullEvent {
     DownloadComplete {
         id: String,
     },
+    /// A layer downloaded ahead is being applied from its staging file.
+    Extracting {
+        id: String,
+    },
     PullComplete {
         id: String,
     },
@@ -72,6 +83,7 @@ impl PullEvent {
             | PullEvent::Downloading { id, .. }
             | PullEvent::VerifyingChecksum { id }
             | PullEvent::DownloadComplete { id }
+            | PullEvent::Extracting { id }
             | PullEvent::PullComplete { id } => Some(id),
             PullEvent::PullingFrom { .. } | PullEvent::Digest(_) => None,
         }
@@ -88,6 +100,7 @@ impl PullEvent {
             PullEvent::Downloading { .. } => "Downloading".into(),
             PullEvent::VerifyingChecksum { .. } => "Verifying Checksum".into(),
             PullEvent::DownloadComplete { .. } => "Download complete".into(),
+            PullEvent::Extracting { .. } => "Extracting".into(),
             PullEvent::PullComplete { .. } => "Pull complete".into(),
             PullEvent::Digest(d) => format!("Digest: {d}"),
         }
@@ -263,6 +276,9 @@ pub fn short_id(digest: &str) -> String {
 
 /// Applies every layer the store lacks, bottom first; says whether any was downloaded.
 /// Every layer of the image is held (it may have no reference until the image is made).
+/// The lowest missing layer streams from the registry straight into the store; meanwhile
+/// up to [`DOWNLOADS`] threads fetch the layers above it into staging files in `tmp/`
+/// (verified at their end), which are applied in order as their parents are in.
 fn fetch_layers(
     client: &Client,
     source: &Remote,
@@ -272,20 +288,122 @@ fn fetch_layers(
     progress: &mut dyn FnMut(PullEvent),
 ) -> Result<bool> {
     let mut missing = Vec::new();
-    for (blob, _, chain) in &plan.layers {
+    for (i, (blob, _, chain)) in plan.layers.iter().enumerate() {
         let id = short_id(&blob.digest);
         if layers.hold(chain).is_ok() {
             progress(PullEvent::AlreadyExists { id });
         } else {
             progress(PullEvent::PullingFsLayer { id });
-            missing.push(chain.clone());
+            missing.push(i);
         }
     }
-    let mut parent: Option<&Digest> = None;
-    for (blob, diff_id, chain) in &plan.layers {
-        if missing.contains(chain) {
-            let id = short_id(&blob.digest);
-            let what = format!("layer {} of {}", blob.digest, source.name());
+    let Some((&first, later)) = missing.split_first() else {
+        return Ok(false);
+    };
+    let queue = Mutex::new(later.iter().copied().collect::<VecDeque<_>>());
+    let cancel = AtomicBool::new(false);
+    let (tx, rx) = mpsc::channel::<Msg>();
+    std::thread::scope(|scope| {
+        for _ in 0..DOWNLOADS.min(later.len()) {
+            let tx = tx.clone();
+            let (queue, cancel) = (&queue, &cancel);
+            scope.spawn(move || loop {
+                let next = queue.lock().map(|mut q| q.pop_front()).unwrap_or(None);
+                let Some(i) = next else { break };
+                if cancel.load(Ordering::Relaxed) {
+                    break;
+                }
+                let blob = &plan.layers[i].0;
+                let staged = download(client, source, layers, blob, &tx, cancel);
+                if tx.send(Msg::Done(i, staged)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        let mut pump = Pump {
+            rx,
+            done: HashMap::new(),
+        };
+        let result = apply_in_order(
+            client, source, layers, plan, first, &missing, &mut pump, created, progress,
+        );
+        if result.is_err() {
+            cancel.store(true, Ordering::Relaxed);
+        }
+        result
+    })?;
+    Ok(true)
+}
+
+/// What the download threads tell the applying one.
+enum Msg {
+    Event(PullEvent),
+    Done(usize, Result<StagingFile>),
+}
+
+/// The applying thread's end of the channel: events are passed on as they come, finished
+/// downloads kept until their turn.
+struct Pump {
+    rx: mpsc::Receiver<Msg>,
+    done: HashMap<usize, Result<StagingFile>>,
+}
+
+impl Pump {
+    fn take(&mut self, msg: Msg, progress: &mut dyn FnMut(PullEvent)) {
+        match msg {
+            Msg::Event(e) => progress(e),
+            Msg::Done(i, r) => {
+                self.done.insert(i, r);
+            }
+        }
+    }
+
+    fn drain(&mut self, progress: &mut dyn FnMut(PullEvent)) {
+        while let Ok(msg) = self.rx.try_recv() {
+            self.take(msg, progress);
+        }
+    }
+
+    fn wait_for(&mut self, i: usize, progress: &mut dyn FnMut(PullEvent)) -> Result<StagingFile> {
+        loop {
+            if let Some(r) = self.done.remove(&i) {
+                return r;
+            }
+            match self.rx.recv() {
+                Ok(msg) => self.take(msg, progress),
+                Err(_) => {
+                    return Err(Error::Invalid(format!(
+                        "layer {i}: its download thread ended without a result"
+                    )))
+                }
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn apply_in_order(
+    client: &Client,
+    source: &Remote,
+    layers: &LayerStore,
+    plan: &Plan,
+    first: usize,
+    missing: &[usize],
+    pump: &mut Pump,
+    created: &mut Vec<Digest>,
+    progress: &mut dyn FnMut(PullEvent),
+) -> Result<()> {
+    for &i in missing {
+        let (blob, diff_id, _) = &plan.layers[i];
+        let parent = i.checked_sub(1).map(|p| &plan.layers[p].2);
+        let id = short_id(&blob.digest);
+        let what = format!("layer {} of {}", blob.digest, source.name());
+        let expect = LayerExpectation {
+            blob_digest: blob.digest.parse().ok(),
+            diff_id: Some(diff_id.clone()),
+        };
+        let made = if i == first {
             let reader = client
                 .fetch_blob(source, &blob.digest, Some(blob.size), None)
                 .map_err(|e| layer_error(&what, registry(e)))?;
@@ -295,22 +413,83 @@ fn fetch_layers(
                 reported: 0,
                 total: blob.size,
                 id: &id,
-                progress,
-            };
-            let expect = LayerExpectation {
-                blob_digest: blob.digest.parse().ok(),
-                diff_id: Some(diff_id.clone()),
+                report: &mut |e| {
+                    progress(e);
+                    pump.drain(progress);
+                },
             };
             let made = layers.create_layer_checked(parent, &mut reader, &expect);
-            let made = made.map_err(|e| layer_error(&what, storage_or_registry(e)))?;
-            created.push(made.chain_id.clone());
-            progress(PullEvent::VerifyingChecksum { id: id.clone() });
-            progress(PullEvent::DownloadComplete { id: id.clone() });
-            progress(PullEvent::PullComplete { id });
-        }
-        parent = Some(chain);
+            if made.is_ok() {
+                progress(PullEvent::VerifyingChecksum { id: id.clone() });
+                progress(PullEvent::DownloadComplete { id: id.clone() });
+            }
+            made
+        } else {
+            let mut staged = pump
+                .wait_for(i, progress)
+                .map_err(|e| layer_error(&what, e))?;
+            progress(PullEvent::Extracting { id: id.clone() });
+            layers.create_layer_checked(parent, staged.file(), &expect)
+        };
+        let made = made.map_err(|e| layer_error(&what, storage_or_registry(e)))?;
+        created.push(made.chain_id.clone());
+        progress(PullEvent::PullComplete { id });
+        pump.drain(progress);
     }
-    Ok(!missing.is_empty())
+    Ok(())
+}
+
+/// One blob into a staging file, verified (the reader checks size and digest at its end),
+/// rewound for the apply.
+fn download(
+    client: &Client,
+    source: &Remote,
+    layers: &LayerStore,
+    blob: &Descriptor,
+    tx: &mpsc::Sender<Msg>,
+    cancel: &AtomicBool,
+) -> Result<StagingFile> {
+    let id = short_id(&blob.digest);
+    let reader = client
+        .fetch_blob(source, &blob.digest, Some(blob.size), None)
+        .map_err(registry)?;
+    let mut staged = layers.staging_file(".blob")?;
+    let mut reader = Counting {
+        inner: reader,
+        current: 0,
+        reported: 0,
+        total: blob.size,
+        id: &id,
+        report: &mut |e| {
+            let _ = tx.send(Msg::Event(e));
+        },
+    };
+    let mut buf = vec![0u8; 256 << 10];
+    loop {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Error::Invalid("the pull was cancelled".into()));
+        }
+        let n = reader.read(&mut buf).map_err(|e| {
+            Error::Registry(strata_distribution::Error::from_io(
+                e,
+                &format!("blob {}", blob.digest),
+            ))
+        })?;
+        if n == 0 {
+            break;
+        }
+        staged
+            .file()
+            .write_all(&buf[..n])
+            .map_err(|e| Error::io(format!("staging blob {}", blob.digest), e))?;
+    }
+    staged
+        .file()
+        .seek(SeekFrom::Start(0))
+        .map_err(|e| Error::io(format!("staging blob {}", blob.digest), e))?;
+    let _ = tx.send(Msg::Event(PullEvent::VerifyingChecksum { id: id.clone() }));
+    let _ = tx.send(Msg::Event(PullEvent::DownloadComplete { id }));
+    Ok(staged)
 }
 
 /// A blob reader's own error (digest or size mismatch) travels through the layer store as an
@@ -345,7 +524,7 @@ struct Counting<'a> {
     reported: u64,
     total: u64,
     id: &'a str,
-    progress: &'a mut dyn FnMut(PullEvent),
+    report: &'a mut dyn FnMut(PullEvent),
 }
 
 impl Read for Counting<'_> {
@@ -354,7 +533,7 @@ impl Read for Counting<'_> {
         self.current += n as u64;
         if self.current - self.reported >= 512 << 10 || (n == 0 && self.current > self.reported) {
             self.reported = self.current;
-            (self.progress)(PullEvent::Downloading {
+            (self.report)(PullEvent::Downloading {
                 id: self.id.to_string(),
                 current: self.current,
                 total: self.total,

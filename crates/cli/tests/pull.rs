@@ -56,6 +56,17 @@ fn pull_runs_and_second_pull_is_up_to_date() {
     );
     assert!(!again.contains("Pulling fs layer"), "{again}");
     assert_eq!(store.ok(&["pull", "-q", &reference]).trim(), reference);
+    let digest = again
+        .lines()
+        .find_map(|l| l.strip_prefix("Digest: "))
+        .expect("a Digest line")
+        .to_string();
+    let by_digest = format!("{}/bb@{digest}", registry.addr);
+    let out = store.ok(&["pull", &by_digest]);
+    assert!(
+        out.contains(&format!("Status: Image is up to date for {by_digest}")),
+        "{out}"
+    );
 
     if can_run_containers() {
         let cat = store.ok(&["run", "--rm", &reference, "cat", "/hello.txt", "/third.txt"]);
@@ -120,4 +131,28 @@ fn missing_tag_is_not_found_not_an_auth_error() {
     let err = store.fail(&["pull", &format!("{}/nothing:latest", registry.addr)]);
     assert!(err.contains("not found"), "{err}");
     assert!(store.image_ids().is_empty());
+}
+
+#[test]
+fn pull_by_digest_makes_an_untagged_image() {
+    let first = Store::create("vfs");
+    let Some((registry, config, _)) = registry_with_image(&first) else {
+        return;
+    };
+    let out = first.ok(&["pull", &format!("{}/bb:latest", registry.addr)]);
+    let digest = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Digest: "))
+        .expect("a Digest line");
+    let store = Store::create("vfs");
+    let by_digest = format!("{}/bb@{digest}", registry.addr);
+    let out = store.ok(&["pull", &by_digest]);
+    assert!(
+        out.contains(&format!("Status: Downloaded newer image for {by_digest}")),
+        "{out}"
+    );
+    let ids = store.image_ids();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert!(config.contains(&ids[0]), "{ids:?} vs {config}");
+    store.ok(&["check"]);
 }

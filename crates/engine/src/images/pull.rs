@@ -186,10 +186,16 @@ impl super::Images<'_> {
             _ => Some(name.parse()?),
         };
         let stores = self.stores;
-        let before = tag
-            .as_ref()
-            .and_then(|t| stores.images.resolve(&t.to_string()).ok())
-            .map(|i| i.id);
+        // What "up to date" compares with: the image the tag named, or for a pull by
+        // digest (no tag) whether the image was there at all.
+        let before = match &tag {
+            Some(t) => stores.images.resolve(&t.to_string()).ok().map(|i| i.id),
+            None => stores
+                .images
+                .image(plan.config.digest.as_str())
+                .ok()
+                .map(|i| i.id),
+        };
 
         let mut created = Vec::new();
         let result = fetch_layers(

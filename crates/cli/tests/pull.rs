@@ -128,6 +128,16 @@ fn missing_tag_is_not_found_not_an_auth_error() {
     let err = store.fail(&["pull", &format!("{}/bb:nope", registry.addr)]);
     assert!(err.contains("not found"), "{err}");
     assert!(!err.to_lowercase().contains("unauthorized"), "{err}");
+    let err = store.fail(&[
+        "pull",
+        "--platform",
+        "linux/s390x",
+        &format!("{}/bb:latest", registry.addr),
+    ]);
+    assert!(
+        err.contains("does not match the specified platform"),
+        "{err}"
+    );
     let err = store.fail(&["pull", &format!("{}/nothing:latest", registry.addr)]);
     assert!(err.contains("not found"), "{err}");
     assert!(store.image_ids().is_empty());

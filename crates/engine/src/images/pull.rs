@@ -161,14 +161,6 @@ impl super::Images<'_> {
         let resolved = client
             .resolve(&remote, platform.as_ref())
             .map_err(registry)?;
-        progress(PullEvent::PullingFrom {
-            tag: remote
-                .tag()
-                .or(remote.digest())
-                .unwrap_or("latest")
-                .to_string(),
-            repository: familiar_repository(&remote),
-        });
         let source = &resolved.source;
         let config_desc = &resolved.image.config;
         let bytes = client
@@ -180,6 +172,17 @@ impl super::Images<'_> {
             )
             .map_err(registry)?;
         let plan = plan(&name, bytes, &resolved.image.layers)?;
+        if let (Some(wanted), None) = (&platform, &resolved.index) {
+            check_platform(&name, wanted, &plan.config)?;
+        }
+        progress(PullEvent::PullingFrom {
+            tag: remote
+                .tag()
+                .or(remote.digest())
+                .unwrap_or("latest")
+                .to_string(),
+            repository: familiar_repository(&remote),
+        });
         let tag: Option<Reference> = match remote.digest() {
             // Docker tags a pull by tag; a pull by digest only has the digest.
             Some(_) if remote.tag().is_none() => None,
@@ -247,6 +250,20 @@ fn registry(e: strata_distribution::Error) -> Error {
 /// as Docker's "Pulling from" line shows it.
 fn familiar_repository(remote: &Remote) -> String {
     remote.repository().to_string()
+}
+
+/// A single-platform image pulled with `--platform` must be of that platform: Docker
+/// refuses it otherwise (an index was already chosen from by platform).
+fn check_platform(name: &str, wanted: &Platform, config: &ImageConfig) -> Result<()> {
+    let have: Platform = serde_json::from_slice(&config.bytes)
+        .map_err(|e| Error::Invalid(format!("image {name}: its config has no platform: {e}")))?;
+    if wanted.matches(&have) {
+        return Ok(());
+    }
+    Err(Error::Invalid(format!(
+        "image with reference {name} was found but does not match the specified platform: \
+         wanted {wanted}, actual: {have}"
+    )))
 }
 
 /// Reads the config and pairs each layer blob with its diffID and chainID.

@@ -96,4 +96,10 @@ fn docker_pull_through_the_daemon() {
     assert!(again.contains("Image is up to date"), "{again}");
     let err = fail(&d, &["pull", &format!("{}/bb:nope", registry.addr)]);
     assert!(err.contains("not found"), "{err}");
+    if can_run_containers() {
+        // An image not yet pulled: the docker CLI pulls it on create's 404, then runs it.
+        ok(&d, &["rmi", &reference]);
+        let out = ok(&d, &["run", "--rm", &reference, "cat", "/hello.txt"]);
+        assert!(out.ends_with("pulled\n"), "{out}");
+    }
 }

@@ -1,4 +1,5 @@
-//! Images: list, inspect, history, tag, remove, import (`images/create?fromSrc=-`), load,
+//! Images: list, inspect, history, tag, remove, import (`images/create?fromSrc=-`; a pull,
+//! `fromImage`, is `crate::pull`), load,
 //! save (`images/get`, `images/{name}/get`), prune.
 //!
 //! Image names hold slashes (`library/busybox:1`), so the per-image routes are one wildcard
@@ -9,7 +10,7 @@ use std::collections::HashMap;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -275,13 +276,16 @@ fn summary(image: &Image, inspect: &serde_json::Value) -> ImageSummary {
     }
 }
 
-/// `POST /images/create`: `fromSrc=-` imports the body as a rootfs tarball; pulling from
-/// registries (`fromImage`) is not supported yet.
-async fn create(State(state): State<AppState>, query: Query, body: Body) -> ApiResult<Response> {
-    if let Some(image) = query.get("fromImage").filter(|i| !i.is_empty()) {
-        return Err(ApiError::not_found(format!(
-            "pull access denied for {image}: strata cannot pull from registries yet; load the image with docker load (images/load) or import a rootfs"
-        )));
+/// `POST /images/create`: `fromImage` pulls from a registry (`crate::pull`); `fromSrc=-`
+/// imports the body as a rootfs tarball.
+async fn create(
+    State(state): State<AppState>,
+    query: Query,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    if query.get("fromImage").is_some_and(|i| !i.is_empty()) {
+        return crate::pull::pull(state, &query, &headers).await;
     }
     match query.get("fromSrc") {
         Some("-") => {}

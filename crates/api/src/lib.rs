@@ -39,6 +39,7 @@ mod containers;
 mod events;
 mod exec;
 mod images;
+mod pull;
 mod system;
 mod volumes;
 

@@ -16,6 +16,9 @@ pub enum Error {
     Image(#[from] strata_image::Error),
     #[error(transparent)]
     Runtime(#[from] strata_runtime::Error),
+    /// A registry's answer, or the lack of one (`pull`).
+    #[error(transparent)]
+    Registry(strata_distribution::Error),
     #[error("invalid name {name:?}: {why}")]
     InvalidName { name: String, why: &'static str },
     /// A flag or spec that cannot be used (the message names it and what is expected).
@@ -86,12 +89,28 @@ impl Kind for Error {
             // the container (400; its CLI then exits 126 or 127 from the message).
             Error::Runtime(e) if matches!(e.exit_code(), 126 | 127) => ErrorKind::Invalid,
             Error::Runtime(_) => ErrorKind::Internal,
+            Error::Registry(e) => registry_kind(e),
             Error::InvalidName { .. } | Error::Invalid(_) => ErrorKind::Invalid,
             Error::NotFound(_) | Error::NoSuchContainer(_) => ErrorKind::NotFound,
             Error::Conflict(_) => ErrorKind::Conflict,
             Error::Corrupt(_) => ErrorKind::Corrupt,
             Error::Io { .. } => ErrorKind::Internal,
         }
+    }
+}
+
+/// A missing repository, tag or blob is a 404 as in Docker; a bad reference or platform a
+/// 400; everything else (auth, TLS, a lying registry) a 500 with the registry's words.
+fn registry_kind(e: &strata_distribution::Error) -> ErrorKind {
+    use strata_distribution::Error as D;
+    match e {
+        D::NotFound { .. } => ErrorKind::NotFound,
+        D::InvalidReference(_)
+        | D::InvalidPlatform { .. }
+        | D::NoMatchingPlatform { .. }
+        | D::InvalidDigest { .. }
+        | D::UnsupportedManifest { .. } => ErrorKind::Invalid,
+        _ => ErrorKind::Internal,
     }
 }
 

@@ -4,6 +4,8 @@
 //! Tests that need root or runc call [`is_root`] or [`can_run_containers`] first and return
 //! early, which prints a `SKIP:` line saying what is missing.
 
+pub mod registry;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::Command;

@@ -8,6 +8,7 @@ mod container;
 pub mod daemon;
 mod image;
 mod layer;
+mod pull;
 mod system;
 mod transfer;
 mod volume;
@@ -25,6 +26,8 @@ use args::GlobalArgs;
 pub enum Command {
     /// Make a one-layer image from a root filesystem tarball (like `docker import`).
     Import(image::ImportArgs),
+    /// Pull an image from a registry (like `docker pull`).
+    Pull(pull::PullArgs),
     /// Save images to a docker-archive or OCI layout (like `docker save`).
     Save(transfer::SaveArgs),
     /// Load images from a docker-archive or OCI layout (like `docker load`).
@@ -144,6 +147,7 @@ pub fn run(cli: &GlobalArgs, command: &Command) -> Result<()> {
         Command::History(args) => image::history(&engine, args, &mut out),
         Command::Tag(args) => image::tag(&engine, args),
         Command::Image(command) => image::image(&engine, command, &mut out),
+        Command::Pull(args) => pull::pull(&engine, args, &mut out),
         Command::Load(args) => transfer::load(&engine, args, &mut out),
         Command::Save(args) => transfer::save(&engine, args),
         Command::Export(args) => transfer::export(&engine, args),

@@ -1,10 +1,11 @@
-//! The image verbs: `import`, `load`, `save`, `images`, `tag`, `history`, `image inspect`,
+//! The image verbs: `import`, `pull`, `load`, `save`, `images`, `tag`, `history`, `image inspect`,
 //! `rmi` and `commit`, a view over the engine's stores. Each verb past the simplest has a
 //! file of its own.
 
 mod commit;
 mod history;
 mod inspect;
+mod pull;
 mod remove;
 
 use std::io::{Read, Write};
@@ -18,6 +19,7 @@ use crate::Stores;
 pub use commit::{empty_tar_diff_id, CommitOptions};
 pub use history::HistoryRow;
 pub use inspect::ImageDetails;
+pub use pull::{short_id, PullEvent, PullOptions, Pulled};
 
 /// The image verbs.
 #[derive(Clone, Copy)]

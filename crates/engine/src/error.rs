@@ -16,6 +16,8 @@ pub enum Error {
     Image(#[from] strata_image::Error),
     #[error(transparent)]
     Runtime(#[from] strata_runtime::Error),
+    #[error(transparent)]
+    Registry(#[from] strata_distribution::Error),
     #[error("invalid name {name:?}: {why}")]
     InvalidName { name: String, why: &'static str },
     /// A flag or spec that cannot be used (the message names it and what is expected).
@@ -91,6 +93,8 @@ impl Kind for Error {
             Error::Conflict(_) => ErrorKind::Conflict,
             Error::Corrupt(_) => ErrorKind::Corrupt,
             Error::Io { .. } => ErrorKind::Internal,
+            Error::Registry(e) if e.is_not_found() => ErrorKind::NotFound,
+            Error::Registry(_) => ErrorKind::Internal,
         }
     }
 }

@@ -8,6 +8,7 @@ mod container;
 pub mod daemon;
 mod image;
 mod layer;
+mod registry;
 mod system;
 mod transfer;
 mod volume;
@@ -100,6 +101,12 @@ pub enum Command {
     /// Verify the whole store (layers against their diffIDs, metadata against disk, links,
     /// reference and mount counts, images, containers); --repair fixes what it safely can.
     Check(check::CheckArgs),
+    /// Push an image to the registry its name names (like `docker push`).
+    Push(registry::PushArgs),
+    /// Log in to a registry (like `docker login`).
+    Login(registry::LoginArgs),
+    /// Log out of a registry.
+    Logout(registry::LogoutArgs),
 }
 
 /// Runs every command but `daemon`, which `main` starts itself (it sets up its own logging).
@@ -116,10 +123,19 @@ pub fn run(cli: &GlobalArgs, command: &Command) -> Result<()> {
     if let Command::Check(args) = command {
         return check::run(&options, args);
     }
+    match command {
+        Command::Login(args) => return registry::login(args, &mut io::stdout()),
+        Command::Logout(args) => return registry::logout(args, &mut io::stdout()),
+        _ => {}
+    }
     let engine = tracing::debug_span!("open store").in_scope(|| Engine::open(&options))?;
     let mut out = io::stdout().lock();
     match command {
-        Command::Monitor(_) | Command::Daemon(_) | Command::Check(_) => {
+        Command::Monitor(_)
+        | Command::Daemon(_)
+        | Command::Check(_)
+        | Command::Login(_)
+        | Command::Logout(_) => {
             unreachable!("handled above")
         }
         Command::Create(args) => container::create::create(&engine, args, &mut out),
@@ -145,6 +161,7 @@ pub fn run(cli: &GlobalArgs, command: &Command) -> Result<()> {
         Command::Tag(args) => image::tag(&engine, args),
         Command::Image(command) => image::image(&engine, command, &mut out),
         Command::Load(args) => transfer::load(&engine, args, &mut out),
+        Command::Push(args) => registry::push(&engine, args, &mut out),
         Command::Save(args) => transfer::save(&engine, args),
         Command::Export(args) => transfer::export(&engine, args),
         Command::Mount(args) => layer::mount(&engine, args, &mut out),

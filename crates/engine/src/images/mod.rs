@@ -5,6 +5,7 @@
 mod commit;
 mod history;
 mod inspect;
+mod push;
 mod remove;
 
 use std::io::{Read, Write};
@@ -18,6 +19,7 @@ use crate::Stores;
 pub use commit::{empty_tar_diff_id, CommitOptions};
 pub use history::HistoryRow;
 pub use inspect::ImageDetails;
+pub use push::{PushEvent, Pushed};
 
 /// The image verbs.
 #[derive(Clone, Copy)]

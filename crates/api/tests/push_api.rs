@@ -72,4 +72,6 @@ fn docker_push_through_the_daemon_then_again_uploads_nothing() {
     );
     assert_eq!(response.status, 200, "{}", response.message());
     assert_eq!(response.json()["Status"], "Login Succeeded");
+    let out = ok(&d, &["login", "-u", "u", "-p", "p", &registry.addr]);
+    assert!(out.contains("Login Succeeded"), "{out}");
 }

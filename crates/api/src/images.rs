@@ -33,6 +33,7 @@ pub fn routes() -> Router<AppState> {
         .route("/images/load", post(load))
         .route("/images/get", get(save_many))
         .route("/images/prune", post(prune))
+        .route("/auth", post(crate::registry::auth))
         .route(
             "/images/{*path}",
             get(get_image).post(post_image).delete(delete_image),
@@ -58,10 +59,11 @@ async fn get_image(State(state): State<AppState>, Path(path): Path<String>) -> A
     Err(ApiError::not_found("page not found"))
 }
 
-/// `POST /images/{name}/tag` (and `push`, refused).
+/// `POST /images/{name}/tag` and `push`.
 async fn post_image(
     State(state): State<AppState>,
     Path(path): Path<String>,
+    headers: axum::http::HeaderMap,
     query: Query,
 ) -> ApiResult<Response> {
     if let Some(name) = path.strip_suffix("/tag") {
@@ -73,10 +75,9 @@ async fn post_image(
             .await?;
         return Ok(StatusCode::CREATED.into_response());
     }
-    if path.ends_with("/push") {
-        return Err(ApiError::internal(
-            "pushing to registries is not supported by strata yet; use docker save / strata save",
-        ));
+    if let Some(name) = path.strip_suffix("/push") {
+        let tag = query.get("tag").map(str::to_string);
+        return crate::registry::push(state, name.to_string(), tag, &headers).await;
     }
     Err(ApiError::not_found("page not found"))
 }

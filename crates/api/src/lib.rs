@@ -27,6 +27,7 @@
 
 mod error;
 mod params;
+mod registry;
 pub mod render;
 mod routes;
 mod server;

@@ -100,6 +100,28 @@ impl Client {
         &self.inner.options
     }
 
+    /// `docker login`'s check: `GET /v2/` on `registry` (`host[:port]`, `docker.io`) with
+    /// the credentials this client has for it; an auth error when the registry refuses them.
+    pub fn login(&self, registry: &str) -> Result<()> {
+        let probe = crate::Reference::parse_normalized(&format!("{registry}/login-probe"))
+            .map_err(|e| Error::Protocol {
+                what: format!("registry {registry}"),
+                message: e.to_string(),
+            })?;
+        let what = format!("login to {registry}");
+        let host = self.host(probe.registry(), probe.api_host())?;
+        let mut send = |endpoint: &Endpoint, auth: Option<&str>| {
+            let request = endpoint.agent.get(format!("{}/v2/", endpoint.base));
+            match auth {
+                Some(auth) => request.header("authorization", auth),
+                None => request,
+            }
+            .call()
+        };
+        check(&what, self.call(&host, "", &what, true, &mut send)?)?;
+        Ok(())
+    }
+
     /// The session for `registry` (`host[:port]` as in references), pinging it the first time.
     pub(crate) fn host(&self, registry: &str, api_host: &str) -> Result<Arc<Host>> {
         if let Some(host) = self.inner.hosts.lock().unwrap().get(registry) {

@@ -9,6 +9,7 @@ pub mod daemon;
 mod image;
 mod layer;
 mod pull;
+mod registry;
 mod system;
 mod transfer;
 mod volume;
@@ -103,6 +104,12 @@ pub enum Command {
     /// Verify the whole store (layers against their diffIDs, metadata against disk, links,
     /// reference and mount counts, images, containers); --repair fixes what it safely can.
     Check(check::CheckArgs),
+    /// Push an image to the registry its name names (like `docker push`).
+    Push(registry::PushArgs),
+    /// Log in to a registry (like `docker login`).
+    Login(registry::LoginArgs),
+    /// Log out of a registry.
+    Logout(registry::LogoutArgs),
 }
 
 /// Runs every command but `daemon`, which `main` starts itself (it sets up its own logging).
@@ -119,10 +126,19 @@ pub fn run(cli: &GlobalArgs, command: &Command) -> Result<()> {
     if let Command::Check(args) = command {
         return check::run(&options, args);
     }
+    match command {
+        Command::Login(args) => return registry::login(args, &mut io::stdout()),
+        Command::Logout(args) => return registry::logout(args, &mut io::stdout()),
+        _ => {}
+    }
     let engine = tracing::debug_span!("open store").in_scope(|| Engine::open(&options))?;
     let mut out = io::stdout().lock();
     match command {
-        Command::Monitor(_) | Command::Daemon(_) | Command::Check(_) => {
+        Command::Monitor(_)
+        | Command::Daemon(_)
+        | Command::Check(_)
+        | Command::Login(_)
+        | Command::Logout(_) => {
             unreachable!("handled above")
         }
         Command::Create(args) => container::create::create(&engine, args, &mut out),
@@ -149,6 +165,7 @@ pub fn run(cli: &GlobalArgs, command: &Command) -> Result<()> {
         Command::Image(command) => image::image(&engine, command, &mut out),
         Command::Pull(args) => pull::pull(&engine, args, &mut out),
         Command::Load(args) => transfer::load(&engine, args, &mut out),
+        Command::Push(args) => registry::push(&engine, args, &mut out),
         Command::Save(args) => transfer::save(&engine, args),
         Command::Export(args) => transfer::export(&engine, args),
         Command::Mount(args) => layer::mount(&engine, args, &mut out),

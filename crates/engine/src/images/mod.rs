@@ -6,6 +6,7 @@ mod commit;
 mod history;
 mod inspect;
 mod pull;
+mod push;
 mod remove;
 
 use std::io::{Read, Write};
@@ -20,6 +21,7 @@ pub use commit::{empty_tar_diff_id, CommitOptions};
 pub use history::HistoryRow;
 pub use inspect::ImageDetails;
 pub use pull::{short_id, PullEvent, PullOptions, Pulled};
+pub use push::{PushEvent, Pushed};
 
 /// The image verbs.
 #[derive(Clone, Copy)]

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::logs::{LogReader, LogWaiter};
 use super::Container;
 use crate::container::Containers;
 use crate::error::{Error, Result};
@@ -17,6 +18,22 @@ impl Containers<'_> {
     /// The json-file log of a container.
     pub fn log_path(&self, c: &Container) -> PathBuf {
         super::logs::log_path(&self.dir(&c.id), &c.id)
+    }
+
+    /// The log opened for following, before the start: a reader from its first entry and a
+    /// waiter woken by its growth. A container removed meanwhile (a prune in another process
+    /// between `create` and `start`) is "no such container", not a missing file.
+    pub fn follow_log(&self, c: &Container) -> Result<(LogReader, LogWaiter)> {
+        let path = self.log_path(c);
+        let opened =
+            LogReader::create(path.clone()).and_then(|log| Ok((log, LogWaiter::new(&path)?)));
+        match opened {
+            Err(_) if self.get(&c.id).is_err() => Err(Error::NoSuchContainer(format!(
+                "no such container: {} (it was removed meanwhile)",
+                c.short_id()
+            ))),
+            other => other,
+        }
     }
 }
 

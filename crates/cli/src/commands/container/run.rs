@@ -5,7 +5,6 @@ use std::io::Write;
 
 use anyhow::Result;
 use clap::Args;
-use strata_engine::container::logs::{LogReader, LogWaiter};
 use strata_engine::container::{StartOptions, Started};
 use strata_engine::{Container, Engine, State};
 
@@ -75,8 +74,7 @@ fn attached(
     sig_proxy: bool,
     out: &mut impl Write,
 ) -> Result<()> {
-    let mut log = LogReader::create(engine.containers().log_path(c))?;
-    let waiter = LogWaiter::new(&engine.containers().log_path(c))?;
+    let (mut log, waiter) = engine.containers().follow_log(c)?;
     if stdin {
         feed_stdin(engine.containers().stdin_fifo(c)?);
     }

@@ -5,36 +5,22 @@
 //! Docker's); one after it is Docker's `{"errorDetail":{"message":..},"error":..}` line.
 //! Credentials come from `X-Registry-Auth` only, as dockerd takes them.
 
-use std::collections::HashMap;
 use std::io::Write;
 
 use axum::http::HeaderMap;
 use axum::response::Response;
-use base64::Engine as _;
-use serde::Deserialize;
 use serde_json::json;
-use strata_distribution::{CredentialSource, Credentials, Reference};
+use strata_distribution::Reference;
 use strata_engine::images::{PullEvent, PullOptions};
 
 use crate::error::{ApiError, ApiResult};
 use crate::params::Query;
+use crate::registry::header_credentials;
 use crate::state::AppState;
 use crate::stream::{blocking_body, json_message};
 
 /// Docker's progress bar is this many characters between the brackets.
 const BAR_WIDTH: u64 = 50;
-
-#[derive(Deserialize, Default)]
-struct AuthConfig {
-    #[serde(default)]
-    username: String,
-    #[serde(default)]
-    password: String,
-    #[serde(default)]
-    identitytoken: String,
-    #[serde(default)]
-    registrytoken: String,
-}
 
 pub async fn pull(state: AppState, query: &Query, headers: &HeaderMap) -> ApiResult<Response> {
     let from = query.get("fromImage").unwrap_or_default().to_string();
@@ -50,7 +36,7 @@ pub async fn pull(state: AppState, query: &Query, headers: &HeaderMap) -> ApiRes
             .get("platform")
             .filter(|p| !p.is_empty())
             .map(str::to_string),
-        credentials: credentials(headers, parsed.registry())?,
+        credentials: header_credentials(headers, parsed.registry())?,
         ..PullOptions::default()
     };
     let daemon = state.daemon.clone();
@@ -123,44 +109,11 @@ fn bar(current: u64, total: u64) -> String {
     )
 }
 
-/// `X-Registry-Auth`: base64url JSON (`username`, `password`, `identitytoken`,
-/// `registrytoken`); the docker CLI sends the credentials for the registry it pulls from,
-/// so they are filed under that registry.
-fn credentials(headers: &HeaderMap, registry: &str) -> ApiResult<CredentialSource> {
-    let Some(value) = headers.get("x-registry-auth") else {
-        return Ok(CredentialSource::Anonymous);
-    };
-    let text = value.to_str().unwrap_or_default().trim();
-    if text.is_empty() {
-        return Ok(CredentialSource::Anonymous);
-    }
-    let trimmed = text.trim_end_matches('=');
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(trimmed)
-        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(trimmed))
-        .map_err(|e| ApiError::bad_request(format!("invalid X-Registry-Auth header: {e}")))?;
-    let auth: AuthConfig = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request(format!("invalid X-Registry-Auth header: {e}")))?;
-    let credentials = if !auth.identitytoken.is_empty() {
-        Credentials::IdentityToken(auth.identitytoken)
-    } else if !auth.registrytoken.is_empty() {
-        Credentials::RegistryToken(auth.registrytoken)
-    } else if !auth.username.is_empty() {
-        Credentials::Basic {
-            username: auth.username,
-            password: auth.password,
-        }
-    } else {
-        return Ok(CredentialSource::Anonymous);
-    };
-    Ok(CredentialSource::Fixed(HashMap::from([(
-        registry.to_string(),
-        credentials,
-    )])))
-}
-
 #[cfg(test)]
 mod tests {
+    use base64::Engine as _;
+    use strata_distribution::{CredentialSource, Credentials};
+
     use super::*;
 
     #[test]
@@ -176,7 +129,8 @@ mod tests {
         let json = r#"{"username":"u","password":"p","serveraddress":"127.0.0.1:5000"}"#;
         let encoded = base64::engine::general_purpose::URL_SAFE.encode(json);
         headers.insert("x-registry-auth", encoded.parse().unwrap());
-        let CredentialSource::Fixed(map) = credentials(&headers, "127.0.0.1:5000").unwrap() else {
+        let CredentialSource::Fixed(map) = header_credentials(&headers, "127.0.0.1:5000").unwrap()
+        else {
             panic!("not fixed");
         };
         assert_eq!(
@@ -187,7 +141,7 @@ mod tests {
             }
         );
         assert!(matches!(
-            credentials(&HeaderMap::new(), "x").unwrap(),
+            header_credentials(&HeaderMap::new(), "x").unwrap(),
             CredentialSource::Anonymous
         ));
     }

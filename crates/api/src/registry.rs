@@ -52,33 +52,49 @@ impl AuthConfig {
     }
 }
 
-/// `X-Registry-Auth`: base64url JSON; clients differ on padding, so both are read.
-fn header_auth(headers: &HeaderMap) -> AuthConfig {
-    let Some(value) = headers.get("x-registry-auth").and_then(|v| v.to_str().ok()) else {
-        return AuthConfig::default();
-    };
-    let value = value.trim().trim_end_matches('=');
+/// `X-Registry-Auth`: base64url JSON; clients differ on padding, so both are read. Absent or
+/// empty is anonymous; malformed is a 400.
+fn header_auth(headers: &HeaderMap) -> ApiResult<AuthConfig> {
+    let text = headers
+        .get("x-registry-auth")
+        .map(|v| v.to_str().unwrap_or_default().trim())
+        .unwrap_or_default();
+    if text.is_empty() {
+        return Ok(AuthConfig::default());
+    }
+    let trimmed = text.trim_end_matches('=');
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(value)
-        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(value));
-    bytes
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default()
+        .decode(trimmed)
+        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(trimmed))
+        .map_err(|e| ApiError::bad_request(format!("invalid X-Registry-Auth header: {e}")))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid X-Registry-Auth header: {e}")))
+}
+
+/// The credentials of `X-Registry-Auth`, filed under `registry`: the docker CLI sends those of
+/// the registry it pulls from or pushes to.
+pub(crate) fn header_credentials(
+    headers: &HeaderMap,
+    registry: &str,
+) -> ApiResult<CredentialSource> {
+    Ok(source(registry, &header_auth(headers)?))
+}
+
+fn source(registry: &str, auth: &AuthConfig) -> CredentialSource {
+    match auth.credentials() {
+        Some(c) => CredentialSource::Fixed(HashMap::from([(registry.to_string(), c)])),
+        None => CredentialSource::Anonymous,
+    }
 }
 
 fn client_for(registry: &str, auth: &AuthConfig) -> Client {
-    let credentials = match auth.credentials() {
-        Some(c) => CredentialSource::Fixed(HashMap::from([(registry.to_string(), c)])),
-        None => CredentialSource::Anonymous,
-    };
     let mut transport = TransportConfig::default();
     if let Some(dir) = std::env::var_os("STRATA_CERTS_D") {
         transport.certs_dir = dir.into();
     }
     Client::new(Options {
         transport,
-        credentials,
+        credentials: source(registry, auth),
     })
 }
 
@@ -108,7 +124,7 @@ pub async fn push(
     };
     let parsed = strata_distribution::Reference::parse_normalized(&reference)
         .map_err(|e| ApiError::bad_request(format!("invalid reference {reference:?}: {e}")))?;
-    let client = client_for(parsed.registry(), &header_auth(headers));
+    let client = client_for(parsed.registry(), &header_auth(headers)?);
     let engine = state.daemon.engine().clone();
     blocking_body("application/json", move |out| {
         let (send, lines) = std::sync::mpsc::channel::<serde_json::Value>();

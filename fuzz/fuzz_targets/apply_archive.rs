@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use strata_storage::driver::DiffFormat;
+use strata_storage::layout::DiffFormat;
 
 fn listing(dir: &Path) -> Vec<(String, u64)> {
     let mut v: Vec<_> = std::fs::read_dir(dir)
@@ -25,7 +25,7 @@ fn listing(dir: &Path) -> Vec<(String, u64)> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    for format in [DiffFormat::Naive, DiffFormat::Overlay] {
+    for format in [DiffFormat::FullCopy, DiffFormat::OVERLAY_TRUSTED] {
         let dir = tempfile::tempdir().unwrap();
         let layer = dir.path().join("layer");
         let outside = dir.path().join("outside");

@@ -38,6 +38,21 @@ impl Containers<'_> {
     /// start failed: then the error is the runtime's, with 127 for a missing command).
     pub fn start(&self, name_or_id: &str, opts: &StartOptions) -> Result<Started> {
         let c = self.get(name_or_id)?;
+        let id = c.id.clone();
+        match self.start_found(c, opts) {
+            // A file of its directory gone because another process (a prune) removed the
+            // container since it was looked up: say that, not which file was missing.
+            Err(Error::Io { .. }) if self.get(&id).is_err() => {
+                Err(Error::NoSuchContainer(format!(
+                    "no such container: {} (it was removed meanwhile)",
+                    &id[..12.min(id.len())]
+                )))
+            }
+            other => other,
+        }
+    }
+
+    fn start_found(&self, c: Container, opts: &StartOptions) -> Result<Started> {
         if c.state == State::Running {
             return Err(Error::Conflict(format!(
                 "container {} ({}) is already running",

@@ -462,7 +462,12 @@ impl Maintenance for Overlay2 {
                 .map(|diff| diff.is_dir())
                 .unwrap_or(false);
             if !live && entry.file_type().is_ok_and(|t| t.is_symlink()) {
-                std::fs::remove_file(entry.path()).ctx_path("removing", &entry.path())?;
+                match std::fs::remove_file(entry.path()) {
+                    // The layer's own `remove` in another process (after its commit, outside
+                    // the lock) took the link first.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    other => other.ctx_path("removing", &entry.path())?,
+                }
             }
         }
         let tmp = self.home.join(TMP_DIR);

@@ -76,18 +76,25 @@ impl LayerStore {
         // Held from before its row exists: no prune can take it before the caller's image
         // or writable layer references it.
         self.hold_storage(&layer.storage_id)?;
-        let existing = self
-            .db
-            .write(|tx| match db::find_layer(tx, &layer.chain_id)? {
-                Some(existing) => Ok::<_, Error>(Some(existing)),
-                None => db::insert_layer(tx, &layer).map(|()| None),
-            })?;
-        match existing {
-            // `staged` drops and removes our copy; the one kept is held instead.
-            Some(existing) => self.hold(&existing.chain_id),
-            None => {
-                staged.publish();
-                Ok(layer)
+        loop {
+            let existing = self
+                .db
+                .write(|tx| match db::find_layer(tx, &layer.chain_id)? {
+                    Some(existing) => Ok::<_, Error>(Some(existing)),
+                    None => db::insert_layer(tx, &layer).map(|()| None),
+                })?;
+            match existing {
+                // `staged` drops and removes our copy; the one kept is held instead.
+                Some(existing) => match self.hold(&existing.chain_id) {
+                    // A prune in another process took it between our look and our hold:
+                    // ours, still staged, is published instead.
+                    Err(Error::NotFound(_)) => continue,
+                    other => return other,
+                },
+                None => {
+                    staged.publish();
+                    return Ok(layer);
+                }
             }
         }
     }

@@ -126,8 +126,12 @@ impl Containers<'_> {
             self.dir(id),
             self.containers_dir().join(format!(".tmp-{id}")),
         ] {
+            // A process that looked the container up before its row went (a `start -a`
+            // opening its log) can still put a file there: left for the next sweep.
             if dir.exists() {
-                strata_storage::fs::remove_tree(&dir)?;
+                if let Err(e) = strata_storage::fs::remove_tree(&dir) {
+                    tracing::warn!("removing {} (swept at the next open): {e}", dir.display());
+                }
             }
         }
         Ok(())

@@ -20,18 +20,7 @@ fn sha(b: &[u8]) -> Digest {
 
 /// A layer tar of `files`, deterministic.
 fn layer(files: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (name, data) in files {
-        let mut h = tar::Header::new_ustar();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_mtime(1_600_000_000);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_cksum();
-        b.append_data(&mut h, name, *data).unwrap();
-    }
-    b.into_inner().unwrap()
+    strata_testkit::files_tar(files)
 }
 
 fn config(diff_ids: &[Digest], comment: &str) -> Vec<u8> {

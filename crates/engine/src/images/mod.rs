@@ -2,12 +2,14 @@
 //! `rmi` and `commit`, a view over the engine's stores. Each verb past the simplest has a
 //! file of its own.
 
+mod build_cache;
 mod commit;
 mod history;
 mod inspect;
 mod pull;
 mod push;
 mod remove;
+mod step;
 
 use std::io::{Read, Write};
 
@@ -17,6 +19,7 @@ use strata_image::{Image, Reference};
 use crate::error::Result;
 use crate::Stores;
 
+pub use build_cache::{CachePrune, BUILD_CACHE};
 pub use commit::{empty_tar_diff_id, CommitOptions};
 pub use history::HistoryRow;
 pub use inspect::ImageDetails;

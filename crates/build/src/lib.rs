@@ -1,0 +1,2 @@
+//! Dockerfiles into layered images, on strata's own engine.
+pub mod dockerfile;

@@ -1,2 +1,8 @@
 //! Dockerfiles into layered images, on strata's own engine.
 pub mod dockerfile;
+pub mod context;
+pub mod copy;
+mod error;
+pub mod ignore;
+
+pub use error::{Error, Result};

@@ -6,3 +6,6 @@ mod error;
 pub mod ignore;
 
 pub use error::{Error, Result};
+mod exec;
+
+pub use exec::{build, short, BuildOptions, Built, Output};

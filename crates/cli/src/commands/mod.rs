@@ -3,6 +3,7 @@
 //! arguments into an engine call and prints the answer.
 
 pub mod args;
+mod build;
 mod check;
 mod container;
 pub mod daemon;
@@ -27,6 +28,11 @@ use args::GlobalArgs;
 pub enum Command {
     /// Make a one-layer image from a root filesystem tarball (like `docker import`).
     Import(image::ImportArgs),
+    /// Build an image from a Dockerfile (like `docker build`).
+    Build(build::BuildArgs),
+    /// Manage the build cache (like `docker builder`).
+    #[command(subcommand)]
+    Builder(build::BuilderCommand),
     /// Pull an image from a registry (like `docker pull`).
     Pull(pull::PullArgs),
     /// Save images to a docker-archive or OCI layout (like `docker save`).
@@ -164,6 +170,8 @@ pub fn run(cli: &GlobalArgs, command: &Command) -> Result<()> {
         Command::Tag(args) => image::tag(&engine, args),
         Command::Image(command) => image::image(&engine, command, &mut out),
         Command::Pull(args) => pull::pull(&engine, args, &mut out),
+        Command::Build(args) => build::build(&engine, args, &mut out),
+        Command::Builder(command) => build::builder(&engine, command, &mut out),
         Command::Load(args) => transfer::load(&engine, args, &mut out),
         Command::Push(args) => registry::push(&engine, args, &mut out),
         Command::Save(args) => transfer::save(&engine, args),

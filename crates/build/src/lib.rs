@@ -8,4 +8,4 @@ pub mod ignore;
 pub use error::{Error, Result};
 mod exec;
 
-pub use exec::{build, short, BuildOptions, Built, Output};
+pub use exec::{build, network_mode, short, BuildOptions, Built, Output};

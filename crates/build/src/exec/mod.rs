@@ -284,3 +284,15 @@ impl Builder<'_, '_> {
         Error::step(i.line, message)
     }
 }
+
+/// `--network` (`networkmode`) of a build: none (also for `default`, what the docker CLI
+/// sends) or host, until strata has networks.
+pub fn network_mode(name: Option<&str>) -> Result<NetworkMode> {
+    match name {
+        None | Some("") | Some("default") | Some("none") => Ok(NetworkMode::None),
+        Some("host") => Ok(NetworkMode::Host),
+        Some(other) => Err(Error::Invalid(format!(
+            "network {other}: strata's build steps run with none (the default) or host networking; it has no networks yet"
+        ))),
+    }
+}

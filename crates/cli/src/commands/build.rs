@@ -12,7 +12,7 @@ use strata_build::context::Context;
 use strata_build::BuildOptions;
 use strata_distribution::CredentialSource;
 use strata_engine::images::PullOptions;
-use strata_engine::{Engine, NetworkMode};
+use strata_engine::Engine;
 
 #[derive(Args)]
 pub struct BuildArgs {
@@ -101,17 +101,6 @@ pub fn pairs(items: &[String], from_env: bool, what: &str) -> Result<BTreeMap<St
     Ok(out)
 }
 
-/// `--network` as a build step's: none or host, until strata has networks.
-pub fn network(name: Option<&str>) -> Result<NetworkMode> {
-    Ok(match name {
-        None | Some("default") | Some("none") => NetworkMode::None,
-        Some("host") => NetworkMode::Host,
-        Some(other) => bail!(
-            "--network {other}: strata's build steps run with none (default) or host networking; it has no networks yet"
-        ),
-    })
-}
-
 pub fn build(engine: &Engine, args: &BuildArgs, out: &mut impl Write) -> Result<()> {
     if !args.cache_from.is_empty() {
         bail!("--cache-from is not supported: strata's build cache is the store's own (rebuild here, or load the image)");
@@ -147,7 +136,7 @@ pub fn build(engine: &Engine, args: &BuildArgs, out: &mut impl Write) -> Result<
         pull: args.pull,
         remove: args.rm,
         force_remove: args.force_rm,
-        network: network(args.network.as_deref())?,
+        network: strata_build::network_mode(args.network.as_deref())?,
         monitor: std::env::current_exe()?,
         pull_options: PullOptions {
             credentials: CredentialSource::DockerConfig(None),

@@ -174,6 +174,8 @@ pub fn walk(source: &Source, dest: &Path, ignore: Option<&Ignore>, sink: &mut dy
     match sroot::file_type(&source.stat) {
         rustix::fs::FileType::RegularFile => {
             let fd = rustix::io::dup(&source.fd).map_err(|e| format!("{}: {e}", source.shown))?;
+            // The dup shares the offset: an earlier walk (the digest) read it to the end.
+            rustix::fs::seek(&fd, rustix::fs::SeekFrom::Start(0)).map_err(|e| format!("{}: {e}", source.shown))?;
             sink.entry(dest, mode, Content::File(&mut File::from(fd)))
         }
         _ => Err(format!("{} is not a file or directory", source.shown)),

@@ -200,6 +200,7 @@ fn is_archive(s: &Source) -> bool {
     let Ok(fd) = rustix::io::dup(&s.fd) else {
         return false;
     };
+    let _ = rustix::fs::seek(&fd, rustix::fs::SeekFrom::Start(0));
     let mut head = [0u8; 512];
     let mut f = std::fs::File::from(fd);
     let mut n = 0;
@@ -218,6 +219,7 @@ fn extract(root: &Root, dest: &Path, s: &Source) -> std::result::Result<(), Stri
     let dir = root.create_dir_all(dest, 0o755).map_err(|e| e.to_string())?;
     let dir_root = Root::from_fd(dir, root.path().join(dest));
     let fd = rustix::io::dup(&s.fd).map_err(|e| e.to_string())?;
+    rustix::fs::seek(&fd, rustix::fs::SeekFrom::Start(0)).map_err(|e| e.to_string())?;
     let mut file = std::fs::File::from(fd);
     strata_storage::archive::extract(&dir_root, &mut file, None)
         .map(|_| ())

@@ -47,9 +47,13 @@ fn json_map(query: &Query, key: &str) -> ApiResult<BTreeMap<String, String>> {
     match query.get(key).filter(|v| !v.is_empty()) {
         None => Ok(BTreeMap::new()),
         Some(v) => {
-            let map: BTreeMap<String, Option<String>> = serde_json::from_str(v)
-                .map_err(|e| ApiError::bad_request(format!("{key}: not a JSON object of strings: {e}")))?;
-            Ok(map.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect())
+            let map: BTreeMap<String, Option<String>> = serde_json::from_str(v).map_err(|e| {
+                ApiError::bad_request(format!("{key}: not a JSON object of strings: {e}"))
+            })?;
+            Ok(map
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|v| (k, v)))
+                .collect())
         }
     }
 }
@@ -59,22 +63,40 @@ fn refuse_unsupported(query: &Query) -> ApiResult<()> {
     if query.get("remote").is_some_and(|r| !r.is_empty()) {
         return Err(ApiError::bad_request("remote build contexts (a URL or git repository) are not supported: send the context as a tar"));
     }
-    if query.get("cachefrom").is_some_and(|c| !c.is_empty() && c != "[]" && c != "null") {
-        return Err(ApiError::bad_request("cachefrom is not supported: strata's build cache is the store's own"));
+    if query
+        .get("cachefrom")
+        .is_some_and(|c| !c.is_empty() && c != "[]" && c != "null")
+    {
+        return Err(ApiError::bad_request(
+            "cachefrom is not supported: strata's build cache is the store's own",
+        ));
     }
     if query.get("extrahosts").is_some_and(|h| !h.is_empty()) {
-        return Err(ApiError::bad_request("extrahosts (--add-host) is not supported by strata's build steps yet"));
+        return Err(ApiError::bad_request(
+            "extrahosts (--add-host) is not supported by strata's build steps yet",
+        ));
     }
     if query.flag("squash") {
         return Err(ApiError::bad_request("squash is not supported"));
     }
-    for limit in ["memory", "memswap", "cpushares", "cpuperiod", "cpuquota", "shmsize"] {
+    for limit in [
+        "memory",
+        "memswap",
+        "cpushares",
+        "cpuperiod",
+        "cpuquota",
+        "shmsize",
+    ] {
         if query.int(limit)?.is_some_and(|v| v != 0) {
-            return Err(ApiError::bad_request(format!("{limit} is not supported by strata's build steps yet")));
+            return Err(ApiError::bad_request(format!(
+                "{limit} is not supported by strata's build steps yet"
+            )));
         }
     }
     if query.get("cpusetcpus").is_some_and(|c| !c.is_empty()) {
-        return Err(ApiError::bad_request("cpusetcpus is not supported by strata's build steps yet"));
+        return Err(ApiError::bad_request(
+            "cpusetcpus is not supported by strata's build steps yet",
+        ));
     }
     if query.get("outputs").is_some_and(|o| !o.is_empty()) || query.get("version") == Some("2") {
         return Err(ApiError::bad_request("BuildKit builds (version=2, outputs) are not supported: use the classic builder (DOCKER_BUILDKIT=0)"));
@@ -82,15 +104,28 @@ fn refuse_unsupported(query: &Query) -> ApiResult<()> {
     Ok(())
 }
 
-async fn build(State(state): State<AppState>, query: Query, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+async fn build(
+    State(state): State<AppState>,
+    query: Query,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
     let _ = headers;
     let mut reader = blocking_reader(body);
     let prepared = (|| {
         refuse_unsupported(&query)?;
         let network = strata_build::network_mode(query.get("networkmode")).map_err(api_error)?;
         Ok::<_, ApiError>((
-            query.all("t").into_iter().filter(|t| !t.is_empty()).collect::<Vec<_>>(),
-            query.get("dockerfile").filter(|d| !d.is_empty()).unwrap_or("Dockerfile").to_string(),
+            query
+                .all("t")
+                .into_iter()
+                .filter(|t| !t.is_empty())
+                .collect::<Vec<_>>(),
+            query
+                .get("dockerfile")
+                .filter(|d| !d.is_empty())
+                .unwrap_or("Dockerfile")
+                .to_string(),
             json_map(&query, "buildargs")?,
             json_map(&query, "labels")?,
             network,
@@ -100,14 +135,20 @@ async fn build(State(state): State<AppState>, query: Query, headers: HeaderMap, 
         Ok(p) => p,
         Err(e) => {
             // Read the context first: a client still sending it would see a broken pipe.
-            let _ = tokio::task::spawn_blocking(move || std::io::copy(&mut reader, &mut std::io::sink())).await;
+            let _ = tokio::task::spawn_blocking(move || {
+                std::io::copy(&mut reader, &mut std::io::sink())
+            })
+            .await;
             return Err(e);
         }
     };
     let options = BuildOptions {
         dockerfile: String::new(),
         tags,
-        target: query.get("target").filter(|t| !t.is_empty()).map(String::from),
+        target: query
+            .get("target")
+            .filter(|t| !t.is_empty())
+            .map(String::from),
         build_args,
         labels,
         no_cache: query.flag("nocache"),
@@ -152,12 +193,13 @@ async fn build(State(state): State<AppState>, query: Query, headers: HeaderMap, 
             })
         });
         drop(context);
-        drop(send);
         match result {
             Ok(built) => {
                 let _ = out.write_all(&json_message(json!({ "aux": { "ID": built.id } })));
                 if quiet {
-                    let _ = out.write_all(&json_message(json!({ "stream": format!("{}\n", built.id) })));
+                    let _ = out.write_all(&json_message(
+                        json!({ "stream": format!("{}\n", built.id) }),
+                    ));
                 }
                 Ok(())
             }

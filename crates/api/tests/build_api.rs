@@ -39,11 +39,24 @@ fn docker_cli_classic_builder() {
     };
     let out = build(&[]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}\n{}\n{}", String::from_utf8_lossy(&out.stderr), d.log());
-    for line in ["Step 1/6 : FROM bb", " ---> Running in ", "Successfully built ", "Successfully tagged dk:1"] {
+    assert!(
+        out.status.success(),
+        "{text}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        d.log()
+    );
+    for line in [
+        "Step 1/6 : FROM bb",
+        " ---> Running in ",
+        "Successfully built ",
+        "Successfully tagged dk:1",
+    ] {
         assert!(text.contains(line), "{line} missing:\n{text}");
     }
-    assert_eq!(ok(&d, &["run", "--rm", "dk:1"]), "run-2\nfrom the context\n");
+    assert_eq!(
+        ok(&d, &["run", "--rm", "dk:1"]),
+        "run-2\nfrom the context\n"
+    );
     let again = build(&[]);
     let text = String::from_utf8_lossy(&again.stdout);
     assert_eq!(text.matches("Using cache").count(), 4, "{text}");
@@ -52,7 +65,10 @@ fn docker_cli_classic_builder() {
     let bad = build(&[]);
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);
-    assert!(err.contains("line 3") && err.contains("unknown instruction: NOPE"), "{err}");
+    assert!(
+        err.contains("line 3") && err.contains("unknown instruction: NOPE"),
+        "{err}"
+    );
 }
 
 const DOCKER_PY: &str = r#"
@@ -116,5 +132,9 @@ fn docker_py_images_build() {
         d.log()
     );
     let ps = d.cli(&["ps", "-aq"]);
-    assert_eq!(String::from_utf8_lossy(&ps.stdout), "", "forcerm removed the failed step's container");
+    assert_eq!(
+        String::from_utf8_lossy(&ps.stdout),
+        "",
+        "forcerm removed the failed step's container"
+    );
 }

@@ -62,7 +62,8 @@ impl Context {
     /// Hostile names cannot leave it: extraction resolves every name inside it.
     pub fn from_tar(store_root: &Path, tar: &mut dyn Read) -> Result<Context> {
         let base = store_root.join("build");
-        std::fs::create_dir_all(&base).map_err(|e| Error::io(format!("creating {}", base.display()), e))?;
+        std::fs::create_dir_all(&base)
+            .map_err(|e| Error::io(format!("creating {}", base.display()), e))?;
         sweep(&base);
         let id = strata_sys::id::random_hex(16, "a build context id")?;
         let dir = base.join(format!("ctx-{id}"));
@@ -74,7 +75,8 @@ impl Context {
             .map_err(|e| Error::io(format!("creating {}", lock_path.display()), e))?;
         flock(&lock, FlockOperation::LockExclusive)
             .map_err(|e| Error::io(format!("locking {}", lock_path.display()), e.into()))?;
-        std::fs::create_dir(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        std::fs::create_dir(&dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         let staged = Staged {
             dir: dir.clone(),
             lock_path,
@@ -82,7 +84,9 @@ impl Context {
         };
         let root = Root::open(&dir)?;
         strata_storage::archive::extract(&root, tar, None).map_err(|e| {
-            Error::Invalid(format!("reading the build context (a tar, plain, gzip or zstd): {e}"))
+            Error::Invalid(format!(
+                "reading the build context (a tar, plain, gzip or zstd): {e}"
+            ))
         })?;
         let ignore = read_ignore(&root)?;
         Ok(Context {
@@ -139,7 +143,10 @@ fn sweep(base: &Path) {
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(id) = name.strip_prefix("ctx-").and_then(|n| n.strip_suffix(".lock")) else {
+        let Some(id) = name
+            .strip_prefix("ctx-")
+            .and_then(|n| n.strip_suffix(".lock"))
+        else {
             continue;
         };
         let Ok(file) = File::open(entry.path()) else {

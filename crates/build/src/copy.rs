@@ -68,7 +68,10 @@ impl SourceRoot<'_> {
     /// The sources `pattern` names (a path, or a glob over the root's files).
     pub fn resolve(&self, pattern: &str) -> Result<Vec<Source>, String> {
         let Some(rel) = clean(pattern) else {
-            return Err(format!("forbidden path outside the {}: {pattern}", self.what));
+            return Err(format!(
+                "forbidden path outside the {}: {pattern}",
+                self.what
+            ));
         };
         if !rel.contains(['*', '?', '[']) {
             return Ok(vec![self.open(pattern, &rel)?]);
@@ -76,8 +79,17 @@ impl SourceRoot<'_> {
         let re = regex::Regex::new(&crate::ignore::to_regex(&rel).replace("(.*/)?", "[^/]*/?"))
             .map_err(|e| format!("bad pattern {pattern}: {e}"))?;
         let mut found = Vec::new();
-        let top = self.root.open_dir(Path::new("")).map_err(|e| e.to_string())?;
-        glob_walk(top.as_fd(), String::new(), &re, rel.matches('/').count(), &mut found);
+        let top = self
+            .root
+            .open_dir(Path::new(""))
+            .map_err(|e| e.to_string())?;
+        glob_walk(
+            top.as_fd(),
+            String::new(),
+            &re,
+            rel.matches('/').count(),
+            &mut found,
+        );
         found.sort();
         let mut out = Vec::new();
         for f in found {
@@ -87,7 +99,10 @@ impl SourceRoot<'_> {
             out.push(self.open(&f, &f)?);
         }
         if out.is_empty() {
-            return Err(format!("no source files were specified: {pattern} matches nothing in the {}", self.what));
+            return Err(format!(
+                "no source files were specified: {pattern} matches nothing in the {}",
+                self.what
+            ));
         }
         Ok(out)
     }
@@ -108,15 +123,21 @@ impl SourceRoot<'_> {
         } else {
             ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS
         };
-        let fd = rustix::fs::openat2(self.root, path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), how)
-            .map_err(|e| match e {
-                rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR => missing(),
-                rustix::io::Errno::XDEV => format!(
-                    "forbidden path outside the {}: {shown} (a symlink leads out of it)",
-                    self.what
-                ),
-                e => format!("opening {shown} in the {}: {e}", self.what),
-            })?;
+        let fd = rustix::fs::openat2(
+            self.root,
+            path,
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            how,
+        )
+        .map_err(|e| match e {
+            rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR => missing(),
+            rustix::io::Errno::XDEV => format!(
+                "forbidden path outside the {}: {shown} (a symlink leads out of it)",
+                self.what
+            ),
+            e => format!("opening {shown} in the {}: {e}", self.what),
+        })?;
         let stat = rustix::fs::fstat(&fd).map_err(|e| format!("stat {shown}: {e}"))?;
         let flags = if sroot::is_dir(&stat) {
             OFlags::RDONLY | OFlags::DIRECTORY
@@ -134,17 +155,29 @@ impl SourceRoot<'_> {
     }
 }
 
-fn glob_walk(dir: BorrowedFd<'_>, prefix: String, re: &regex::Regex, depth: usize, out: &mut Vec<String>) {
+fn glob_walk(
+    dir: BorrowedFd<'_>,
+    prefix: String,
+    re: &regex::Regex,
+    depth: usize,
+    out: &mut Vec<String>,
+) {
     let Ok(entries) = sroot::read_dir(dir) else {
         return;
     };
     for e in entries {
         let name = e.name.to_string_lossy();
-        let rel = if prefix.is_empty() { name.to_string() } else { format!("{prefix}/{name}") };
+        let rel = if prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{prefix}/{name}")
+        };
         if re.is_match(&rel) {
             out.push(rel.clone());
         }
-        if sroot::is_dir(&e.stat) && prefix.matches('/').count() + usize::from(!prefix.is_empty()) < depth {
+        if sroot::is_dir(&e.stat)
+            && prefix.matches('/').count() + usize::from(!prefix.is_empty()) < depth
+        {
             if let Ok(sub) = sroot::open_dir_at(dir, &e.name) {
                 glob_walk(sub.as_fd(), rel, re, depth, out);
             }
@@ -165,7 +198,12 @@ pub trait Sink {
 }
 
 /// Feeds `source` to `sink`: a directory's contents under `dest`, anything else as `dest`.
-pub fn walk(source: &Source, dest: &Path, ignore: Option<&Ignore>, sink: &mut dyn Sink) -> Result<(), String> {
+pub fn walk(
+    source: &Source,
+    dest: &Path,
+    ignore: Option<&Ignore>,
+    sink: &mut dyn Sink,
+) -> Result<(), String> {
     let mode = source.stat.st_mode & 0o7777;
     if source.is_dir() {
         sink.entry(dest, mode, Content::Dir)?;
@@ -175,19 +213,30 @@ pub fn walk(source: &Source, dest: &Path, ignore: Option<&Ignore>, sink: &mut dy
         rustix::fs::FileType::RegularFile => {
             let fd = rustix::io::dup(&source.fd).map_err(|e| format!("{}: {e}", source.shown))?;
             // The dup shares the offset: an earlier walk (the digest) read it to the end.
-            rustix::fs::seek(&fd, rustix::fs::SeekFrom::Start(0)).map_err(|e| format!("{}: {e}", source.shown))?;
+            rustix::fs::seek(&fd, rustix::fs::SeekFrom::Start(0))
+                .map_err(|e| format!("{}: {e}", source.shown))?;
             sink.entry(dest, mode, Content::File(&mut File::from(fd)))
         }
         _ => Err(format!("{} is not a file or directory", source.shown)),
     }
 }
 
-fn walk_dir(dir: BorrowedFd<'_>, rel: &str, dest: &Path, ignore: Option<&Ignore>, sink: &mut dyn Sink) -> Result<(), String> {
+fn walk_dir(
+    dir: BorrowedFd<'_>,
+    rel: &str,
+    dest: &Path,
+    ignore: Option<&Ignore>,
+    sink: &mut dyn Sink,
+) -> Result<(), String> {
     let mut entries = sroot::read_dir(dir).map_err(|e| format!("listing {rel}: {e}"))?;
     entries.sort_by(|a, b| a.name.cmp(&b.name));
     for e in entries {
         let name = e.name.to_string_lossy();
-        let child_rel = if rel.is_empty() { name.to_string() } else { format!("{rel}/{name}") };
+        let child_rel = if rel.is_empty() {
+            name.to_string()
+        } else {
+            format!("{rel}/{name}")
+        };
         let child_dest = dest.join(&e.name);
         let excluded = ignore.is_some_and(|i| i.excluded(&child_rel));
         let is_dir = sroot::is_dir(&e.stat);
@@ -245,7 +294,9 @@ impl Sink for DigestSink {
                 h.update(b"\0f\0");
                 let mut buf = vec![0u8; 256 * 1024];
                 loop {
-                    let n = f.read(&mut buf).map_err(|e| format!("reading {}: {e}", dest.display()))?;
+                    let n = f
+                        .read(&mut buf)
+                        .map_err(|e| format!("reading {}: {e}", dest.display()))?;
                     if n == 0 {
                         break;
                     }
@@ -279,32 +330,47 @@ impl Sink for WriteSink<'_> {
             }
             return Err(format!("cannot copy a file onto {}", shown()));
         };
-        let (parent, _) = self.root.parent(dest, true).map_err(|e| fail("creating the parent of", &e))?;
+        let (parent, _) = self
+            .root
+            .parent(dest, true)
+            .map_err(|e| fail("creating the parent of", &e))?;
         let existing = sroot::lstat_at(parent.as_fd(), name).map_err(|e| fail("stat", &e))?;
         match content {
             Content::Dir => {
                 if existing.as_ref().is_some_and(|s| !sroot::is_dir(s)) {
-                    sroot::remove_all_at(parent.as_fd(), name).map_err(|e| fail("replacing", &e))?;
+                    sroot::remove_all_at(parent.as_fd(), name)
+                        .map_err(|e| fail("replacing", &e))?;
                 }
-                let fd = self.root.create_dir_all(dest, 0o755).map_err(|e| fail("creating", &e))?;
-                rustix::fs::fchown(&fd, Some(uid.into_uid()), Some(gid.into_gid())).map_err(|e| fail("chown", &e))?;
-                rustix::fs::fchmod(&fd, Mode::from_bits_truncate(mode)).map_err(|e| fail("chmod", &e))?;
+                let fd = self
+                    .root
+                    .create_dir_all(dest, 0o755)
+                    .map_err(|e| fail("creating", &e))?;
+                rustix::fs::fchown(&fd, Some(uid.into_uid()), Some(gid.into_gid()))
+                    .map_err(|e| fail("chown", &e))?;
+                rustix::fs::fchmod(&fd, Mode::from_bits_truncate(mode))
+                    .map_err(|e| fail("chmod", &e))?;
             }
             Content::File(src) => {
                 if existing.is_some() {
-                    sroot::remove_all_at(parent.as_fd(), name).map_err(|e| fail("replacing", &e))?;
+                    sroot::remove_all_at(parent.as_fd(), name)
+                        .map_err(|e| fail("replacing", &e))?;
                 }
-                let mut out = sroot::create_file_at(parent.as_fd(), name, 0o600).map_err(|e| fail("creating", &e))?;
+                let mut out = sroot::create_file_at(parent.as_fd(), name, 0o600)
+                    .map_err(|e| fail("creating", &e))?;
                 io::copy(src, &mut out).map_err(|e| fail("writing", &e))?;
-                rustix::fs::fchown(&out, Some(uid.into_uid()), Some(gid.into_gid())).map_err(|e| fail("chown", &e))?;
-                rustix::fs::fchmod(&out, Mode::from_bits_truncate(mode)).map_err(|e| fail("chmod", &e))?;
+                rustix::fs::fchown(&out, Some(uid.into_uid()), Some(gid.into_gid()))
+                    .map_err(|e| fail("chown", &e))?;
+                rustix::fs::fchmod(&out, Mode::from_bits_truncate(mode))
+                    .map_err(|e| fail("chmod", &e))?;
                 out.flush().map_err(|e| fail("writing", &e))?;
             }
             Content::Symlink(target) => {
                 if existing.is_some() {
-                    sroot::remove_all_at(parent.as_fd(), name).map_err(|e| fail("replacing", &e))?;
+                    sroot::remove_all_at(parent.as_fd(), name)
+                        .map_err(|e| fail("replacing", &e))?;
                 }
-                rustix::fs::symlinkat(target.as_os_str(), &parent, name).map_err(|e| fail("creating link", &e))?;
+                rustix::fs::symlinkat(target.as_os_str(), &parent, name)
+                    .map_err(|e| fail("creating link", &e))?;
                 rustix::fs::chownat(
                     &parent,
                     name,
@@ -345,8 +411,18 @@ pub fn owner(spec: &str, root: &Root) -> Result<(u32, u32), String> {
     let (uid, primary) = match user.parse::<u32>() {
         Ok(n) => (n, n),
         Err(_) => lookup(&passwd, user, 2)
-            .map(|(u, line)| (u, line.split(':').nth(3).and_then(|g| g.parse().ok()).unwrap_or(u)))
-            .ok_or_else(|| format!("unable to find user {user}: no matching entries in passwd file"))?,
+            .map(|(u, line)| {
+                (
+                    u,
+                    line.split(':')
+                        .nth(3)
+                        .and_then(|g| g.parse().ok())
+                        .unwrap_or(u),
+                )
+            })
+            .ok_or_else(|| {
+                format!("unable to find user {user}: no matching entries in passwd file")
+            })?,
     };
     let gid = match group {
         None => primary,
@@ -354,7 +430,9 @@ pub fn owner(spec: &str, root: &Root) -> Result<(u32, u32), String> {
             Ok(n) => n,
             Err(_) => lookup(&read(root, "etc/group"), g, 2)
                 .map(|(g, _)| g)
-                .ok_or_else(|| format!("unable to find group {g}: no matching entries in group file"))?,
+                .ok_or_else(|| {
+                    format!("unable to find group {g}: no matching entries in group file")
+                })?,
         },
     };
     Ok((uid, gid))
@@ -411,11 +489,25 @@ mod tests {
             let e = src.resolve(bad).err().unwrap();
             assert!(e.contains("outside the build context"), "{bad}: {e}");
         }
-        assert!(src.resolve("/nope").err().unwrap().contains("file not found"));
+        assert!(src
+            .resolve("/nope")
+            .err()
+            .unwrap()
+            .contains("file not found"));
         assert_eq!(src.resolve("in").unwrap()[0].stat.st_size, 1);
-        let names: Vec<_> = src.resolve("*.txt").unwrap().into_iter().map(|s| s.rel).collect();
+        let names: Vec<_> = src
+            .resolve("*.txt")
+            .unwrap()
+            .into_iter()
+            .map(|s| s.rel)
+            .collect();
         assert_eq!(names, ["b.txt"]);
-        let names: Vec<_> = src.resolve("d/*").unwrap().into_iter().map(|s| s.rel).collect();
+        let names: Vec<_> = src
+            .resolve("d/*")
+            .unwrap()
+            .into_iter()
+            .map(|s| s.rel)
+            .collect();
         assert_eq!(names, ["d/a.txt"]);
     }
 
@@ -426,7 +518,12 @@ mod tests {
         std::fs::create_dir(c.join("d")).unwrap();
         std::fs::write(c.join("d/a"), "a").unwrap();
         let root = Root::open(c).unwrap();
-        let src = SourceRoot { root: &root, ignore: None, beneath: true, what: "ctx".into() };
+        let src = SourceRoot {
+            root: &root,
+            ignore: None,
+            beneath: true,
+            what: "ctx".into(),
+        };
         let digest = || {
             let s = &src.resolve("d").unwrap()[0];
             let mut sink = DigestSink::default();
@@ -434,7 +531,10 @@ mod tests {
             sink.finish()
         };
         let first = digest();
-        std::fs::File::open(c.join("d/a")).unwrap().set_modified(std::time::SystemTime::UNIX_EPOCH).unwrap();
+        std::fs::File::open(c.join("d/a"))
+            .unwrap()
+            .set_modified(std::time::SystemTime::UNIX_EPOCH)
+            .unwrap();
         assert_eq!(digest(), first);
         std::fs::write(c.join("d/a"), "b").unwrap();
         assert_ne!(digest(), first);

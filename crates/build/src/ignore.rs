@@ -52,7 +52,8 @@ impl Ignore {
         let path = path.trim_start_matches('/');
         let mut excluded = false;
         for p in &self.patterns {
-            let hit = p.regex.is_match(path) || parents(path).any(|parent| p.regex.is_match(parent));
+            let hit =
+                p.regex.is_match(path) || parents(path).any(|parent| p.regex.is_match(parent));
             if hit {
                 excluded = !p.exception;
             }
@@ -104,7 +105,10 @@ pub(crate) fn to_regex(glob: &str) -> String {
             '?' => re.push_str("[^/]"),
             '[' => {
                 // A class as written, up to its `]` (`[!x]` is Go's negation).
-                let end = chars[i + 1..].iter().position(|&c| c == ']').map(|p| p + i + 1);
+                let end = chars[i + 1..]
+                    .iter()
+                    .position(|&c| c == ']')
+                    .map(|p| p + i + 1);
                 match end {
                     Some(end) => {
                         let mut class: String = chars[i + 1..end].iter().collect();
@@ -137,7 +141,8 @@ mod tests {
 
     #[test]
     fn docker_rules() {
-        let ig = Ignore::parse("# comment\n*.log\n!keep.log\nbuild/\n**/tmp\n/secret/*.key\n").unwrap();
+        let ig =
+            Ignore::parse("# comment\n*.log\n!keep.log\nbuild/\n**/tmp\n/secret/*.key\n").unwrap();
         assert!(ig.excluded("a.log"));
         assert!(!ig.excluded("keep.log"));
         assert!(!ig.excluded("dir/a.log"), "* does not cross /");

@@ -1,7 +1,7 @@
 //! Dockerfiles into layered images, on strata's own engine.
-pub mod dockerfile;
 pub mod context;
 pub mod copy;
+pub mod dockerfile;
 mod error;
 pub mod ignore;
 

@@ -97,7 +97,10 @@ fn directives(lines: &[&str]) -> Result<(Directives, usize), Error> {
             return Ok((d, i));
         }
         if seen.contains(&key) {
-            return Err(Error::at(i + 1, format!("only one {key} parser directive can be used")));
+            return Err(Error::at(
+                i + 1,
+                format!("only one {key} parser directive can be used"),
+            ));
         }
         let value = value.trim();
         match key.as_str() {
@@ -124,12 +127,7 @@ fn directives(lines: &[&str]) -> Result<(Directives, usize), Error> {
 
 /// The heredocs `text` opens (`<<EOF`, `<<-EOF`, `<<"EOF"`), each body read from `lines`
 /// at `*i` up to its terminator. Only RUN, COPY and ADD take heredocs.
-fn heredocs(
-    text: &str,
-    lines: &[&str],
-    i: &mut usize,
-    line: usize,
-) -> Result<Vec<Heredoc>, Error> {
+fn heredocs(text: &str, lines: &[&str], i: &mut usize, line: usize) -> Result<Vec<Heredoc>, Error> {
     let keyword = text.split_whitespace().next().unwrap_or("");
     if !["RUN", "COPY", "ADD"].contains(&keyword.to_ascii_uppercase().as_str()) {
         return Ok(Vec::new());
@@ -141,7 +139,10 @@ fn heredocs(
             let Some(l) = lines.get(*i) else {
                 return Err(Error::at(
                     line,
-                    format!("unterminated heredoc <<{}: no line {} ends it", marker.name, marker.name),
+                    format!(
+                        "unterminated heredoc <<{}: no line {} ends it",
+                        marker.name, marker.name
+                    ),
                 ));
             };
             *i += 1;
@@ -226,7 +227,9 @@ mod tests {
 
     #[test]
     fn escape_directive_changes_the_continuation() {
-        let (d, lines) = split("# escape=`\n# syntax=docker/dockerfile:1\nFROM x\nRUN dir c:\\ `\n  /w\n").unwrap();
+        let (d, lines) =
+            split("# escape=`\n# syntax=docker/dockerfile:1\nFROM x\nRUN dir c:\\ `\n  /w\n")
+                .unwrap();
         assert_eq!(d.escape, '`');
         assert_eq!(d.syntax.as_deref(), Some("docker/dockerfile:1"));
         assert_eq!(lines[1].text, "RUN dir c:\\   /w");
@@ -237,19 +240,29 @@ mod tests {
     fn directives_end_at_the_first_other_line() {
         let (d, _) = split("# a comment\n# escape=`\nFROM x\n").unwrap();
         assert_eq!(d.escape, '\\');
-        assert!(split("# escape=x\nFROM y\n").unwrap_err().to_string().contains("line 1"));
+        assert!(split("# escape=x\nFROM y\n")
+            .unwrap_err()
+            .to_string()
+            .contains("line 1"));
         assert!(split("# escape=`\n# escape=\\\n").is_err());
     }
 
     #[test]
     fn heredocs_are_read_after_their_instruction() {
-        let text = "FROM x\nRUN <<EOF\necho hi\nEOF\nCOPY <<-'A' <<B /d/\n\tone $X\n\tA\ntwo\nB\nCMD x\n";
+        let text =
+            "FROM x\nRUN <<EOF\necho hi\nEOF\nCOPY <<-'A' <<B /d/\n\tone $X\n\tA\ntwo\nB\nCMD x\n";
         let (_, lines) = split(text).unwrap();
         assert_eq!(lines.len(), 4);
         assert_eq!(lines[1].heredocs[0].body, "echo hi\n");
         let copy = &lines[2].heredocs;
-        assert_eq!((copy[0].name.as_str(), copy[0].body.as_str(), copy[0].expand), ("A", "one $X\n", false));
-        assert_eq!((copy[1].name.as_str(), copy[1].body.as_str(), copy[1].expand), ("B", "two\n", true));
+        assert_eq!(
+            (copy[0].name.as_str(), copy[0].body.as_str(), copy[0].expand),
+            ("A", "one $X\n", false)
+        );
+        assert_eq!(
+            (copy[1].name.as_str(), copy[1].body.as_str(), copy[1].expand),
+            ("B", "two\n", true)
+        );
         assert_eq!(lines[3].line, 10);
         let err = split("FROM x\nRUN <<EOF\necho\n").unwrap_err();
         assert!(err.to_string().contains("line 2"), "{err}");

@@ -75,23 +75,51 @@ const KEYWORDS: &[(&str, Keyword, &[&str])] = &[
     (
         "HEALTHCHECK",
         Keyword::Healthcheck,
-        &["interval", "timeout", "start-period", "start-interval", "retries"],
+        &[
+            "interval",
+            "timeout",
+            "start-period",
+            "start-interval",
+            "retries",
+        ],
     ),
     ("ONBUILD", Keyword::Onbuild, &[]),
-    ("COPY", Keyword::Copy, &["from", "chown", "chmod", "link", "parents", "exclude"]),
-    ("ADD", Keyword::Add, &["chown", "chmod", "link", "checksum", "keep-git-dir", "exclude"]),
+    (
+        "COPY",
+        Keyword::Copy,
+        &["from", "chown", "chmod", "link", "parents", "exclude"],
+    ),
+    (
+        "ADD",
+        Keyword::Add,
+        &[
+            "chown",
+            "chmod",
+            "link",
+            "checksum",
+            "keep-git-dir",
+            "exclude",
+        ],
+    ),
     ("MAINTAINER", Keyword::Maintainer, &[]),
 ];
 
 impl Keyword {
     pub fn name(self) -> &'static str {
-        KEYWORDS.iter().find(|k| k.1 == self).map(|k| k.0).unwrap_or("?")
+        KEYWORDS
+            .iter()
+            .find(|k| k.1 == self)
+            .map(|k| k.0)
+            .unwrap_or("?")
     }
 
     /// Whether the exec (JSON array) form is recognised.
     fn takes_json(self) -> bool {
         use Keyword::*;
-        matches!(self, Run | Cmd | Entrypoint | Shell | Volume | Copy | Add | Healthcheck)
+        matches!(
+            self,
+            Run | Cmd | Entrypoint | Shell | Volume | Copy | Add | Healthcheck
+        )
     }
 }
 
@@ -195,7 +223,11 @@ pub fn instruction(
                     line,
                     format!(
                         "unknown flag: --{name} for {upper} (it takes {})",
-                        allowed.iter().map(|a| format!("--{a}")).collect::<Vec<_>>().join(", ")
+                        allowed
+                            .iter()
+                            .map(|a| format!("--{a}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 ));
             }
@@ -315,19 +347,28 @@ MAINTAINER someone
         assert_eq!((from.line, from.keyword), (3, Keyword::From));
         assert_eq!(from.flag("platform"), Some("linux/amd64"));
         assert_eq!(from.args, "${BASE} AS build");
-        assert_eq!(df.instructions[3].json.as_deref().unwrap(), ["sh", "-c", "echo exec"]);
+        assert_eq!(
+            df.instructions[3].json.as_deref().unwrap(),
+            ["sh", "-c", "echo exec"]
+        );
         let copy = &df.instructions[18];
         assert_eq!(copy.flag("from"), Some("build"));
         assert_eq!(copy.flag("chmod"), Some("644"));
         assert_eq!(copy.args, "a b /dst/");
-        assert_eq!(df.instructions[14].json.as_deref().unwrap(), ["/bin/sh", "-ec"]);
+        assert_eq!(
+            df.instructions[14].json.as_deref().unwrap(),
+            ["/bin/sh", "-ec"]
+        );
     }
 
     #[test]
     fn errors_name_the_line() {
         let e = parse("FROM x\n\nFROBNICATE y\n").unwrap_err();
         assert_eq!(e.line, 3);
-        assert_eq!(e.to_string(), "Dockerfile parse error line 3: unknown instruction: FROBNICATE");
+        assert_eq!(
+            e.to_string(),
+            "Dockerfile parse error line 3: unknown instruction: FROBNICATE"
+        );
         assert_eq!(parse("FROM x\nCOPY a\n").unwrap_err().line, 2);
         assert_eq!(parse("FROM x\nCOPY --bogus=1 a b\n").unwrap_err().line, 2);
         assert_eq!(parse("RUN x\n").unwrap_err().line, 1);

@@ -161,7 +161,10 @@ impl<'a, 'l> Lexer<'a, 'l> {
 
     fn name(&mut self) -> String {
         let mut name = String::new();
-        while let Some(c) = self.peek().filter(|c| c.is_ascii_alphanumeric() || *c == '_') {
+        while let Some(c) = self
+            .peek()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        {
             name.push(c);
             self.pos += 1;
         }
@@ -186,11 +189,15 @@ impl<'a, 'l> Lexer<'a, 'l> {
                     Some('-') => expand_word(&word, self.lookup, self.escape),
                     Some('+') if set => expand_word(&word, self.lookup, self.escape),
                     Some('+') => Ok(String::new()),
-                    Some(m) => Err(format!("unsupported modifier ({m}) in substitution of ${{{name}}}: use :- or :+")),
+                    Some(m) => Err(format!(
+                        "unsupported modifier ({m}) in substitution of ${{{name}}}: use :- or :+"
+                    )),
                     None => Err(format!("missing '}}' in substitution of ${{{name}")),
                 }
             }
-            Some(c) => Err(format!("unsupported modifier ({c}) in substitution of ${{{name}}}: use :- or :+")),
+            Some(c) => Err(format!(
+                "unsupported modifier ({c}) in substitution of ${{{name}}}: use :- or :+"
+            )),
             None => Err(format!("missing '}}' in substitution of ${{{name}")),
         }
     }
@@ -244,9 +251,13 @@ mod tests {
         assert_eq!(word("${NONE:+alt}"), "");
         assert_eq!(word("${NONE:-$A/x}"), "a/x");
         assert_eq!(word("cost $"), "cost $");
-        assert!(expand_word("${A?x}", &env, '\\').unwrap_err().contains("unsupported modifier"));
+        assert!(expand_word("${A?x}", &env, '\\')
+            .unwrap_err()
+            .contains("unsupported modifier"));
         assert!(expand_word("${A", &env, '\\').is_err());
-        assert!(expand_word("$LATER", &env, '\\').unwrap_err().contains("before its ARG"));
+        assert!(expand_word("$LATER", &env, '\\')
+            .unwrap_err()
+            .contains("before its ARG"));
     }
 
     #[test]
@@ -262,6 +273,9 @@ mod tests {
 
     #[test]
     fn raw_split_keeps_quotes() {
-        assert_eq!(split_raw("a=\"b c\" d='e f' g\\ h", '\\'), ["a=\"b c\"", "d='e f'", "g\\ h"]);
+        assert_eq!(
+            split_raw("a=\"b c\" d='e f' g\\ h", '\\'),
+            ["a=\"b c\"", "d='e f'", "g\\ h"]
+        );
     }
 }

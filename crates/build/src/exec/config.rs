@@ -39,7 +39,11 @@ pub fn settings(root: &mut Value) -> &mut Map<String, Value> {
 pub fn env(root: &Value) -> Vec<String> {
     root.pointer("/config/Env")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -51,11 +55,13 @@ pub fn string(root: &Value, key: &str) -> Option<String> {
 }
 
 pub fn strings(root: &Value, key: &str) -> Option<Vec<String>> {
-    root.pointer(&format!("/config/{key}")).and_then(Value::as_array).map(|a| {
-        a.iter()
-            .filter_map(|v| v.as_str().map(String::from))
-            .collect()
-    })
+    root.pointer(&format!("/config/{key}"))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
 }
 
 /// The next config of a step: `created` now, a history entry `created_by`, and the layer
@@ -66,7 +72,9 @@ pub fn advance(mut root: Value, created_by: &str, diff_id: Option<&Digest>) -> V
     let top = root.as_object_mut().expect("an object");
     top.insert("created".into(), json!(now));
     if let Some(d) = diff_id {
-        let rootfs = top.entry("rootfs").or_insert_with(|| json!({"type": "layers"}));
+        let rootfs = top
+            .entry("rootfs")
+            .or_insert_with(|| json!({"type": "layers"}));
         if let Some(r) = rootfs.as_object_mut() {
             let ids = r.entry("diff_ids").or_insert_with(|| json!([]));
             if let Some(ids) = ids.as_array_mut() {
@@ -84,7 +92,10 @@ pub fn advance(mut root: Value, created_by: &str, diff_id: Option<&Digest>) -> V
     if !history.is_array() {
         *history = json!([]);
     }
-    history.as_array_mut().expect("an array").push(Value::Object(entry));
+    history
+        .as_array_mut()
+        .expect("an array")
+        .push(Value::Object(entry));
     root
 }
 
@@ -108,7 +119,9 @@ pub fn duration(text: &str) -> Option<i64> {
         let num_len = rest.find(|c: char| !c.is_ascii_digit() && c != '.')?;
         let (num, tail) = rest.split_at(num_len);
         let n: f64 = num.parse().ok()?;
-        let unit_len = tail.find(|c: char| c.is_ascii_digit()).unwrap_or(tail.len());
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(tail.len());
         let (unit, tail) = tail.split_at(unit_len);
         let scale = match unit {
             "ns" => 1.0,

@@ -18,7 +18,10 @@ use crate::error::Result;
 enum From {
     Context,
     /// A writable layer mounted on a stage's or an image's root filesystem.
-    Image { id: String, path: PathBuf },
+    Image {
+        id: String,
+        path: PathBuf,
+    },
 }
 
 impl Builder<'_, '_> {
@@ -27,7 +30,10 @@ impl Builder<'_, '_> {
         let name = i.keyword.name();
         for refused in ["link", "parents", "exclude", "checksum", "keep-git-dir"] {
             if i.flag(refused).is_some() {
-                return Err(Self::fail(i, format!("{name} --{refused} is not supported by strata's builder")));
+                return Err(Self::fail(
+                    i,
+                    format!("{name} --{refused} is not supported by strata's builder"),
+                ));
             }
         }
         let escape = self.escape;
@@ -37,19 +43,32 @@ impl Builder<'_, '_> {
         let word = |s: &str| expand_word(s, &lookup, escape).map_err(|m| Self::fail(i, m));
         let mut args: Vec<String> = match &i.json {
             Some(j) => j.iter().map(|a| word(a)).collect::<Result<_>>()?,
-            None => split_raw(&i.args, escape).iter().map(|a| word(a)).collect::<Result<_>>()?,
+            None => split_raw(&i.args, escape)
+                .iter()
+                .map(|a| word(a))
+                .collect::<Result<_>>()?,
         };
-        let dest_raw = args.pop().ok_or_else(|| Self::fail(i, format!("{name} needs a destination")))?;
+        let dest_raw = args
+            .pop()
+            .ok_or_else(|| Self::fail(i, format!("{name} needs a destination")))?;
         let workdir = config::string(&stage.config, "WorkingDir").unwrap_or_else(|| "/".into());
         let (dest, dest_is_dir_flag) = copy::dest_path(&dest_raw, &workdir);
         let chmod = match i.flag("chmod") {
-            Some(m) => Some(u32::from_str_radix(m, 8).ok().filter(|m| *m <= 0o7777).ok_or_else(|| {
-                Self::fail(i, format!("--chmod={m}: give octal permission bits, e.g. 644 or 0755"))
-            })?),
+            Some(m) => Some(
+                u32::from_str_radix(m, 8)
+                    .ok()
+                    .filter(|m| *m <= 0o7777)
+                    .ok_or_else(|| {
+                        Self::fail(
+                            i,
+                            format!("--chmod={m}: give octal permission bits, e.g. 644 or 0755"),
+                        )
+                    })?,
+            ),
             None => None,
         };
-        let chown = i.flag("chown").map(|c| word(c)).transpose()?;
-        let from_flag = i.flag("from").map(|f| word(f)).transpose()?;
+        let chown = i.flag("chown").map(&word).transpose()?;
+        let from_flag = i.flag("from").map(&word).transpose()?;
         if add && from_flag.is_some() {
             return Err(Self::fail(i, "ADD does not take --from: use COPY --from"));
         }
@@ -84,15 +103,26 @@ impl Builder<'_, '_> {
         let mut heredocs = Vec::new();
         let mut sources: Vec<Source> = Vec::new();
         for a in &args {
-            if let Some(doc) = a.strip_prefix("<<").map(|n| n.trim_start_matches('-').trim_matches(['"', '\''])) {
+            if let Some(doc) = a
+                .strip_prefix("<<")
+                .map(|n| n.trim_start_matches('-').trim_matches(['"', '\'']))
+            {
                 let Some(h) = i.heredocs.iter().find(|h| h.name == doc) else {
                     return Err(Self::fail(i, format!("{name}: no heredoc named {doc}")));
                 };
-                let body = if h.expand { word(&h.body)? } else { h.body.clone() };
+                let body = if h.expand {
+                    word(&h.body)?
+                } else {
+                    h.body.clone()
+                };
                 heredocs.push((h.name.clone(), body));
                 continue;
             }
-            sources.extend(source_root.resolve(a).map_err(|m| Self::fail(i, format!("{name} failed: {m}")))?);
+            sources.extend(
+                source_root
+                    .resolve(a)
+                    .map_err(|m| Self::fail(i, format!("{name} failed: {m}")))?,
+            );
         }
         let ignore = source_root.ignore;
         let many = sources.len() + heredocs.len() > 1;
@@ -112,34 +142,55 @@ impl Builder<'_, '_> {
             args.join("\0"),
             heredoc_text.join("\0")
         );
-        let created_by = format!("/bin/sh -c #(nop) {name} {}:{} in {dest_raw} ", if many { "multi" } else { "file" }, &digest[..16]);
+        let created_by = format!(
+            "/bin/sh -c #(nop) {name} {}:{} in {dest_raw} ",
+            if many { "multi" } else { "file" },
+            &digest[..16]
+        );
         let result = self.cached(stage, &key, |b, stage| {
-            b.write_layer(stage, |root| {
-                let owner = match &chown {
-                    Some(c) => copy::owner(c, root).map_err(|m| Self::fail(i, m))?,
-                    None => (0, 0),
-                };
-                let into_dir = dest_is_dir_flag
-                    || many
-                    || sources.iter().any(Source::is_dir)
-                    || root.open_dir(&dest).is_ok();
-                let mut sink = WriteSink { root, owner, chmod };
-                for s in &sources {
-                    if s.is_dir() {
-                        copy::walk(s, &dest, ignore, &mut sink).map_err(|m| Self::fail(i, m))?;
-                    } else if add && is_archive(s) {
-                        extract(root, &dest, s).map_err(|m| Self::fail(i, m))?;
-                    } else {
-                        let target = if into_dir { dest.join(s.base_name()) } else { dest.clone() };
-                        copy::walk(s, &target, ignore, &mut sink).map_err(|m| Self::fail(i, m))?;
+            b.write_layer(
+                stage,
+                |root| {
+                    let owner = match &chown {
+                        Some(c) => copy::owner(c, root).map_err(|m| Self::fail(i, m))?,
+                        None => (0, 0),
+                    };
+                    let into_dir = dest_is_dir_flag
+                        || many
+                        || sources.iter().any(Source::is_dir)
+                        || root.open_dir(&dest).is_ok();
+                    let mut sink = WriteSink { root, owner, chmod };
+                    for s in &sources {
+                        if s.is_dir() {
+                            copy::walk(s, &dest, ignore, &mut sink)
+                                .map_err(|m| Self::fail(i, m))?;
+                        } else if add && is_archive(s) {
+                            extract(root, &dest, s).map_err(|m| Self::fail(i, m))?;
+                        } else {
+                            let target = if into_dir {
+                                dest.join(s.base_name())
+                            } else {
+                                dest.clone()
+                            };
+                            copy::walk(s, &target, ignore, &mut sink)
+                                .map_err(|m| Self::fail(i, m))?;
+                        }
                     }
-                }
-                for (n, body) in &heredocs {
-                    let target = if into_dir { dest.join(n) } else { dest.clone() };
-                    write_file(root, &target, body.as_bytes(), owner, chmod.unwrap_or(0o644)).map_err(|m| Self::fail(i, m))?;
-                }
-                Ok(())
-            }, &created_by)
+                    for (n, body) in &heredocs {
+                        let target = if into_dir { dest.join(n) } else { dest.clone() };
+                        write_file(
+                            root,
+                            &target,
+                            body.as_bytes(),
+                            owner,
+                            chmod.unwrap_or(0o644),
+                        )
+                        .map_err(|m| Self::fail(i, m))?;
+                    }
+                    Ok(())
+                },
+                &created_by,
+            )
         });
         if let From::Image { .. } = from {
             self.clean();
@@ -161,7 +212,10 @@ impl Builder<'_, '_> {
         let name = layer_name("from")?;
         let mounted = self.engine.layers().mount(&id, Some(&name))?;
         self.cleanup.push(Cleanup::Layer(name));
-        Ok(From::Image { id, path: mounted.path })
+        Ok(From::Image {
+            id,
+            path: mounted.path,
+        })
     }
 
     /// A new layer on the stage's image holding what `write` puts into its root.
@@ -180,9 +234,11 @@ impl Builder<'_, '_> {
             drop(root);
             layers.unmount(&name, true)?;
             let base = stage.config.clone();
-            Ok(self.engine.images().commit_rw_with(&name, stage.image.top_layer.as_ref(), |diff| {
-                Ok(config::advance(base, created_by, diff))
-            })?)
+            Ok(self.engine.images().commit_rw_with(
+                &name,
+                stage.image.top_layer.as_ref(),
+                |diff| Ok(config::advance(base, created_by, diff)),
+            )?)
         })();
         if let Err(e) = layers.remove(&name, true) {
             tracing::warn!("removing build layer {name}: {e}");
@@ -192,7 +248,10 @@ impl Builder<'_, '_> {
 }
 
 fn layer_name(what: &str) -> Result<String> {
-    Ok(format!("build-{what}-{}", strata_sys::id::random_hex(8, "a layer name")?))
+    Ok(format!(
+        "build-{what}-{}",
+        strata_sys::id::random_hex(8, "a layer name")?
+    ))
 }
 
 /// A tar (by its `ustar` magic) or a gzip or zstd stream: ADD extracts it.
@@ -211,12 +270,16 @@ fn is_archive(s: &Source) -> bool {
         }
     }
     let _ = rustix::fs::seek(&s.fd, rustix::fs::SeekFrom::Start(0));
-    head.starts_with(&[0x1f, 0x8b]) || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) || (n >= 262 && &head[257..262] == b"ustar")
+    head.starts_with(&[0x1f, 0x8b])
+        || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+        || (n >= 262 && &head[257..262] == b"ustar")
 }
 
 /// Extracts archive `s` into directory `dest` of `root`, every name resolved inside it.
 fn extract(root: &Root, dest: &Path, s: &Source) -> std::result::Result<(), String> {
-    let dir = root.create_dir_all(dest, 0o755).map_err(|e| e.to_string())?;
+    let dir = root
+        .create_dir_all(dest, 0o755)
+        .map_err(|e| e.to_string())?;
     let dir_root = Root::from_fd(dir, root.path().join(dest));
     let fd = rustix::io::dup(&s.fd).map_err(|e| e.to_string())?;
     rustix::fs::seek(&fd, rustix::fs::SeekFrom::Start(0)).map_err(|e| e.to_string())?;
@@ -226,13 +289,25 @@ fn extract(root: &Root, dest: &Path, s: &Source) -> std::result::Result<(), Stri
         .map_err(|e| format!("ADD {}: extracting the archive: {e}", s.shown))
 }
 
-fn write_file(root: &Root, dest: &Path, body: &[u8], owner: (u32, u32), mode: u32) -> std::result::Result<(), String> {
+fn write_file(
+    root: &Root,
+    dest: &Path,
+    body: &[u8],
+    owner: (u32, u32),
+    mode: u32,
+) -> std::result::Result<(), String> {
     let (parent, name) = root.parent(dest, true).map_err(|e| e.to_string())?;
     let _ = strata_sys::root::remove_all_at(parent.as_fd(), name);
-    let mut f = strata_sys::root::create_file_at(parent.as_fd(), name, 0o600).map_err(|e| e.to_string())?;
+    let mut f =
+        strata_sys::root::create_file_at(parent.as_fd(), name, 0o600).map_err(|e| e.to_string())?;
     std::io::Write::write_all(&mut f, body).map_err(|e| e.to_string())?;
-    rustix::fs::fchown(&f, Some(rustix::fs::Uid::from_raw(owner.0)), Some(rustix::fs::Gid::from_raw(owner.1))).map_err(|e| e.to_string())?;
-    rustix::fs::fchmod(&f, rustix::fs::Mode::from_bits_truncate(mode)).map_err(|e| e.to_string())?;
+    rustix::fs::fchown(
+        &f,
+        Some(rustix::fs::Uid::from_raw(owner.0)),
+        Some(rustix::fs::Gid::from_raw(owner.1)),
+    )
+    .map_err(|e| e.to_string())?;
+    rustix::fs::fchmod(&f, rustix::fs::Mode::from_bits_truncate(mode))
+        .map_err(|e| e.to_string())?;
     Ok(())
 }
-

@@ -5,33 +5,52 @@ use serde_json::{json, Value};
 use strata_engine::images::PullEvent;
 use strata_image::ConfigChange;
 
+use super::vars::Vars;
 use super::{config, short, Builder, Stage};
 use crate::dockerfile::words::{expand_word, expand_words, split_raw};
 use crate::dockerfile::{self, Instruction, Keyword};
 use crate::error::{Error, Result};
-use super::vars::Vars;
 
 impl Builder<'_, '_> {
     /// `FROM image [AS name]`: a stage on a local image, a finished stage, `scratch`, or an
     /// image pulled through the engine; then the base's ONBUILD triggers.
-    pub(super) fn from(&mut self, i: &Instruction, global: &Vars, group: &[Instruction]) -> Result<Stage> {
+    pub(super) fn from(
+        &mut self,
+        i: &Instruction,
+        global: &Vars,
+        group: &[Instruction],
+    ) -> Result<Stage> {
         self.announce(i);
         let escape = self.escape;
-        let lookup = global.from_lookup();
+        let lookup = global.global_lookup();
         let words = split_raw(&i.args, escape);
         let name = expand_word(&words[0], &lookup, escape).map_err(|m| Self::fail(i, m))?;
         if name.is_empty() {
-            return Err(Self::fail(i, format!("FROM {}: the image name is empty after substitution (is the ARG set?)", words[0])));
+            return Err(Self::fail(
+                i,
+                format!(
+                    "FROM {}: the image name is empty after substitution (is the ARG set?)",
+                    words[0]
+                ),
+            ));
         }
         if let Some(p) = i.flag("platform") {
             let p = expand_word(p, &lookup, escape).map_err(|m| Self::fail(i, m))?;
-            let host = format!("linux/{}", config::scratch()["architecture"].as_str().unwrap_or(""));
+            let host = format!(
+                "linux/{}",
+                config::scratch()["architecture"].as_str().unwrap_or("")
+            );
             if p != host && !p.is_empty() {
-                return Err(Self::fail(i, format!("FROM --platform={p}: this host builds only {host}")));
+                return Err(Self::fail(
+                    i,
+                    format!("FROM --platform={p}: this host builds only {host}"),
+                ));
             }
         }
         let image = if name.eq_ignore_ascii_case("scratch") {
-            self.engine.images().create_from_config(&config::scratch(), None)?
+            self.engine
+                .images()
+                .create_from_config(&config::scratch(), None)?
         } else if let Some(id) = self.stage_image(&name) {
             self.engine.images().resolve(&id)?
         } else {
@@ -61,7 +80,10 @@ impl Builder<'_, '_> {
             .engine
             .images()
             .pull(name, &self.options.pull_options, &mut |e| {
-                if matches!(e, PullEvent::Downloading { .. } | PullEvent::Extracting { .. }) {
+                if matches!(
+                    e,
+                    PullEvent::Downloading { .. } | PullEvent::Extracting { .. }
+                ) {
                     return;
                 }
                 events.push(match e.id() {
@@ -69,7 +91,12 @@ impl Builder<'_, '_> {
                     None => e.status(),
                 })
             })
-            .map_err(|e| Self::fail(i, format!("FROM {name}: no such image here, and pulling it failed: {e}")))?;
+            .map_err(|e| {
+                Self::fail(
+                    i,
+                    format!("FROM {name}: no such image here, and pulling it failed: {e}"),
+                )
+            })?;
         for e in events {
             self.say(&format!("{e}\n"));
         }
@@ -80,18 +107,29 @@ impl Builder<'_, '_> {
 
     /// Runs the base image's ONBUILD triggers, then clears them (they fire once).
     fn onbuild(&mut self, stage: &mut Stage) -> Result<()> {
-        let Some(triggers) = config::strings(&stage.config, "OnBuild").filter(|t| !t.is_empty()) else {
+        let Some(triggers) = config::strings(&stage.config, "OnBuild").filter(|t| !t.is_empty())
+        else {
             return Ok(());
         };
         let n = triggers.len();
-        self.say(&format!("# Executing {n} build trigger{}\n", if n == 1 { "" } else { "s" }));
+        self.say(&format!(
+            "# Executing {n} build trigger{}\n",
+            if n == 1 { "" } else { "s" }
+        ));
         for t in triggers {
             let i = dockerfile::instruction(0, &t, Vec::new(), self.escape)?;
             self.step_of(stage, &i)?;
         }
         config::settings(&mut stage.config).remove("OnBuild");
-        let cfg = config::advance(stage.config.clone(), "/bin/sh -c #(nop)  ONBUILD triggers ran", None);
-        let image = self.engine.images().create_from_config(&cfg, stage.image.top_layer.as_ref())?;
+        let cfg = config::advance(
+            stage.config.clone(),
+            "/bin/sh -c #(nop)  ONBUILD triggers ran",
+            None,
+        );
+        let image = self
+            .engine
+            .images()
+            .create_from_config(&cfg, stage.image.top_layer.as_ref())?;
         self.advance_to(stage, image)
     }
 
@@ -100,7 +138,10 @@ impl Builder<'_, '_> {
         let mut cfg = stage.config.clone();
         let shown = self.apply_meta(stage, i, &mut cfg)?;
         let created_by = format!("/bin/sh -c #(nop)  {shown}");
-        let key = format!("{created_by}\n{}", serde_json::to_string(&cfg["config"]).unwrap_or_default());
+        let key = format!(
+            "{created_by}\n{}",
+            serde_json::to_string(&cfg["config"]).unwrap_or_default()
+        );
         let top = stage.image.top_layer.clone();
         self.cached(stage, &key, |b, _| {
             let cfg = config::advance(cfg, &created_by, None);
@@ -115,7 +156,8 @@ impl Builder<'_, '_> {
         let lookup = stage.vars.lookup(&env);
         let word = |s: &str| expand_word(s, &lookup, escape).map_err(|m| Self::fail(i, m));
         let words = |s: &str| expand_words(s, &lookup, escape).map_err(|m| Self::fail(i, m));
-        let shell = config::strings(&stage.config, "Shell").unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
+        let shell = config::strings(&stage.config, "Shell")
+            .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
         let command = |i: &Instruction| match &i.json {
             Some(j) => j.clone(),
             None if i.args.is_empty() => Vec::new(),
@@ -126,7 +168,13 @@ impl Builder<'_, '_> {
             if !raw[0].contains('=') {
                 // The old `ENV KEY value with spaces` form: one pair.
                 let (k, v) = i.args.split_once(char::is_whitespace).ok_or_else(|| {
-                    Self::fail(i, format!("{what} {} needs a value: {what} KEY=value or {what} KEY value", i.args))
+                    Self::fail(
+                        i,
+                        format!(
+                            "{what} {} needs a value: {what} KEY=value or {what} KEY value",
+                            i.args
+                        ),
+                    )
                 })?;
                 return Ok(vec![(k.to_string(), word(v.trim())?)]);
             }
@@ -152,7 +200,9 @@ impl Builder<'_, '_> {
             Keyword::Expose => {
                 let ports = words(&i.args)?;
                 let text = ports.join(" ");
-                let c: ConfigChange = format!("EXPOSE {text}").parse().map_err(|e: strata_image::Error| Self::fail(i, e.to_string()))?;
+                let c: ConfigChange = format!("EXPOSE {text}")
+                    .parse()
+                    .map_err(|e: strata_image::Error| Self::fail(i, e.to_string()))?;
                 changes.push(c);
             }
             Keyword::Volume => {
@@ -165,7 +215,8 @@ impl Builder<'_, '_> {
             Keyword::User => changes.push(ConfigChange::User(word(&i.args)?)),
             Keyword::Workdir => changes.push(ConfigChange::Workdir(word(&i.args)?)),
             Keyword::Shell => {
-                config::settings(cfg).insert("Shell".into(), json!(i.json.clone().unwrap_or_default()));
+                config::settings(cfg)
+                    .insert("Shell".into(), json!(i.json.clone().unwrap_or_default()));
             }
             Keyword::Stopsignal => {
                 let s = word(&i.args)?;
@@ -198,16 +249,19 @@ impl Builder<'_, '_> {
             let next = strata_image::ImageConfig::from_bytes(bytes)
                 .and_then(|c| c.with_changes(&changes))
                 .map_err(|e| Self::fail(i, e.to_string()))?;
-            *cfg = serde_json::from_slice(&next.bytes).map_err(|e| Error::Invalid(e.to_string()))?;
+            *cfg =
+                serde_json::from_slice(&next.bytes).map_err(|e| Error::Invalid(e.to_string()))?;
         }
         Ok(format!("{} {}", i.keyword.name(), i.args))
     }
 }
 
-
 /// `HEALTHCHECK [--interval=..] CMD ...` or `HEALTHCHECK NONE` as Docker's `Healthcheck`.
 fn healthcheck(i: &Instruction, shell: &[String]) -> std::result::Result<Value, String> {
-    let (first, rest) = i.args.split_once(char::is_whitespace).unwrap_or((&i.args, ""));
+    let (first, rest) = i
+        .args
+        .split_once(char::is_whitespace)
+        .unwrap_or((&i.args, ""));
     if first.eq_ignore_ascii_case("NONE") {
         return Ok(json!({"Test": ["NONE"]}));
     }
@@ -219,14 +273,22 @@ fn healthcheck(i: &Instruction, shell: &[String]) -> std::result::Result<Value, 
     let _ = shell;
     let mut hc = serde_json::Map::new();
     hc.insert("Test".into(), json!(test));
-    for (flag, key) in [("interval", "Interval"), ("timeout", "Timeout"), ("start-period", "StartPeriod"), ("start-interval", "StartInterval")] {
+    for (flag, key) in [
+        ("interval", "Interval"),
+        ("timeout", "Timeout"),
+        ("start-period", "StartPeriod"),
+        ("start-interval", "StartInterval"),
+    ] {
         if let Some(v) = i.flag(flag) {
-            let ns = config::duration(v).ok_or_else(|| format!("--{flag}={v}: not a duration (e.g. 30s, 1m)"))?;
+            let ns = config::duration(v)
+                .ok_or_else(|| format!("--{flag}={v}: not a duration (e.g. 30s, 1m)"))?;
             hc.insert(key.into(), json!(ns));
         }
     }
     if let Some(r) = i.flag("retries") {
-        let n: i64 = r.parse().map_err(|_| format!("--retries={r}: not a number"))?;
+        let n: i64 = r
+            .parse()
+            .map_err(|_| format!("--retries={r}: not a number"))?;
         hc.insert("Retries".into(), json!(n));
     }
     Ok(Value::Object(hc))

@@ -92,7 +92,12 @@ enum Cleanup {
 }
 
 /// Builds `options.dockerfile` with `context`; `out` gets the classic builder's output.
-pub fn build(engine: &Engine, context: &Context, options: &BuildOptions, out: &mut Output<'_>) -> Result<Built> {
+pub fn build(
+    engine: &Engine,
+    context: &Context,
+    options: &BuildOptions,
+    out: &mut Output<'_>,
+) -> Result<Built> {
     let df = dockerfile::parse(&options.dockerfile)?;
     check_network(&options.network)?;
     let mut groups: Vec<Vec<Instruction>> = Vec::new();
@@ -188,7 +193,8 @@ impl Builder<'_, '_> {
                 stage.vars.set_line(i.line);
                 self.step_of(&mut stage, i)?;
             }
-            self.stages.push((stage.name.clone(), stage.image.id.clone()));
+            self.stages
+                .push((stage.name.clone(), stage.image.id.clone()));
             last = Some(stage.image);
         }
         Ok(last.expect("a Dockerfile has a FROM"))
@@ -227,7 +233,9 @@ impl Builder<'_, '_> {
             }
         }
         let image = make(self, stage)?;
-        self.engine.images().cache_record(&parent, &key, &image.id)?;
+        self.engine
+            .images()
+            .cache_record(&parent, &key, &image.id)?;
         self.advance_to(stage, image)
     }
 
@@ -246,16 +254,30 @@ impl Builder<'_, '_> {
         }
         let mut cfg = self.engine.images().config_json(&image.id)?;
         let settings = config::settings(&mut cfg);
-        let labels = settings.entry("Labels").or_insert_with(|| serde_json::json!({}));
+        let labels = settings
+            .entry("Labels")
+            .or_insert_with(|| serde_json::json!({}));
         if !labels.is_object() {
             *labels = serde_json::json!({});
         }
         for (k, v) in &self.options.labels {
             labels[k] = serde_json::json!(v);
         }
-        let shown: Vec<String> = self.options.labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
-        let cfg = config::advance(cfg, &format!("/bin/sh -c #(nop)  LABEL {}", shown.join(" ")), None);
-        Ok(self.engine.images().create_from_config(&cfg, image.top_layer.as_ref())?)
+        let shown: Vec<String> = self
+            .options
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v:?}"))
+            .collect();
+        let cfg = config::advance(
+            cfg,
+            &format!("/bin/sh -c #(nop)  LABEL {}", shown.join(" ")),
+            None,
+        );
+        Ok(self
+            .engine
+            .images()
+            .create_from_config(&cfg, image.top_layer.as_ref())?)
     }
 
     fn clean(&mut self) {
@@ -273,10 +295,17 @@ impl Builder<'_, '_> {
     /// The image of a finished stage named (or numbered) `name`.
     fn stage_image(&self, name: &str) -> Option<String> {
         let lower = name.to_ascii_lowercase();
-        if let Some((_, id)) = self.stages.iter().find(|(n, _)| n.as_deref() == Some(&lower)) {
+        if let Some((_, id)) = self
+            .stages
+            .iter()
+            .find(|(n, _)| n.as_deref() == Some(&lower))
+        {
             return Some(id.clone());
         }
-        name.parse::<usize>().ok().and_then(|n| self.stages.get(n)).map(|(_, id)| id.clone())
+        name.parse::<usize>()
+            .ok()
+            .and_then(|n| self.stages.get(n))
+            .map(|(_, id)| id.clone())
     }
 
     /// The error of instruction `i`.

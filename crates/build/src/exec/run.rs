@@ -15,7 +15,10 @@ impl Builder<'_, '_> {
             return Err(Self::fail(i, "RUN --mount is not supported by strata's builder yet: COPY what the step needs instead"));
         }
         if i.flag("security").is_some() {
-            return Err(Self::fail(i, "RUN --security is not supported: strata's build steps run unprivileged"));
+            return Err(Self::fail(
+                i,
+                "RUN --security is not supported: strata's build steps run unprivileged",
+            ));
         }
         let network = match i.flag("network") {
             None | Some("default") => self.options.network.clone(),
@@ -32,11 +35,23 @@ impl Builder<'_, '_> {
         let created_by = if run_env.is_empty() {
             argv.join(" ")
         } else {
-            format!("|{} {} {}", run_env.len(), run_env.join(" "), argv.join(" "))
+            format!(
+                "|{} {} {}",
+                run_env.len(),
+                run_env.join(" "),
+                argv.join(" ")
+            )
         };
         let key = format!("RUN\n{created_by}\n{network:?}");
         self.cached(stage, &key, |b, stage| {
-            b.run_container(stage, i, argv, env.into_iter().chain(run_env).collect(), network, &created_by)
+            b.run_container(
+                stage,
+                i,
+                argv,
+                env.into_iter().chain(run_env).collect(),
+                network,
+                &created_by,
+            )
         })
     }
 
@@ -51,7 +66,10 @@ impl Builder<'_, '_> {
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
         let text = match i.heredocs.as_slice() {
-            [only] if i.args.trim_start().starts_with("<<") && i.args.split_whitespace().count() == 1 => {
+            [only]
+                if i.args.trim_start().starts_with("<<")
+                    && i.args.split_whitespace().count() == 1 =>
+            {
                 only.body.clone()
             }
             [] => i.args.clone(),
@@ -105,14 +123,16 @@ impl Builder<'_, '_> {
             if !keep {
                 self.remove_container(&c.id, true);
             }
-            let kept = if keep { format!(" (its container {short_c} is kept)") } else { String::new() };
+            let kept = if keep {
+                format!(" (its container {short_c} is kept)")
+            } else {
+                String::new()
+            };
             return Err(Self::fail(
                 i,
                 format!(
                     "step {}/{}: the command '{}' returned a non-zero code: {code}{kept}",
-                    self.step,
-                    self.total,
-                    created_by
+                    self.step, self.total, created_by
                 ),
             ));
         }
@@ -121,7 +141,9 @@ impl Builder<'_, '_> {
         let image = self
             .engine
             .images()
-            .commit_rw_with(&c.rw_layer, top.as_ref(), |diff| Ok(config::advance(base, created_by, diff)));
+            .commit_rw_with(&c.rw_layer, top.as_ref(), |diff| {
+                Ok(config::advance(base, created_by, diff))
+            });
         if self.options.remove || image.is_err() {
             self.remove_container(&c.id, false);
             self.say(&format!("Removing intermediate container {short_c}\n"));
@@ -143,7 +165,11 @@ impl Builder<'_, '_> {
             for e in log.read_new()? {
                 self.say(&e.log);
             }
-            if monitor.try_wait().map_err(|e| crate::Error::io("waiting for a RUN step", e))?.is_some() {
+            if monitor
+                .try_wait()
+                .map_err(|e| crate::Error::io("waiting for a RUN step", e))?
+                .is_some()
+            {
                 break;
             }
             waiter.wait()?;
@@ -156,10 +182,12 @@ impl Builder<'_, '_> {
     }
 
     fn remove_container(&self, id: &str, force: bool) {
-        let options = RemoveOptions { force, volumes: true };
+        let options = RemoveOptions {
+            force,
+            volumes: true,
+        };
         if let Err(e) = self.engine.containers().remove(id, &options) {
             tracing::warn!("removing build container {id}: {e}");
         }
     }
 }
-

@@ -12,8 +12,16 @@ use crate::error::{Error, Result};
 
 /// Predefined ARGs, usable without an ARG line (and left out of the image's history).
 pub const PROXY_ARGS: &[&str] = &[
-    "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
-    "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
 ];
 
 #[derive(Clone, Debug, Default)]
@@ -72,10 +80,22 @@ impl Vars {
                 None => (item.clone(), None),
             };
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(Error::step(i.line, format!("ARG names a variable: {name:?} is not a valid name")));
+                return Err(Error::step(
+                    i.line,
+                    format!("ARG names a variable: {name:?} is not a valid name"),
+                ));
             }
-            let inherited = if global { None } else { self.global.get(&name).cloned().flatten() };
-            let value = self.build_args.get(&name).cloned().or(default).or(inherited);
+            let inherited = if global {
+                None
+            } else {
+                self.global.get(&name).cloned().flatten()
+            };
+            let value = self
+                .build_args
+                .get(&name)
+                .cloned()
+                .or(default)
+                .or(inherited);
             if global {
                 self.global.insert(name, value);
             } else {
@@ -87,9 +107,16 @@ impl Vars {
     }
 
     /// The lookup for substitution in a step, with the stage's `env` (`KEY=value`) first.
-    pub fn lookup<'s>(&'s self, env: &'s [String]) -> impl Fn(&str) -> Result<Option<String>, String> + 's {
+    pub fn lookup<'s>(
+        &'s self,
+        env: &'s [String],
+    ) -> impl Fn(&str) -> Result<Option<String>, String> + 's {
         move |name: &str| {
-            if let Some(v) = env.iter().rev().find_map(|e| e.strip_prefix(&format!("{name}="))) {
+            if let Some(v) = env
+                .iter()
+                .rev()
+                .find_map(|e| e.strip_prefix(&format!("{name}=")))
+            {
                 return Ok(Some(v.to_string()));
             }
             if let Some((_, v)) = self.declared.iter().rev().find(|(n, _)| n == name) {
@@ -105,14 +132,16 @@ impl Vars {
                 return Ok(self.build_args.get(name).cloned());
             }
             if let Some((_, line)) = self.later.iter().find(|(n, l)| n == name && *l > self.line) {
-                return Err(format!("${name} is used before its ARG on line {line}: move the ARG above this line"));
+                return Err(format!(
+                    "${name} is used before its ARG on line {line}: move the ARG above this line"
+                ));
             }
             Ok(None)
         }
     }
 
     /// The global ARGs, for FROM lines.
-    pub fn from_lookup(&self) -> impl Fn(&str) -> Result<Option<String>, String> + '_ {
+    pub fn global_lookup(&self) -> impl Fn(&str) -> Result<Option<String>, String> + '_ {
         move |name: &str| Ok(self.global.get(name).cloned().flatten())
     }
 

@@ -123,7 +123,8 @@ pub fn build(engine: &Engine, args: &BuildArgs, out: &mut impl Write) -> Result<
             std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut text)?;
             text
         }
-        (Some(f), false) => std::fs::read_to_string(f).with_context(|| format!("reading the Dockerfile {}", f.display()))?,
+        (Some(f), false) => std::fs::read_to_string(f)
+            .with_context(|| format!("reading the Dockerfile {}", f.display()))?,
         (None, _) => read_in_context(&context, "Dockerfile")?,
     };
     let options = BuildOptions {
@@ -145,23 +146,17 @@ pub fn build(engine: &Engine, args: &BuildArgs, out: &mut impl Write) -> Result<
     };
     let quiet = args.quiet;
     let started = Instant::now();
-    let mut step_started = Instant::now();
     let timed = std::io::stderr().is_terminal();
     let mut failed_write = None;
     let mut print = |text: &str| {
         if quiet {
             return;
         }
-        // On a terminal each step's line ends with the time the previous step took.
-        if timed && text.starts_with("Step ") && step_started.elapsed().as_millis() > 0 {
-            step_started = Instant::now();
-        }
         if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
             failed_write.get_or_insert(e);
         }
     };
     let built = strata_build::build(engine, &context, &options, &mut print);
-    drop(print);
     let built = built?;
     if let Some(e) = failed_write {
         return Err(e.into());
@@ -172,7 +167,8 @@ pub fn build(engine: &Engine, args: &BuildArgs, out: &mut impl Write) -> Result<
         eprintln!("build took {:.1}s", started.elapsed().as_secs_f64());
     }
     if let Some(path) = &args.iidfile {
-        std::fs::write(path, &built.id).with_context(|| format!("writing --iidfile {}", path.display()))?;
+        std::fs::write(path, &built.id)
+            .with_context(|| format!("writing --iidfile {}", path.display()))?;
     }
     Ok(())
 }
@@ -180,7 +176,9 @@ pub fn build(engine: &Engine, args: &BuildArgs, out: &mut impl Write) -> Result<
 fn read_in_context(context: &Context, name: &str) -> Result<String> {
     match context.read_file(name)? {
         Some(text) => Ok(text),
-        None => bail!("cannot find the Dockerfile {name} in the build context: give its path with -f"),
+        None => {
+            bail!("cannot find the Dockerfile {name} in the build context: give its path with -f")
+        }
     }
 }
 
@@ -201,7 +199,11 @@ pub fn builder(engine: &Engine, command: &BuilderCommand, out: &mut impl Write) 
                 }
                 writeln!(out)?;
             }
-            writeln!(out, "Total reclaimed space: {}", strata_sys::human::human_size(report.reclaimed))?;
+            writeln!(
+                out,
+                "Total reclaimed space: {}",
+                strata_sys::human::human_size(report.reclaimed)
+            )?;
             Ok(())
         }
     }

@@ -113,7 +113,7 @@ impl Images<'_> {
             .filter_map(|id| self.stores.images.image(id).ok())
             .filter(|i| i.tags.is_empty())
             .collect();
-        images.sort_by(|a, b| b.created.cmp(&a.created));
+        images.sort_by_key(|i| std::cmp::Reverse(i.created));
         let mut report = CachePrune {
             records,
             ..Default::default()

@@ -296,6 +296,6 @@ fn exec_changes_archive_top_commit_and_prune() {
             .unwrap();
     });
     let build = d.raw("POST", "/v1.47/build", b"not a tar");
-    assert_eq!(build.status, 501);
-    assert!(build.message().contains("does not build images yet"));
+    assert_eq!(build.status, 400);
+    assert!(build.message().contains("build context"), "{}", build.message());
 }

@@ -360,17 +360,17 @@ fn events_build_system_df_save_load() {
     );
     assert_eq!(replay.trim(), "die");
 
-    // No builder: Docker's error shape, a clear message.
+    // A bad Dockerfile: Docker's error shape, the line named.
     let context = d.dir.path().join("ctx");
     std::fs::create_dir(&context).unwrap();
-    std::fs::write(context.join("Dockerfile"), "FROM bb\n").unwrap();
+    std::fs::write(context.join("Dockerfile"), "FROM bb\nNOPE x\n").unwrap();
     let out = docker_cmd(&d, &["build", context.to_str().unwrap()])
         .env("DOCKER_BUILDKIT", "0")
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("does not build images yet"), "{err}");
+    assert!(err.contains("line 2") && err.contains("unknown instruction: NOPE"), "{err}");
 
     let df = ok(&d, &["system", "df"]);
     assert!(df.contains("Images") && df.contains("Containers"), "{df}");

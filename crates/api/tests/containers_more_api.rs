@@ -297,5 +297,9 @@ fn exec_changes_archive_top_commit_and_prune() {
     });
     let build = d.raw("POST", "/v1.47/build", b"not a tar");
     assert_eq!(build.status, 400);
-    assert!(build.message().contains("build context"), "{}", build.message());
+    assert!(
+        build.message().contains("build context"),
+        "{}",
+        build.message()
+    );
 }

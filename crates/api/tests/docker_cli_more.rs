@@ -370,7 +370,10 @@ fn events_build_system_df_save_load() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("line 2") && err.contains("unknown instruction: NOPE"), "{err}");
+    assert!(
+        err.contains("line 2") && err.contains("unknown instruction: NOPE"),
+        "{err}"
+    );
 
     let df = ok(&d, &["system", "df"]);
     assert!(df.contains("Images") && df.contains("Containers"), "{df}");

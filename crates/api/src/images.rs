@@ -197,7 +197,7 @@ fn keep(filters: &Filters, image: &ImageSummary) -> bool {
                 .iter()
                 .any(|t| reference_matches(pattern, t))
         })
-        && filters.accepts("label", |label| match label.split_once('=') {
+        && filters.accepts_all("label", |label| match label.split_once('=') {
             Some((k, v)) => image.labels.get(k).is_some_and(|have| have == v),
             None => image.labels.contains_key(label),
         })

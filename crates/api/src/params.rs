@@ -136,6 +136,12 @@ impl Filters {
             Some(values) => values.iter().any(|v| matches(v)),
         }
     }
+
+    /// Whether every value of `name` satisfies `matches` (true when it is absent). Docker
+    /// ANDs `label` filters where it ORs the others; compose relies on it.
+    pub fn accepts_all(&self, name: &str, matches: impl Fn(&str) -> bool) -> bool {
+        self.values(name).iter().all(|v| matches(v))
+    }
 }
 
 /// The largest JSON request body read (a create body is a few KiB).
@@ -187,6 +193,15 @@ mod tests {
         assert!(Filters::parse("[1]").is_err());
         assert!(Filters::parse(r#"{"status":[1]}"#).is_err());
         assert!(f.only(&["status"]).is_ok() && f.only(&["label"]).is_err());
+    }
+
+    #[test]
+    fn label_filters_are_anded_others_ored() {
+        let f = Filters::parse(r#"{"label":["a=1","b"],"status":["exited","running"]}"#).unwrap();
+        assert!(f.accepts_all("label", |l| ["a=1", "b"].contains(&l)));
+        assert!(!f.accepts_all("label", |l| l == "a=1"));
+        assert!(f.accepts_all("missing", |_| false));
+        assert!(f.accepts("status", |s| s == "running"));
     }
 
     #[test]

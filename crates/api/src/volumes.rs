@@ -50,7 +50,7 @@ fn keep(filters: &Filters, v: &Volume, in_use: bool) -> bool {
     filters.accepts("dangling", |d| matches!(d, "true" | "1") != in_use)
         && filters.accepts("name", |n| v.name.contains(n))
         && filters.accepts("driver", |d| d == LOCAL_DRIVER)
-        && filters.accepts("label", |l| label_matches(&v.labels, l))
+        && filters.accepts_all("label", |l| label_matches(&v.labels, l))
 }
 
 /// `key` or `key=value`, as Docker's label filters.
@@ -125,7 +125,7 @@ async fn prune(State(state): State<AppState>, query: Query) -> ApiResult<Json<Va
         .daemon
         .run(move |e| {
             let keep = |v: &Volume| {
-                !filters.accepts("label", |l| label_matches(&v.labels, l))
+                !filters.accepts_all("label", |l| label_matches(&v.labels, l))
                     || filters
                         .values("label!")
                         .iter()

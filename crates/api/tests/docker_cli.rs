@@ -94,6 +94,44 @@ fn run_rm_output_exit_codes_ps_and_rm() {
         ],
     );
     assert!(exited.starts_with("kept Exited (2)"), "{exited}");
+    // Two label filters are ANDed, as Docker does (compose counts its services this way).
+    ok(
+        &d,
+        &[
+            "create", "--name", "l1", "--label", "a=1", "--label", "b=2", "bb", "true",
+        ],
+    );
+    ok(
+        &d,
+        &["create", "--name", "l2", "--label", "a=1", "bb", "true"],
+    );
+    let both = ok(
+        &d,
+        &[
+            "ps",
+            "-a",
+            "--filter",
+            "label=a=1",
+            "--filter",
+            "label=b=2",
+            "--format",
+            "{{.Names}}",
+        ],
+    );
+    assert_eq!(both.trim(), "l1");
+    let one = ok(
+        &d,
+        &[
+            "ps",
+            "-a",
+            "--filter",
+            "label=a=1",
+            "--format",
+            "{{.Names}}",
+        ],
+    );
+    assert_eq!(one.lines().count(), 2, "{one}");
+    ok(&d, &["rm", "l1", "l2"]);
     let piped = Command::new("sh")
         .arg("-c")
         .arg("echo piped | docker run -i --rm bb cat")

@@ -98,7 +98,7 @@ fn keep(filters: &Filters, s: &ContainerSummary) -> bool {
                     .contains(v.trim_start_matches('/'))
             })
         })
-        && filters.accepts("label", |l| match l.split_once('=') {
+        && filters.accepts_all("label", |l| match l.split_once('=') {
             Some((k, v)) => labels.get(k).is_some_and(|have| have == v),
             None => labels.contains_key(l),
         })

@@ -115,7 +115,7 @@ async fn prune(State(state): State<AppState>, query: Query) -> ApiResult<Json<Va
                     Some((k, v)) => labels.get(k).is_some_and(|have| have == v),
                     None => labels.contains_key(l),
                 };
-                if !filters.accepts("label", matches)
+                if !filters.accepts_all("label", matches)
                     || filters.values("label!").iter().any(|l| matches(l))
                 {
                     continue;
